@@ -1,0 +1,201 @@
+"""Pipeline benchmark: export, embed and publish a generated archive of >= 100,000 items
+over three years, with the hashing embedder, on SQLite.
+
+Prints items/s per stage and end to end, and peak memory. Each size runs in its own child
+process (so peak RSS is that run's alone); the one-year run is the baseline the three-year
+run is compared with: throughput should hold and memory should stay flat as days grow.
+
+    .venv/bin/python bench/pipeline.py [--items 100000] [--years 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+WORDS = [
+    "standup",
+    "release",
+    "plan",
+    "staging",
+    "rollout",
+    "budget",
+    "review",
+    "hiring",
+    "loop",
+    "retro",
+    "incident",
+    "queue",
+    "cache",
+    "design",
+    "proposal",
+    "worker",
+    "api",
+    "server",
+    "reading",
+    "notes",
+    "garden",
+    "travel",
+    "conference",
+    "slides",
+    "branch",
+    "deploy",
+    "metrics",
+    "latency",
+    "dashboard",
+    "customer",
+    "roadmap",
+    "quarter",
+    "goals",
+    "sync",
+    "pairing",
+    "test",
+    "flaky",
+    "migration",
+    "schema",
+    "index",
+    "search",
+    "vector",
+    "embed",
+    "publish",
+    "export",
+    "ledger",
+    "checkpoint",
+    "lease",
+]
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def generate(home: Path, items: int, years: int) -> dict[str, int]:
+    """60% chat (JSONL), 25% mail (mbox), 15% notes, spread over `years` * 365 days."""
+    from softcopy.config import add_source
+
+    rng = random.Random(42)
+    end = date(2026, 10, 31)
+    days = years * 365
+    start = end - timedelta(days=days - 1)
+
+    def when() -> datetime:
+        day = start + timedelta(days=rng.randrange(days))
+        return datetime(
+            day.year, day.month, day.day, rng.randrange(24), rng.randrange(60), tzinfo=UTC
+        )
+
+    counts = {"chat": int(items * 0.6), "mail": int(items * 0.25)}
+    counts["notes"] = items - counts["chat"] - counts["mail"]
+    src = home / "sources"
+    src.mkdir(parents=True)
+    with (src / "chat.jsonl").open("w") as out:
+        for n in range(counts["chat"]):
+            record = {"id": f"m{n}", "ts": when().isoformat(), "text": sentence(rng, 25)}
+            out.write(json.dumps(record) + "\n")
+    with (src / "mail.mbox").open("w") as out:
+        for n in range(counts["mail"]):
+            msg = EmailMessage()
+            msg["From"] = "a@example.org"
+            msg["To"] = "me@example.org"
+            msg["Subject"] = sentence(rng, 5)
+            ts = when()
+            msg["Date"] = format_datetime(ts)
+            msg["Message-ID"] = f"<{n}@bench>"
+            msg.set_content(sentence(rng, 60))
+            out.write(f"From a@example.org {ts:%a %b %d %H:%M:%S %Y}\n{msg.as_string()}\n")
+    notes = src / "notes"
+    notes.mkdir()
+    for n in range(counts["notes"]):
+        day = when().date()
+        (notes / f"{day.isoformat()}-{n}.md").write_text(
+            f"# {sentence(rng, 4)}\n\n{sentence(rng, 80)}\n"
+        )
+    add_source(home, name="chat", kind="jsonl", path="sources/chat.jsonl")
+    add_source(home, name="mail", kind="mbox", path="sources/mail.mbox")
+    add_source(home, name="notes", kind="notes", path="sources/notes")
+    return counts
+
+
+def measure(items: int, years: int) -> dict[str, float]:
+    """Generate, then time each stage over every source (run in a child process)."""
+    from softcopy.config import load_settings
+    from softcopy.db import get_engine
+    from softcopy.ingestion.states import Stage
+    from softcopy.memory.runner import run_stages
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        generate(home, items, years)
+        settings = load_settings(home, env={})
+        engine = get_engine(settings.database_url)
+        figures: dict[str, float] = {"items": items, "days": years * 365}
+        total = 0.0
+        for stage in Stage:
+            began = time.perf_counter()
+            summary = run_stages(
+                settings=settings, engine=engine, stages=[stage], sources=["chat", "mail", "notes"]
+            )
+            seconds = time.perf_counter() - began
+            assert summary.ok, summary.failures[:3]
+            done = sum(r.items for r in summary.results)
+            assert done == items, (stage, done, items)
+            figures[f"{stage}_s"] = seconds
+            total += seconds
+        figures["total_s"] = total
+        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--years", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.items, args.years)))
+        return
+
+    def child(items: int, years: int) -> dict[str, float]:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--items", str(items), "--years", str(years)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    baseline = child(args.items // args.years, 1)
+    full = child(args.items, args.years)
+    print(
+        f"{'run':<22}{'items':>9}{'days':>6}{'export/s':>11}{'embed/s':>10}{'publish/s':>11}"
+        f"{'end-to-end/s':>14}{'peak MB':>9}"
+    )
+    for name, f in (("baseline (1 year)", baseline), (f"full ({args.years} years)", full)):
+        rate = {s: f["items"] / f[f"{s}_s"] for s in ("export", "embed", "publish")}
+        print(
+            f"{name:<22}{int(f['items']):>9}{int(f['days']):>6}{rate['export']:>11,.0f}"
+            f"{rate['embed']:>10,.0f}{rate['publish']:>11,.0f}"
+            f"{f['items'] / f['total_s']:>14,.0f}{f['peak_rss_mb']:>9,.0f}"
+        )
+    speed = (full["items"] / full["total_s"]) / (baseline["items"] / baseline["total_s"])
+    memory = full["peak_rss_mb"] / baseline["peak_rss_mb"]
+    print(
+        f"full/baseline: end-to-end items/s x{speed:.2f}, peak memory x{memory:.2f}, "
+        f"for x{full['items'] / baseline['items']:.1f} the items over "
+        f"x{full['days'] / baseline['days']:.0f} the days"
+    )
+
+
+if __name__ == "__main__":
+    main()

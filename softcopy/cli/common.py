@@ -1,0 +1,125 @@
+"""What every command shares: --home and --json, date parsing, opening the home, output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
+
+from softcopy.config import Settings, load_settings
+from softcopy.db import get_engine
+from softcopy.errors import BadDate
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_iso_day(value: str, what: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadDate(f"bad date {value!r} for {what}: expected YYYY-MM-DD") from None
+
+
+def _parse_day(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> date | None:
+    if value is None:
+        return None
+    return parse_iso_day(value, max(param.opts, key=len) if param.opts else str(param.name))
+
+
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", envvar="SOFTCOPY_HOME", help="softcopy home folder (default: user data dir)"
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Day = Annotated[str | None, typer.Option("--day", callback=_parse_day, help="One day, YYYY-MM-DD.")]
+RangeStart = Annotated[
+    str | None,
+    typer.Option("--range-start-day", callback=_parse_day, help="First day, YYYY-MM-DD."),
+]
+RangeEnd = Annotated[
+    str | None,
+    typer.Option("--range-end-day", callback=_parse_day, help="Last day, YYYY-MM-DD."),
+]
+Sources = Annotated[
+    list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")
+]
+SkipBad = Annotated[
+    bool,
+    typer.Option("--skip-bad-records", help="Count and log unreadable records instead of failing."),
+]
+
+
+def day_range(
+    start: date | None, end: date | None, *, day: date | None = None
+) -> tuple[date | None, date | None]:
+    """Validate --day / --range-start-day / --range-end-day into (start, end)."""
+    if day is not None:
+        if start or end:
+            raise BadDate("give either --day or --range-start-day/--range-end-day, not both")
+        return day, day
+    if start and end and end < start:
+        raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
+    return start, end
+
+
+def open_home(home: Path | None) -> tuple[Settings, Engine]:
+    settings = load_settings(home)
+    return settings, get_engine(settings.database_url)
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A rich progress bar on stderr, as a `progress(done, total, label)` callback."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield update

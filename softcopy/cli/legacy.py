@@ -1,0 +1,185 @@
+"""Legacy flows kept for compatibility: `ingest` (all stages in process, no jobs),
+`ledger list|show` and `cache stats|prune|clear`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from softcopy.cli.common import (
+    AsJson,
+    Home,
+    RangeEnd,
+    RangeStart,
+    SkipBad,
+    Sources,
+    console,
+    day_range,
+    open_home,
+    parse_iso_day,
+    print_json,
+    progress_bar,
+)
+from softcopy.cli.render import run_summary
+from softcopy.db import session_scope, utcnow
+from softcopy.errors import NotFound
+from softcopy.ingestion.states import Stage
+from softcopy.memory import cache, ledger
+from softcopy.memory.runner import run_stages
+
+ledger_app = typer.Typer(help="Read the per (source, day, stage) ledger.")
+cache_app = typer.Typer(help="Inspect and trim the embedding cache.")
+
+
+def ingest(
+    sources: Sources = None,
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    skip_bad_records: SkipBad = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Export, embed and publish every day of the sources, in this process (no jobs)."""
+    start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
+    settings, engine = open_home(home)
+    names = [s.name for s in settings.selected_sources(sources)]
+    with progress_bar(not as_json) as progress:
+        summary = run_stages(
+            settings=settings,
+            engine=engine,
+            stages=list(Stage),
+            sources=names,
+            start=start,
+            end=end,
+            skip_bad_records=skip_bad_records,
+            done_by="cli:ingest",
+            progress=progress,
+        )
+    run_summary(summary, as_json=as_json)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("list")
+def ledger_list(
+    sources: Sources = None,
+    stage: Annotated[Stage | None, typer.Option("--stage", help="Only this stage.")] = None,
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Ledger entries, newest day last."""
+    start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
+    settings, engine = open_home(home)
+    names = [s.name for s in settings.selected_sources(sources)] if sources else [None]
+    with Session(engine) as session:
+        rows = [
+            row
+            for name in names
+            for row in ledger.entries(
+                session, source=name, stage=stage, start=start, end=end, limit=limit
+            )
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("source", "day", "stage", "outcome", "items", "skipped", "done by", "when")
+    for row in rows:
+        table.add_row(
+            row.source,
+            row.day.isoformat(),
+            str(row.stage),
+            str(row.outcome),
+            str(row.items),
+            str(row.skipped),
+            row.done_by,
+            f"{row.attempted_at:%Y-%m-%d %H:%M:%S}",
+        )
+    console.print(table)
+
+
+@ledger_app.command("show")
+def ledger_show(
+    source: Annotated[str, typer.Argument(help="The source.")],
+    day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every stage's ledger entry for one (source, day), with digests."""
+    start = parse_iso_day(day, "DAY")
+    settings, engine = open_home(home)
+    settings.source(source)
+    with Session(engine) as session:
+        rows = ledger.entries(session, source=source, start=start, end=start)
+    if not rows:
+        raise NotFound("ledger entry", f"{source} {day}")
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        console.print(
+            f"[bold]{row.stage}[/] {row.outcome}  items={row.items} skipped={row.skipped}"
+        )
+        console.print(f"  input  {row.input_digest}\n  output {row.output_digest}")
+        if row.artifact_sha:
+            console.print(f"  artifact sha256 {row.artifact_sha}")
+        console.print(f"  by {row.done_by} at {row.attempted_at:%Y-%m-%d %H:%M:%S}")
+        if row.error:
+            console.print(f"  error: {row.error}", markup=False)
+
+
+@cache_app.command("stats")
+def cache_stats(home: Home = None, as_json: AsJson = False) -> None:
+    """Entries and bytes per embedding model."""
+    _, engine = open_home(home)
+    with Session(engine) as session:
+        rows = cache.stats(session)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("model", "entries", "bytes", "last used")
+    for row in rows:
+        used = f"{row.last_used:%Y-%m-%d %H:%M}" if row.last_used else "-"
+        table.add_row(row.model, str(row.entries), f"{row.bytes:,}", used)
+    console.print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than_days: Annotated[
+        int, typer.Option("--older-than-days", min=0, help="Drop vectors unused this long.")
+    ] = 30,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Drop cached vectors that no embed has used for a while."""
+    _, engine = open_home(home)
+    with session_scope(engine) as session:
+        removed = cache.prune(session, unused_since=utcnow() - timedelta(days=older_than_days))
+    _report_removed(removed, as_json)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Empty the embedding cache (or one model's part of it)."""
+    _, engine = open_home(home)
+    with session_scope(engine) as session:
+        removed = cache.clear(session, model=model)
+    _report_removed(removed, as_json)
+
+
+def _report_removed(removed: int, as_json: bool) -> None:
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        console.print(f"removed {removed} cached vectors")

@@ -1,0 +1,57 @@
+"""The `softcopy` command: assembles the Typer apps and maps errors to exit codes, once.
+
+Exit codes: 0 success; 1 the operation ran and found a failure; 2 bad input (usage,
+unknown id, conflicts with persisted state).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from softcopy.cli import demo, legacy, memory, sources
+from softcopy.errors import OperationFailed, SoftcopyError
+
+app = typer.Typer(
+    name="softcopy",
+    help="Ingest your digital memory, day by day, into a searchable index.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(memory.app, name="memory")
+app.add_typer(sources.app, name="source")
+app.add_typer(legacy.ledger_app, name="ledger")
+app.add_typer(legacy.cache_app, name="cache")
+app.command("ingest")(legacy.ingest)
+app.command("demo")(demo.demo)
+
+
+def exit_code(error: SoftcopyError) -> int:
+    return 1 if isinstance(error, OperationFailed) else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every SoftcopyError becomes one line on stderr and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        # without standalone mode, click returns a typer.Exit's code instead of raising it
+        code = command.main(args=argv, prog_name="softcopy", standalone_mode=False)
+    except SoftcopyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code(error)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""`softcopy source add|list`: edit and read the sources in softcopy.toml."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from softcopy.cli.common import AsJson, Home, console, print_json
+from softcopy.config import SOURCE_KINDS, add_source, default_home, load_settings
+from softcopy.db import get_engine
+from softcopy.errors import UserError
+from softcopy.memory.scan import source_days
+
+app = typer.Typer(help="Configure the sources softcopy reads.")
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A short name, e.g. notes or mail.")],
+    kind: Annotated[str, typer.Option("--kind", help=f"One of: {', '.join(SOURCE_KINDS)}.")],
+    path: Annotated[str, typer.Option("--path", help="File or folder (relative to the home).")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Kind option as KEY=VALUE (e.g. ts_field=time)."),
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a source (or replace one of the same name)."""
+    home_path = (home or default_home()).expanduser().resolve()
+    added = add_source(home_path, name=name, kind=kind, path=path, options=_options(option or []))
+    if as_json:
+        print_json(added)
+    else:
+        console.print(f"added source [bold]{added.name}[/] ({added.kind}) at {added.path}")
+
+
+@app.command("list")
+def list_sources(home: Home = None, as_json: AsJson = False) -> None:
+    """The configured sources with the days the last scan found."""
+    settings = load_settings(home)
+    engine = get_engine(settings.database_url)
+    rows = []
+    with Session(engine) as session:
+        for config in settings.selected_sources(None):
+            days = source_days(session, config.name, None, None)
+            rows.append(
+                {
+                    "name": config.name,
+                    "kind": config.kind,
+                    "path": str(config.path),
+                    "options": config.options,
+                    "days": len(days),
+                    "first_day": days[0].day.isoformat() if days else None,
+                    "last_day": days[-1].day.isoformat() if days else None,
+                }
+            )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "kind", "path", "days scanned", "first", "last")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["kind"],
+            row["path"],
+            str(row["days"]),
+            row["first_day"] or "-",
+            row["last_day"] or "-",
+        )
+    console.print(table)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    """KEY=VALUE pairs; values are read as JSON when they parse (numbers, lists), else text."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad --option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

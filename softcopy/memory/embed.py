@@ -1,0 +1,78 @@
+"""Embed: a day's export → `<home>/vectors/<source>/<YYYY>/<day>.npy`, rows in export order.
+
+Vectors come from the embedding cache when the (model, content hash) was embedded before.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from softcopy.ingestion.states import Stage
+from softcopy.memory import cache, export, ledger
+from softcopy.memory.artifacts import read_checked, require_done, vectors_to_bytes
+from softcopy.memory.items import digest
+from softcopy.memory.stage import (
+    StageContext,
+    StageResult,
+    chain,
+    embed_input_digest,
+    export_path,
+    vectors_path,
+    write_atomic,
+)
+
+
+def run(ctx: StageContext, source: str, day: date) -> StageResult:
+    upstream = require_done(
+        ledger.get(ctx.session, source=source, day=day, stage=Stage.export),
+        Stage.export,
+        Stage.embed,
+        source,
+        day,
+    )
+    items = export.read(read_checked(export_path(ctx.settings, source, day), upstream, Stage.embed))
+    model = ctx.embedder
+    now = ctx.clock()
+    hashes = [item.content_hash for item in items]
+    vectors = cache.lookup(ctx.session, model=model.name, hashes=hashes, now=now)
+    todo = {item.content_hash: item for item in items if item.content_hash not in vectors}
+    if todo:
+        fresh = model.embed([f"{item.title}\n{item.text}" for item in todo.values()])
+        computed = dict(zip(todo, fresh, strict=True))
+        cache.store(ctx.session, model=model.name, vectors=computed, now=now)
+        vectors.update(computed)
+    matrix = (
+        np.stack([vectors[h] for h in hashes]) if items else np.zeros((0, model.dim), np.float32)
+    )
+    path = vectors_path(ctx.settings, source, day)
+    sha = write_atomic(path, vectors_to_bytes(matrix))
+    assert upstream.output_digest is not None
+    result = StageResult(
+        stage=Stage.embed,
+        source=source,
+        day=day,
+        items=len(items),
+        skipped=0,
+        input_digest=embed_input_digest(upstream.output_digest, model.name),
+        output_digest=chain(
+            digest(zip([i.item_id for i in items], hashes, strict=True)), model.name
+        ),
+        artifact=path,
+        artifact_sha=sha,
+    )
+    ledger.record_ok(
+        ctx.session,
+        source=source,
+        day=day,
+        stage=Stage.embed,
+        input_digest=result.input_digest,
+        output_digest=result.output_digest,
+        artifact_sha=sha,
+        items=result.items,
+        skipped=0,
+        done_by=ctx.done_by,
+        now=now,
+    )
+    return result

@@ -1,0 +1,99 @@
+"""The ledger: per (source, day, stage), what the last run read and wrote, and who ran it.
+
+This is what coverage compares with the sources to tell current from stale and missing.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Session, select
+
+from softcopy.ingestion.states import Outcome, Stage
+from softcopy.memory.tables import LedgerEntry
+
+
+def get(session: Session, *, source: str, day: date, stage: Stage) -> LedgerEntry | None:
+    return session.get(LedgerEntry, (source, day, stage))
+
+
+def record_ok(
+    session: Session,
+    *,
+    source: str,
+    day: date,
+    stage: Stage,
+    input_digest: str,
+    output_digest: str,
+    artifact_sha: str | None,
+    items: int,
+    skipped: int,
+    done_by: str,
+    now: datetime,
+) -> LedgerEntry:
+    entry = get(session, source=source, day=day, stage=stage) or LedgerEntry(
+        source=source, day=day, stage=stage, outcome=Outcome.ok, attempted_at=now, done_by=done_by
+    )
+    entry.outcome = Outcome.ok
+    entry.input_digest = input_digest
+    entry.output_digest = output_digest
+    entry.artifact_sha = artifact_sha
+    entry.items = items
+    entry.skipped = skipped
+    entry.done_at = entry.attempted_at = now
+    entry.done_by = done_by
+    entry.error = None
+    session.add(entry)
+    return entry
+
+
+def record_failure(
+    session: Session,
+    *,
+    source: str,
+    day: date,
+    stage: Stage,
+    error: str,
+    done_by: str,
+    now: datetime,
+) -> LedgerEntry:
+    """Mark the last attempt failed; the digests of the last good run stay as they were."""
+    entry = get(session, source=source, day=day, stage=stage) or LedgerEntry(
+        source=source,
+        day=day,
+        stage=stage,
+        outcome=Outcome.failed,
+        attempted_at=now,
+        done_by=done_by,
+    )
+    entry.outcome = Outcome.failed
+    entry.attempted_at = now
+    entry.done_by = done_by
+    entry.error = error
+    session.add(entry)
+    return entry
+
+
+def entries(
+    session: Session,
+    *,
+    source: str | None = None,
+    stage: Stage | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int | None = None,
+) -> list[LedgerEntry]:
+    query = select(LedgerEntry)
+    if source:
+        query = query.where(LedgerEntry.source == source)
+    if stage:
+        query = query.where(LedgerEntry.stage == stage)
+    if start:
+        query = query.where(LedgerEntry.day >= start)
+    if end:
+        query = query.where(LedgerEntry.day <= end)
+    query = query.order_by(LedgerEntry.source, LedgerEntry.day, LedgerEntry.stage)
+    if limit:
+        query = query.limit(limit)
+    order = list(Stage)
+    return sorted(session.exec(query), key=lambda e: (e.source, e.day, order.index(e.stage)))

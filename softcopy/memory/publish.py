@@ -1,0 +1,75 @@
+"""Publish: a day's export and vectors → the search index, replacing that (source, day)'s
+rows in one transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from softcopy.errors import StageFailed
+from softcopy.ingestion.states import Stage
+from softcopy.memory import export, index, ledger
+from softcopy.memory.artifacts import read_checked, require_done, vectors_from_bytes
+from softcopy.memory.items import digest
+from softcopy.memory.stage import (
+    StageContext,
+    StageResult,
+    embed_input_digest,
+    export_path,
+    vectors_path,
+)
+
+
+def run(ctx: StageContext, source: str, day: date) -> StageResult:
+    exported = require_done(
+        ledger.get(ctx.session, source=source, day=day, stage=Stage.export),
+        Stage.export,
+        Stage.publish,
+        source,
+        day,
+    )
+    embedded = require_done(
+        ledger.get(ctx.session, source=source, day=day, stage=Stage.embed),
+        Stage.embed,
+        Stage.publish,
+        source,
+        day,
+    )
+    assert exported.output_digest is not None and embedded.output_digest is not None
+    if embedded.input_digest != embed_input_digest(exported.output_digest, ctx.embedder.name):
+        raise StageFailed(
+            Stage.publish, source, day, "the vectors are older than the export; run embed first"
+        )
+    items = export.read(
+        read_checked(export_path(ctx.settings, source, day), exported, Stage.publish)
+    )
+    vectors = vectors_from_bytes(
+        read_checked(vectors_path(ctx.settings, source, day), embedded, Stage.publish)
+    )
+    if len(vectors) != len(items):
+        raise StageFailed(
+            Stage.publish, source, day, f"{len(items)} items but {len(vectors)} vectors"
+        )
+    index.replace_day(ctx.settings.index_path, source=source, day=day, items=items, vectors=vectors)
+    result = StageResult(
+        stage=Stage.publish,
+        source=source,
+        day=day,
+        items=len(items),
+        skipped=0,
+        input_digest=embedded.output_digest,
+        output_digest=digest((item.item_id, item.content_hash) for item in items),
+    )
+    ledger.record_ok(
+        ctx.session,
+        source=source,
+        day=day,
+        stage=Stage.publish,
+        input_digest=result.input_digest,
+        output_digest=result.output_digest,
+        artifact_sha=None,
+        items=result.items,
+        skipped=0,
+        done_by=ctx.done_by,
+        now=ctx.clock(),
+    )
+    return result

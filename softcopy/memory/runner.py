@@ -1,0 +1,132 @@
+"""Run stages over sources and days in this process, one transaction per (stage, source,
+day). What the stage primitives and the legacy `ingest` use; jobs use the control plane."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from softcopy.config import Settings
+from softcopy.errors import OperationFailed
+from softcopy.ingestion.states import Stage
+from softcopy.memory import embed, export, ledger, publish
+from softcopy.memory.stage import StageContext, StageResult
+from softcopy.memory.tables import LedgerEntry, SourceDay
+
+STAGE_FUNCTIONS: dict[Stage, Callable[[StageContext, str, date], StageResult]] = {
+    Stage.export: export.run,
+    Stage.embed: embed.run,
+    Stage.publish: publish.run,
+}
+
+COMMIT_EVERY = 200  # cells per transaction: a commit per day costs more than the day here
+Progress = Callable[[int, int, str], None]  # done, total, what is running now
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: Stage
+    source: str
+    day: date
+    error: str
+
+
+@dataclass
+class RunSummary:
+    results: list[StageResult] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_stages(
+    *,
+    settings: Settings,
+    engine: Engine,
+    stages: list[Stage],
+    sources: list[str],
+    start: date | None = None,
+    end: date | None = None,
+    exact_days: bool = False,
+    skip_bad_records: bool = False,
+    done_by: str = "cli",
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run `stages` in order for each (source, day). With `exact_days`, every day of
+    [start, end] runs; otherwise the days the source has data for (or once had)."""
+    summary = RunSummary()
+    with Session(engine, expire_on_commit=False) as session:
+        ctx = StageContext(
+            settings=settings, session=session, done_by=done_by, skip_bad_records=skip_bad_records
+        )
+        work = []
+        for source in sources:
+            ctx.source(source)  # refresh the scan index before choosing days
+            session.commit()
+            days = _span(start, end) if exact_days else _days(session, source, start, end)
+            work += [(source, day) for day in days]
+        total = len(work) * len(stages)
+        done = 0
+        for source, day in work:
+            for stage in stages:
+                if progress:
+                    progress(done, total, f"{stage} {source} {day}")
+                outcome = _run_one(ctx, stage, source, day)
+                done += 1
+                if done % COMMIT_EVERY == 0:
+                    session.commit()
+                if isinstance(outcome, Failure):
+                    summary.failures.append(outcome)
+                    done += len(stages) - stages.index(stage) - 1
+                    break  # later stages of this day would read what just failed
+                summary.results.append(outcome)
+        session.commit()
+        if progress:
+            progress(done, total, "done")
+    return summary
+
+
+def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageResult | Failure:
+    """One cell. A stage raises OperationFailed before it writes to the session (see
+    StageContext), so a failure records itself without undoing the days batched before it."""
+    try:
+        return STAGE_FUNCTIONS[stage](ctx, source, day)
+    except OperationFailed as exc:
+        ledger.record_failure(
+            ctx.session,
+            source=source,
+            day=day,
+            stage=stage,
+            error=str(exc),
+            done_by=ctx.done_by,
+            now=ctx.clock(),
+        )
+        return Failure(stage=stage, source=source, day=day, error=str(exc))
+
+
+def _days(session: Session, source: str, start: date | None, end: date | None) -> list[date]:
+    """Days with data now, and days exported before (their data may have been deleted)."""
+    days: set[date] = set()
+    for column, table in ((SourceDay.day, SourceDay), (LedgerEntry.day, LedgerEntry)):
+        query = select(column).where(table.source == source)
+        if start:
+            query = query.where(column >= start)
+        if end:
+            query = query.where(column <= end)
+        days |= set(session.scalars(query.distinct()))
+    return sorted(days)
+
+
+def _span(start: date | None, end: date | None) -> Iterator[date]:
+    assert start is not None and end is not None
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)

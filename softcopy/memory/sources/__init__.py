@@ -1,0 +1,31 @@
+"""Source kinds, one module each, looked up by name in a small registry."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from softcopy.config import SourceConfig
+from softcopy.memory.sources.base import ItemRef, Source, UnitScan
+
+_KINDS: dict[str, type] = {}
+
+
+def register(kind: str, cls: type) -> None:
+    _KINDS[kind] = cls
+
+
+def open_source(config: SourceConfig, tz: tzinfo) -> Source:
+    """A ready-to-read source for a configured entry."""
+    if not _KINDS:
+        _load_builtin_kinds()
+    return _KINDS[config.kind](name=config.name, path=config.path, tz=tz, options=config.options)
+
+
+def _load_builtin_kinds() -> None:
+    from softcopy.memory.sources import git, jsonl, mbox, notes
+
+    for module in (notes, jsonl, mbox, git):
+        register(module.KIND, module.SOURCE)
+
+
+__all__ = ["ItemRef", "Source", "UnitScan", "open_source", "register"]

@@ -1,0 +1,61 @@
+"""What every source kind provides, and the records a scan produces.
+
+A source is read in *units* (a note file, a JSONL file, an mbox, a commit). Each unit
+has a cheap *stamp* (mtime and size, a commit hash); the scan index re-reads only units
+whose stamp changed, which is what makes coverage incremental. Reading a unit yields
+`ItemRef`s carrying a kind-specific *locator* so that a day's items can be loaded back
+without reading the whole source again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from softcopy.errors import BadRecord
+from softcopy.memory.items import MemoryItem
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Where one item lives and what it hashes to, as recorded by a scan."""
+
+    day: date
+    item_id: str
+    content_hash: str
+    locator: str  # opaque to everyone but the source kind that wrote it
+
+
+@dataclass(slots=True)
+class UnitScan:
+    refs: list[ItemRef] = field(default_factory=list)
+    problems: list[BadRecord] = field(default_factory=list)
+
+
+class Source(Protocol):
+    """A configured source of one kind. Construct with `open_source`."""
+
+    kind: ClassVar[str]
+    name: str
+    path: Path
+    tz: tzinfo
+
+    def units(self) -> Iterator[tuple[str, str]]:
+        """Every unit now present, as (unit key, stamp). Must be cheap: no content reads."""
+        ...
+
+    def scan_unit(self, unit: str) -> UnitScan:
+        """Read one unit: the refs of its items and the bad records it holds."""
+        ...
+
+    def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
+        """Read back the items at these locators of one unit, in any order."""
+        ...
+
+
+def day_of(ts: datetime, tz: tzinfo) -> date:
+    """The calendar day of an aware timestamp in the configured timezone."""
+    return ts.astimezone(tz).date()

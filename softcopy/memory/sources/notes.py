@@ -1,0 +1,374 @@
+"""Notes: a folder of Markdown, Org and plain-text files, one memory item per file.
+
+Plain folders, Obsidian vaults and Logseq graphs work as they are. A note's day is a date
+in its file name, else a `date` in its header (YAML front matter, Org `#+date:`, Logseq
+`date::`), else its modification time. The header is parsed by hand: it is a handful of
+`key: value` lines, and a YAML dependency would buy nothing but failure modes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
+from typing import Any, ClassVar
+
+from softcopy.errors import BadRecord, ConfigError
+from softcopy.memory.items import MemoryItem
+from softcopy.memory.sources.base import ItemRef, UnitScan, day_of
+
+KIND = "notes"
+DEFAULT_EXTENSIONS = (".md", ".markdown", ".org", ".txt")
+# A folder named `logseq` holding any of these is Logseq's own (backups, settings), not notes.
+LOGSEQ_MARKERS = ("config.edn", "custom.css", "bak", "version-files", "pages-metadata.edn")
+BOM = b"\xef\xbb\xbf"
+
+Field = str | list[str]
+
+_YAML_KEY = re.compile(r"^(?P<key>[^\s#\-:][^:]*?)\s*:(?:[ \t]+(?P<value>.*?))?\s*$")
+_LOGSEQ_PROP = re.compile(r"^(?P<key>[A-Za-z][\w\-]*)::(?:[ \t]+(?P<value>.*?))?\s*$")
+_ORG_KEYWORD = re.compile(r"^#\+(?P<key>[A-Za-z_][\w\-]*):(?:[ \t]+(?P<value>.*?))?\s*$")
+_ORG_PROP = re.compile(r"^\s*:(?P<key>[A-Za-z_][\w\-]*):(?:[ \t]+(?P<value>.*?))?\s*$")
+_NAME_SEPARATED = re.compile(r"(?<!\d)(\d{4})([-_.])(\d{2})\2(\d{2})(?!\d)")
+# Also Zettelkasten ids (YYYYMMDDHHmm[ss]), as Obsidian's unique note creator writes them.
+_NAME_COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?(?!\d)")
+_LOOSE_DATE = re.compile(
+    r"^(\d{4})[-_/.](\d{1,2})[-_/.](\d{1,2})"  # the date
+    r"(?:\s+[^\W\d_]+\.?)?"  # an Org weekday: <2024-03-01 Fri>
+    r"(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"  # an optional time
+)
+_MONTH_NAME_DATE = re.compile(r"^([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})$")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_H1 = re.compile(r"^#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_INLINE_TAG = re.compile(r"(?<!\S)#(?:\[\[([^\]\n]+)\]\]|(\w[\w/\-]*))")
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_WIKILINK = re.compile(r"\[\[([^\]\n]+)\]\]")
+_TAG_SPLIT = re.compile(r"[,\s:]+")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+_TAG_FIELDS = ("tags", "tag", "filetags")
+
+
+@dataclass(frozen=True, slots=True)
+class _Dated:
+    """When a note happened: its day, and the instant (midnight local unless a time is known)."""
+
+    day: date
+    ts: datetime
+
+
+class NotesSource:
+    """A folder of notes, read one file per unit; the unit key is the file's relative path."""
+
+    kind: ClassVar[str] = KIND
+
+    def __init__(self, *, name: str, path: Path, tz: tzinfo, options: dict[str, Any]) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.tz = tz
+        self.extensions = _extensions(name, options)
+
+    def units(self) -> Iterator[tuple[str, str]]:
+        if not self.path.is_dir():
+            raise ConfigError(f"{self.path}: no such notes folder for source {self.name!r}")
+        for rel, st in _walk(self.path, "", self.extensions):
+            yield rel, f"{st.st_mtime_ns}:{st.st_size}"
+
+    def scan_unit(self, unit: str) -> UnitScan:
+        got = self._read(unit)
+        if isinstance(got, BadRecord):
+            return UnitScan(problems=[got])
+        return UnitScan(refs=[ItemRef(got.day, got.item_id, got.content_hash, "")])
+
+    def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
+        # The whole file is the one item, so any locator asks for it; ask once.
+        if any(True for _ in locators):
+            yield self._read(unit)
+
+    def _read(self, unit: str) -> MemoryItem | BadRecord:
+        """The item of one note file, or why it cannot be read."""
+        path = self.path / unit
+        stem = Path(unit).stem
+        named = _date_in_name(stem, self.tz)
+        try:
+            data = path.read_bytes()
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError as exc:
+            return BadRecord(path, None, f"cannot read: {exc.strerror}", day=named and named.day)
+        try:
+            text = _decode(data)
+        except UnicodeDecodeError as exc:
+            return BadRecord(
+                path, None, f"not UTF-8 text (byte {exc.start})", day=named and named.day
+            )
+        fields, body = _split_header(text.replace("\r\n", "\n").replace("\r", "\n"))
+        dated = named or _date_field(fields, self.tz) or _Dated(day_of(mtime, self.tz), mtime)
+        body = _LEADING_BLANK_LINES.sub("", body).rstrip()
+        prose = list(_prose_lines(body))
+        org = Path(unit).suffix.lower() == ".org"
+        return MemoryItem(
+            item_id=f"notes:{unit}",
+            source=self.name,
+            ts=dated.ts,
+            day=dated.day,
+            title=_title(fields, [] if org else prose) or stem,
+            text=body,
+            meta={"path": unit, "tags": _tags(fields, prose)},
+        )
+
+
+def _extensions(name: str, options: dict[str, Any]) -> frozenset[str]:
+    """The `extensions` option, normalised to lower-case suffixes with a dot."""
+    unknown = sorted(set(options) - {"extensions"})
+    if unknown:
+        raise ConfigError(f"source {name!r}: unknown notes option(s) {', '.join(unknown)}")
+    exts = options.get("extensions", DEFAULT_EXTENSIONS)
+    if isinstance(exts, str) or not all(isinstance(e, str) and e.strip(".") for e in exts):
+        raise ConfigError(f"source {name!r}: extensions must be a list like ['.md', '.org']")
+    return frozenset("." + e.strip().lstrip(".").lower() for e in exts)
+
+
+def _walk(root: Path, rel: str, extensions: frozenset[str]) -> Iterator[tuple[str, os.stat_result]]:
+    """Note files under root/rel in name order, skipping hidden and Logseq-internal folders."""
+    try:
+        with os.scandir(root / rel) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        if not rel:
+            raise
+        return  # an unreadable subfolder holds nothing we can read
+    for entry in entries:
+        if entry.name.startswith("."):  # .obsidian, .git, .trash, editor lock files
+            continue
+        key = f"{rel}/{entry.name}" if rel else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not _is_logseq_internal(entry):
+                yield from _walk(root, key, extensions)
+        elif os.path.splitext(entry.name)[1].lower() in extensions:
+            try:
+                st = entry.stat()
+            except OSError:  # a dangling symlink
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield key, st
+
+
+def _is_logseq_internal(entry: os.DirEntry[str]) -> bool:
+    return entry.name == "logseq" and any(
+        os.path.lexists(os.path.join(entry.path, m)) for m in LOGSEQ_MARKERS
+    )
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text, with or without a byte-order mark; errors count bytes from the file start."""
+    if data.startswith(BOM):
+        try:
+            return data[len(BOM) :].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            exc.start += len(BOM)
+            raise
+    return data.decode("utf-8")
+
+
+# --- header ----------------------------------------------------------------------------
+
+
+def _split_header(text: str) -> tuple[dict[str, Field], str]:
+    """The note's header fields (lower-case keys) and the body after the header."""
+    lines = text.split("\n")
+    first = lines[0]
+    if first.rstrip() == "---":
+        found = _yaml_front_matter(lines)
+        if found is not None:
+            return found
+    if _LOGSEQ_PROP.match(first):
+        return _leading_fields(lines, _LOGSEQ_PROP)
+    if first.startswith("#+") or first.strip().upper() == ":PROPERTIES:":
+        return _org_header(lines)
+    return {}, text
+
+
+def _yaml_front_matter(lines: list[str]) -> tuple[dict[str, Field], str] | None:
+    """Front matter between `---` lines, or None when the block is not simple YAML."""
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() in ("---", "..."):
+            fields = _simple_yaml(lines[1:end])
+            return None if fields is None else (fields, "\n".join(lines[end + 1 :]))
+    return None
+
+
+def _simple_yaml(lines: list[str]) -> dict[str, Field] | None:
+    """`key: value`, `key: [a, b]` and `- item` lists; nested blocks are skipped.
+
+    A line that fits none of these means the `---` was a rule, not front matter: None.
+    """
+    fields: dict[str, Field] = {}
+    key = None
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _YAML_KEY.match(line)
+        if match and not line[0].isspace():
+            key = match["key"].strip().lower()
+            fields[key] = _yaml_value(match["value"] or "")
+        elif key is not None and (stripped == "-" or stripped.startswith("- ")):
+            items = fields[key] if isinstance(fields[key], list) else []
+            fields[key] = [*items, _scalar(stripped[1:])]
+        elif key is None or not line[0].isspace():
+            return None
+        # Other indented lines continue a nested or block value we do not need.
+    return fields
+
+
+def _yaml_value(value: str) -> Field:
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        return [_scalar(v) for v in value[1:-1].split(",") if v.strip()]
+    if value[:1] in ("|", ">"):
+        return ""  # a block scalar; its lines follow, indented, and are skipped
+    return _scalar(re.sub(r"\s+#.*$", "", value) if value[:1] not in "'\"" else value)
+
+
+def _scalar(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _leading_fields(lines: list[str], pattern: re.Pattern[str]) -> tuple[dict[str, Field], str]:
+    """Fields from the leading lines that match `pattern` (key, value); the rest is the body."""
+    fields: dict[str, Field] = {}
+    end = 0
+    while end < len(lines) and (match := pattern.match(lines[end])):
+        fields[match["key"].lower()] = _scalar(match["value"] or "")
+        end += 1
+    return fields, "\n".join(lines[end:])
+
+
+def _org_header(lines: list[str]) -> tuple[dict[str, Field], str]:
+    """An optional top `:PROPERTIES:` drawer (org-roam) then `#+key: value` lines."""
+    fields: dict[str, Field] = {}
+    start = 0
+    if lines[0].strip().upper() == ":PROPERTIES:":
+        close = next((i for i, line in enumerate(lines) if line.strip().upper() == ":END:"), None)
+        if close is None:
+            return {}, "\n".join(lines)
+        drawer, _ = _leading_fields(lines[1:close], _ORG_PROP)
+        fields.update(drawer)
+        start = close + 1
+    keywords, body = _leading_fields(lines[start:], _ORG_KEYWORD)
+    fields.update(keywords)
+    return fields, body
+
+
+# --- day, title, tags ------------------------------------------------------------------
+
+
+def _date_in_name(stem: str, tz: tzinfo) -> _Dated | None:
+    """A date in a file's stem: 2024-03-01, 2024_03_01, 20240301, 202403011230 (with time)."""
+    for match in _NAME_SEPARATED.finditer(stem):
+        if dated := _local(tz, match[1], match[3], match[4]):
+            return dated
+    for match in _NAME_COMPACT.finditer(stem):
+        day = (match[1], match[2], match[3])
+        time = (match[4], match[5], match[6] or "0") if match[4] else ()
+        # Digits that are a date but not a time (20240301 9999) still name the day.
+        if dated := _local(tz, *day, *time) or _local(tz, *day):
+            return dated
+    return None
+
+
+def _date_field(fields: dict[str, Field], tz: tzinfo) -> _Dated | None:
+    """The header's `date`: ISO date or datetime, Org timestamp, or `[[Mar 1st, 2024]]`."""
+    value = fields.get("date")
+    if not isinstance(value, str):
+        return None
+    value = _WIKILINK.sub(r"\1", value).strip().strip("<>[]\"'").strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return _loose_date(value, tz)
+    if parsed.tzinfo is None:
+        return _local(tz, *parsed.timetuple()[:6])
+    ts = parsed.astimezone(UTC)
+    return _Dated(day_of(ts, tz), ts)
+
+
+def _loose_date(value: str, tz: tzinfo) -> _Dated | None:
+    if match := _LOOSE_DATE.match(value):
+        return _local(tz, *(g or "0" for g in match.groups()))
+    if (match := _MONTH_NAME_DATE.match(value)) and match[1][:3].lower() in _MONTHS:
+        return _local(tz, match[3], _MONTHS.index(match[1][:3].lower()) + 1, match[2])
+    return None
+
+
+def _local(tz: tzinfo, *parts: str | int) -> _Dated | None:
+    """A wall-clock time in tz (year, month, day[, hour, minute, second]), or None if invalid."""
+    numbers = [int(p) for p in parts]
+    if not 1900 <= numbers[0] < 2200:
+        return None
+    try:
+        local = datetime(*numbers, tzinfo=tz)  # type: ignore[arg-type, misc]
+    except ValueError:
+        return None
+    return _Dated(local.date(), local.astimezone(UTC))
+
+
+def _prose_lines(body: str) -> Iterator[str]:
+    """Body lines outside fenced code and Org source blocks, with inline code removed."""
+    fence = ""
+    for line in body.split("\n"):
+        marker = line.lstrip()
+        if fence:
+            if marker.lower().startswith(fence):
+                fence = ""
+            continue
+        if marker.startswith(("```", "~~~")):
+            fence = marker[:3]
+        elif marker.lower().startswith("#+begin"):
+            fence = "#+end"
+        else:
+            yield _INLINE_CODE.sub("", line)
+
+
+def _title(fields: dict[str, Field], prose: list[str]) -> str:
+    """The header's title, else the first `# heading` (Markdown only; Org `# ` is a comment)."""
+    value = fields.get("title")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    for line in prose:
+        if match := _H1.match(line):
+            return match[1].strip()
+    return ""
+
+
+def _tags(fields: dict[str, Field], prose: list[str]) -> list[str]:
+    """Header tags plus inline `#tags` and `#[[multi word]]` tags, sorted and unique."""
+    found: set[str] = set()
+    for name in _TAG_FIELDS:
+        value = fields.get(name)
+        found.update(_split_tags(value) if isinstance(value, str) else value or [])
+    for line in prose:
+        found.update(bracketed or word for bracketed, word in _INLINE_TAG.findall(line))
+    tags = (_clean_tag(tag) for tag in found)
+    return sorted({tag for tag in tags if any(ch.isalpha() for ch in tag)})
+
+
+def _split_tags(value: str) -> list[str]:
+    """`a, b`, `a b`, Org's `:a:b:` and Logseq's `[[multi word]], b`."""
+    linked = _WIKILINK.findall(value)
+    rest = _WIKILINK.sub(" ", value)
+    return linked + [t for t in _TAG_SPLIT.split(rest) if t]
+
+
+def _clean_tag(tag: str) -> str:
+    """`#tag`, `[[tag]]` and `tag/` all mean `tag`."""
+    return tag.strip().lstrip("#").strip("[]").strip().rstrip("/-")
+
+
+SOURCE = NotesSource

@@ -1,0 +1,82 @@
+"""One temporary database per test, on SQLite and (when SOFTCOPY_TEST_DATABASE_URL names a
+server) on PostgreSQL, plus a demo home to run stages against."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from softcopy.config import Settings, load_settings
+from softcopy.db import dispose_engines, get_engine
+from softcopy.demo import build_demo
+from softcopy.memory import index
+
+PG_URL = os.environ.get("SOFTCOPY_TEST_DATABASE_URL")
+DEMO_TODAY = date(2026, 3, 31)
+
+
+def pytest_report_header() -> str:
+    if PG_URL:
+        return f"database legs: sqlite, postgres ({PG_URL})"
+    return "database legs: sqlite only; PostgreSQL leg SKIPPED (set SOFTCOPY_TEST_DATABASE_URL)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not PG_URL:
+        terminalreporter.write_line(
+            "PostgreSQL leg skipped: SOFTCOPY_TEST_DATABASE_URL is not set", yellow=True
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgres"] if PG_URL else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'softcopy.db'}"
+        dispose_engines()
+        return
+    assert PG_URL
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def home(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty softcopy home whose database is this test's database."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("SOFTCOPY_HOME", str(path))
+    monkeypatch.setenv("SOFTCOPY_DATABASE_URL", database_url)
+    monkeypatch.delenv("SOFTCOPY_TIMEZONE", raising=False)
+    yield path
+    index.close_all()
+
+
+@pytest.fixture
+def demo_home(home: Path) -> Path:
+    build_demo(home, days=30, today=DEMO_TODAY)
+    return home
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings(home)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    return get_engine(settings.database_url)

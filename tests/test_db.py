@@ -1,0 +1,67 @@
+"""Migrations apply on first use, are idempotent, and the same schema runs on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from softcopy.db import dispose_engines, get_engine, session_scope
+from softcopy.ingestion.states import Stage
+from softcopy.memory import ledger
+
+
+def test_first_use_migrates_to_head_and_keeps_rows(database_url: str) -> None:
+    engine = get_engine(database_url)
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() is not None
+    tables = set(inspect(engine).get_table_names())
+    assert {"ledger", "embedding_cache", "source_day", "source_item"} <= tables
+
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    with session_scope(engine) as session:
+        ledger.record_ok(
+            session,
+            source="s",
+            day=date(2026, 3, 1),
+            stage=Stage.export,
+            input_digest="i",
+            output_digest="o",
+            artifact_sha=None,
+            items=1,
+            skipped=0,
+            done_by="test",
+            now=now,
+        )
+    dispose_engines()
+    again = get_engine(database_url)  # a second process: migrate is a no-op, rows intact
+    with session_scope(again) as session:
+        entry = ledger.get(session, source="s", day=date(2026, 3, 1), stage=Stage.export)
+        assert entry is not None and entry.done_at == now and entry.stage is Stage.export
+
+
+def test_a_failed_use_case_leaves_no_rows(database_url: str) -> None:
+    engine = get_engine(database_url)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        with session_scope(engine) as session:
+            ledger.record_ok(
+                session,
+                source="s",
+                day=date(2026, 3, 2),
+                stage=Stage.embed,
+                input_digest="i",
+                output_digest="o",
+                artifact_sha="a",
+                items=3,
+                skipped=0,
+                done_by="t",
+                now=now,
+            )
+            session.flush()
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with session_scope(engine) as session:
+        assert ledger.entries(session) == []

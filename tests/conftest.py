@@ -80,3 +80,17 @@ def settings(home: Path) -> Settings:
 @pytest.fixture
 def engine(settings: Settings) -> Engine:
     return get_engine(settings.database_url)
+
+
+@pytest.fixture
+def ctx(demo_home: Path):
+    """The service context over the demo home, with the clock at the demo's today."""
+    from datetime import UTC, datetime
+
+    from softcopy.ingestion.service import open_context
+
+    context = open_context(demo_home)
+    context.clock = lambda: datetime.now(UTC).replace(
+        year=DEMO_TODAY.year, month=DEMO_TODAY.month, day=DEMO_TODAY.day
+    )
+    return context

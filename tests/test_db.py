@@ -65,3 +65,33 @@ def test_a_failed_use_case_leaves_no_rows(database_url: str) -> None:
         pass
     with session_scope(engine) as session:
         assert ledger.entries(session) == []
+
+
+def test_a_database_made_by_the_first_migration_upgrades_with_its_rows(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from softcopy.db import _create
+
+    raw = _create(database_url)
+    config = Config()
+    config.set_main_option("script_location", "softcopy:migrations")
+    with raw.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO ledger (source, day, stage, outcome, input_digest, output_digest,"
+                " items, skipped, attempted_at, done_by) VALUES ('notes', '2026-01-02', 'export',"
+                " 'ok', 'in', 'out', 3, 0, '2026-01-02 10:00:00', 'cli')"
+            )
+        )
+    assert "ingestion_job" not in inspect(raw).get_table_names()
+    raw.dispose()
+
+    engine = get_engine(database_url)  # first use: upgrades to head
+    assert {"ingestion_job", "checkpoint", "cell_claim"} <= set(inspect(engine).get_table_names())
+    with session_scope(engine) as session:
+        entry = ledger.get(session, source="notes", day=date(2026, 1, 2), stage=Stage.export)
+        assert entry is not None and entry.items == 3 and entry.output_digest == "out"

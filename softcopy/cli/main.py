@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from softcopy.cli import demo, legacy, memory, sources
+from softcopy.cli import demo, ingestion, legacy, memory, sources
 from softcopy.errors import OperationFailed, SoftcopyError
 
 app = typer.Typer(
@@ -21,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(ingestion.app, name="ingestion")
 app.add_typer(memory.app, name="memory")
 app.add_typer(sources.app, name="source")
 app.add_typer(legacy.ledger_app, name="ledger")
@@ -34,23 +34,19 @@ def exit_code(error: SoftcopyError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every SoftcopyError becomes one line on stderr and an exit code."""
+    """Run the CLI; every SoftcopyError becomes one line on stderr and an exit code.
+
+    Click's own usage errors keep click's standard message (and exit 2).
+    """
     command = typer.main.get_command(app)
     try:
-        # without standalone mode, click returns a typer.Exit's code instead of raising it
-        code = command.main(args=argv, prog_name="softcopy", standalone_mode=False)
+        command.main(args=argv, prog_name="softcopy", standalone_mode=True)
     except SoftcopyError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_code(error)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    return code if isinstance(code, int) else 0
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

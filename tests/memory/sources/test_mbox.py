@@ -436,3 +436,15 @@ def test_empty_and_non_mbox_files(tmp_path: Path) -> None:
     assert result.refs == []
     [problem] = result.problems
     assert "not an mbox" in problem.reason
+
+
+def test_encoded_words_and_file_names_in_odd_forms(tmp_path: Path) -> None:
+    raw = ATTACHMENT.replace(
+        b"Subject: Report attached",
+        b"Subject: =?utf-8?q?Caf=C3=A9?=\n am =?utf-8?b?TcO8bmNoZW4=?= C:\\users",
+    )
+    raw = raw.replace(b'filename="report.pdf"', b'filename="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="')
+    raw = raw.replace(b"filename*=utf-8''caf%C3%A9.txt", 'filename="naïve.txt"'.encode())
+    item = only_item(write(tmp_path, raw))
+    assert item.title == "Café am München C:\\users"
+    assert item.meta["attachments"] == ["résumé.pdf", "naïve.txt"]

@@ -1,0 +1,413 @@
+"""`softcopy ingestion …`: thin wrappers over softcopy.ingestion.service, one call each."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from softcopy.cli.common import (
+    AsJson,
+    Home,
+    RangeEnd,
+    RangeStart,
+    Sources,
+    console,
+    day_range,
+    print_json,
+    progress_bar,
+)
+from softcopy.errors import UserError
+from softcopy.ingestion import service
+from softcopy.ingestion.engines import engine_names
+from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
+from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
+from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, Stage
+
+app = typer.Typer(help="The ingestion control plane: coverage, plans, jobs, verify, reconcile.")
+
+Stages = Annotated[
+    list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")
+]
+Mode = Annotated[PlanMode | None, typer.Option("--mode", help="How to choose the cells.")]
+Lookback = Annotated[
+    int, typer.Option("--lookback-days", min=0, help="catch_up_recent: days to re-check.")
+]
+Force = Annotated[bool, typer.Option("--force", help="backfill_range: redo current cells too.")]
+ReconciliationId = Annotated[
+    int | None, typer.Option("--reconciliation-id", help="repair: which reconciliation.")
+]
+Detach = Annotated[
+    bool, typer.Option("--detach", help="Run in a background worker; print the job id.")
+]
+JobId = Annotated[int, typer.Argument(help="The job id.", show_default=False)]
+
+
+def _options(
+    mode: PlanMode,
+    sources: list[str] | None,
+    stages: list[Stage] | None,
+    start,
+    end,
+    lookback_days: int,
+    force: bool,
+    reconciliation_id: int | None,
+) -> service.PlanOptions:
+    start, end = day_range(start, end)
+    return service.PlanOptions(
+        mode=mode,
+        sources=sources,
+        stages=stages,
+        range_start_day=start,
+        range_end_day=end,
+        lookback_days=lookback_days,
+        force=force,
+        reconciliation_id=reconciliation_id,
+    )
+
+
+@app.command()
+def coverage(
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    sources: Sources = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Take a coverage snapshot: per source, day and stage, what is current and what is not."""
+    start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
+    report = service.coverage(
+        service.open_context(home), sources=sources, range_start_day=start, range_end_day=end
+    )
+    if as_json:
+        print_json({"snapshot": report.snapshot, "cells": report.cells})
+        return
+    counts = Counter((c.source, c.stage, c.state) for c in report.cells)
+    states = list(CellState)
+    table = Table(
+        "source",
+        "stage",
+        *[str(s) for s in states],
+        title=f"coverage snapshot {report.snapshot.id}",
+    )
+    for source in sorted({c.source for c in report.cells}):
+        for stage in Stage:
+            table.add_row(
+                source, str(stage), *[str(counts[(source, stage, s)] or "") for s in states]
+            )
+    console.print(table)
+    console.print(
+        f"took {report.snapshot.seconds * 1000:.0f} ms; "
+        f"fingerprint {report.snapshot.fingerprint[:12]}"
+    )
+
+
+@app.command()
+def plan(
+    mode: Annotated[PlanMode, typer.Option("--mode", help="How to choose the cells.")],
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    lookback_days: Lookback = DEFAULT_LOOKBACK_DAYS,
+    force: Force = False,
+    reconciliation_id: ReconciliationId = None,
+    sources: Sources = None,
+    stages: Stages = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Make and save a plan; `run --plan-id` applies it."""
+    options = _options(
+        mode,
+        sources,
+        stages,
+        range_start_day,
+        range_end_day,
+        lookback_days,
+        force,
+        reconciliation_id,
+    )
+    view = service.plan(service.open_context(home), options=options)
+    if as_json:
+        print_json({"plan": view.plan, "items": view.items, "steps": view.steps})
+        return
+    _print_plan(view)
+    if view.plan.cells:
+        console.print(f"run it: softcopy ingestion run --plan-id {view.plan.id}")
+
+
+@app.command()
+def run(
+    plan_id: Annotated[int | None, typer.Option("--plan-id", help="Run this saved plan.")] = None,
+    mode: Mode = None,
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    lookback_days: Lookback = DEFAULT_LOOKBACK_DAYS,
+    force: Force = False,
+    reconciliation_id: ReconciliationId = None,
+    sources: Sources = None,
+    stages: Stages = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help=f"One of: {', '.join(engine_names())}.")
+    ] = "inline",
+    chunk_days: Annotated[
+        int, typer.Option("--chunk-days", min=1, help="Days per step.")
+    ] = DEFAULT_CHUNK_DAYS,
+    replan: Annotated[bool, typer.Option("--replan", help="Re-plan a stale saved plan.")] = False,
+    detach: Detach = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a saved plan, or plan and run in one call (with --mode)."""
+    if (plan_id is None) == (mode is None):
+        raise UserError("give either --plan-id or --mode")
+    options = None
+    if mode is not None:
+        options = _options(
+            mode,
+            sources,
+            stages,
+            range_start_day,
+            range_end_day,
+            lookback_days,
+            force,
+            reconciliation_id,
+        )
+    with progress_bar(not as_json and not detach) as progress:
+        outcome = service.run(
+            service.open_context(home),
+            plan_id=plan_id,
+            options=options,
+            engine=engine,
+            chunk_days=chunk_days,
+            replan=replan,
+            detach=detach,
+            progress=progress,
+        )
+    if as_json:
+        print_json(outcome)
+    elif outcome.job is None:
+        console.print(f"plan {outcome.plan.id}: nothing to do, every cell is current")
+    else:
+        _print_job(outcome.job, detached_pid=outcome.worker_pid)
+    if outcome.job is not None and outcome.job.job.status is JobStatus.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    job_id: JobId, detach: Detach = False, home: Home = None, as_json: AsJson = False
+) -> None:
+    """Continue a failed, cancelled or interrupted job from its checkpoints."""
+    with progress_bar(not as_json and not detach) as progress:
+        view = service.resume(
+            service.open_context(home), job_id=job_id, detach=detach, progress=progress
+        )
+    _emit_job(view, as_json)
+    if view.job.status is JobStatus.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def cancel(
+    job_id: JobId,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also stop the worker process now.")
+    ] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Ask a job to stop at its next day boundary (or now, with --force)."""
+    _emit_job(service.cancel(service.open_context(home), job_id=job_id, force=force), as_json)
+
+
+@app.command()
+def verify(
+    job_id: Annotated[int, typer.Option("--job-id", help="The job to verify.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Prove every cell a job completed: artifact digests and index contents."""
+    result = service.verify(service.open_context(home), job_id=job_id)
+    if as_json:
+        print_json(result)
+    else:
+        verdict = "[green]passed[/]" if result.ok else "[red]FAILED[/]"
+        console.print(
+            f"verification {result.id} of job {job_id}: {verdict}, "
+            f"{result.cells_checked} cells checked"
+        )
+        for problem in result.problems:
+            console.print(
+                f"  {problem['source']} {problem['day']} {problem['stage']}: {problem['problem']}",
+                markup=False,
+            )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconcile(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Make a repair plan from the findings.")
+    ] = False,
+    range_start_day: RangeStart = None,
+    range_end_day: RangeEnd = None,
+    sources: Sources = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare persisted state with sources, artifacts, the index and live jobs."""
+    start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
+    report = service.reconcile(
+        service.open_context(home),
+        sources=sources,
+        range_start_day=start,
+        range_end_day=end,
+        repair=repair,
+    )
+    if as_json:
+        print_json(report)
+    else:
+        console.print(f"reconciliation {report.run.id}: {report.run.findings_count} findings")
+        for f in report.findings:
+            where = " ".join(
+                str(x) for x in (f.source, f.day, f.stage, f.job_id and f"job {f.job_id}") if x
+            )
+            console.print(f"  {f.kind}: {where}: {f.detail}", markup=False)
+        if report.repair_plan is not None:
+            console.print(
+                f"repair plan {report.repair_plan.id} ({report.repair_plan.cells} cells): "
+                f"softcopy ingestion run --plan-id {report.repair_plan.id}"
+            )
+    if report.run.findings_count:
+        raise typer.Exit(1)
+
+
+@app.command("jobs")
+def list_jobs(
+    status: Annotated[
+        JobStatus | None, typer.Option("--status", help="Only jobs in this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recent jobs, newest first."""
+    rows = service.list_jobs(service.open_context(home), status=status, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "status", "plan", "engine", "days", "created", "error")
+    for job in rows:
+        table.add_row(
+            str(job.id),
+            str(job.status),
+            str(job.plan_id),
+            job.engine,
+            f"{job.days_done}/{job.days_total}",
+            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+            job.error or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(job_id: JobId, home: Home = None, as_json: AsJson = False) -> None:
+    """A job with its steps, progress and artifacts."""
+    _emit_job(service.show_job(service.open_context(home), job_id=job_id), as_json)
+
+
+@app.command("logs")
+def job_logs(
+    job_id: JobId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
+    ] = False,
+    level: Annotated[LogLevel | None, typer.Option("--level", help="At least this level.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """A job's structured log rows."""
+    ctx = service.open_context(home)
+    rows = (
+        service.follow_logs(ctx, job_id=job_id, level=level)
+        if follow
+        else service.job_logs(ctx, job_id=job_id, level=level)
+    )
+    for row in rows:
+        if as_json:
+            print_json(row)
+        else:
+            where = " ".join(str(x) for x in (row.source, row.day) if x)
+            console.print(
+                f"{row.ts:%H:%M:%S} {row.level:<7} {row.event:<16} {where} {row.message}",
+                markup=False,
+                highlight=False,
+            )
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once/--loop", help="One job and exit, or keep polling.")
+    ] = True,
+    job_id: Annotated[int | None, typer.Option("--job-id", help="Run this queued job.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Claim queued jobs and run them (what --detach starts)."""
+    ran = service.work(service.open_context(home), once=once, job_id=job_id)
+    if as_json:
+        print_json({"jobs": ran})
+    else:
+        console.print(f"ran jobs: {', '.join(map(str, ran)) or 'none'}")
+
+
+def _emit_job(view: service.JobView, as_json: bool) -> None:
+    if as_json:
+        print_json(view)
+    else:
+        _print_job(view)
+
+
+def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
+    job = view.job
+    console.print(
+        f"job {job.id}: [bold]{job.status}[/] — {job.days_done}/{job.days_total} cells, "
+        f"engine {job.engine}, plan {job.plan_id}"
+        + (f", worker pid {detached_pid}" if detached_pid else "")
+    )
+    if job.error:
+        console.print(f"  error: {job.error}", markup=False)
+    table = Table("#", "stage", "source", "days", "done", "status", "attempts", "artifact")
+    for sv in view.steps:
+        s = sv.step
+        table.add_row(
+            str(s.ordinal),
+            str(s.stage),
+            s.source,
+            f"{s.start_day}…{s.end_day}",
+            f"{sv.days_done}/{len(s.days)}",
+            str(s.status),
+            str(s.attempts),
+            s.artifact or "",
+        )
+    console.print(table)
+    if view.verification is not None:
+        v = view.verification
+        console.print(
+            f"last verification {v.id}: {'passed' if v.ok else 'FAILED'} ({v.cells_checked} cells)"
+        )
+
+
+def _print_plan(view: service.PlanView) -> None:
+    p = view.plan
+    console.print(f"plan {p.id} ({p.mode}): {p.cells} cells in {len(view.steps)} steps")
+    counts = Counter((i.source, i.stage, i.state) for i in view.items)
+    table = Table("source", "stage", "state", "cells")
+    for (source, stage, state), n in sorted(counts.items()):
+        table.add_row(source, str(stage), str(state), str(n))
+    if counts:
+        console.print(table)

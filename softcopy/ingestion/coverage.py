@@ -1,0 +1,189 @@
+"""Coverage: per (source, day, stage), is the cell current, stale, missing, failed, running
+or empty? Computed from the scan index, the ledger and the live jobs' claims (DESIGN.md §3),
+then persisted as a snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from softcopy.db import within
+from softcopy.ingestion.models import CellClaim, CoverageCell, CoverageSnapshot
+from softcopy.ingestion.states import CellState, Outcome, Stage
+from softcopy.memory.items import EMPTY_DIGEST
+from softcopy.memory.stage import embed_input_digest
+from softcopy.memory.tables import LedgerEntry, SourceDay
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    source: str
+    day: date
+    stage: Stage
+    state: CellState
+    expected_digest: str | None  # the input digest a current cell records
+    recorded_digest: str | None  # the input digest the ledger records
+    items: int
+    job_id: int | None = None
+
+
+def compute(
+    session: Session, *, sources: Iterable[str], start: date | None, end: date | None, model: str
+) -> list[Cell]:
+    """Every cell of `sources` in [start, end] that has data now or had it once."""
+    cells: list[Cell] = []
+    for source in sources:
+        cells += _source_cells(session, source, start, end, model)
+    return cells
+
+
+def fingerprint(cells: Iterable[Cell]) -> str:
+    h = hashlib.sha256()
+    for c in sorted(cells, key=lambda c: (c.source, c.day, list(Stage).index(c.stage))):
+        h.update(f"{c.source}|{c.day}|{c.stage}|{c.state}|{c.expected_digest}\n".encode())
+    return h.hexdigest()
+
+
+def totals(cells: Iterable[Cell]) -> dict[str, int]:
+    counts = Counter(str(c.state) for c in cells)
+    return {str(state): counts.get(str(state), 0) for state in CellState}
+
+
+def persist(
+    session: Session,
+    *,
+    cells: list[Cell],
+    sources: list[str],
+    start: date | None,
+    end: date | None,
+    now: datetime,
+    seconds: float,
+) -> CoverageSnapshot:
+    snapshot = CoverageSnapshot(
+        taken_at=now,
+        range_start=start,
+        range_end=end,
+        sources=sources,
+        totals=totals(cells),
+        fingerprint=fingerprint(cells),
+        seconds=seconds,
+    )
+    session.add(snapshot)
+    session.flush()
+    rows = [
+        {
+            "snapshot_id": snapshot.id,
+            "source": c.source,
+            "day": c.day,
+            "stage": c.stage,
+            "state": c.state,
+            "expected_digest": c.expected_digest,
+            "recorded_digest": c.recorded_digest,
+            "items": c.items,
+            "job_id": c.job_id,
+        }
+        for c in cells
+    ]
+    for begin in range(0, len(rows), 5000):
+        session.execute(insert(CoverageCell), rows[begin : begin + 5000])
+    return snapshot
+
+
+def _source_cells(
+    session: Session, source: str, start: date | None, end: date | None, model: str
+) -> list[Cell]:
+    data = {
+        day: (items, problems, day_digest)
+        for day, items, problems, day_digest in session.execute(
+            select(SourceDay.day, SourceDay.items, SourceDay.problems, SourceDay.digest).where(
+                SourceDay.source == source, *within(SourceDay.day, start, end)
+            )
+        )
+    }
+    ledger = {
+        (day, Stage(stage)): (Outcome(outcome), input_digest, output_digest, items)
+        for day, stage, outcome, input_digest, output_digest, items in session.execute(
+            select(
+                LedgerEntry.day,
+                LedgerEntry.stage,
+                LedgerEntry.outcome,
+                LedgerEntry.input_digest,
+                LedgerEntry.output_digest,
+                LedgerEntry.items,
+            ).where(LedgerEntry.source == source, *within(LedgerEntry.day, start, end))
+        )
+    }
+    claims = {
+        (day, Stage(stage)): job_id
+        for day, stage, job_id in session.execute(
+            select(CellClaim.day, CellClaim.stage, CellClaim.job_id).where(
+                CellClaim.source == source, *within(CellClaim.day, start, end)
+            )
+        )
+    }
+    cells = []
+    for day in sorted(set(data) | {day for day, _ in ledger}):
+        items, problems, day_digest = data.get(day, (0, 0, EMPTY_DIGEST))
+        upstream_output: str | None = None
+        upstream_current = True
+        for stage in Stage:
+            expected = _expected(stage, day_digest, upstream_output, model)
+            entry = ledger.get((day, stage))
+            state = _state(
+                entry,
+                expected,
+                upstream_current,
+                has_data=items > 0 or problems > 0,
+                claimed=(day, stage) in claims,
+            )
+            cells.append(
+                Cell(
+                    source=source,
+                    day=day,
+                    stage=stage,
+                    state=state,
+                    expected_digest=expected,
+                    recorded_digest=entry[1] if entry else None,
+                    items=entry[3] if entry else items,
+                    job_id=claims.get((day, stage)),
+                )
+            )
+            upstream_output = entry[2] if entry else None
+            upstream_current = state is CellState.current
+    return cells
+
+
+def _expected(stage: Stage, day_digest: str, upstream_output: str | None, model: str) -> str | None:
+    if stage is Stage.export:
+        return day_digest
+    if upstream_output is None:
+        return None
+    if stage is Stage.embed:
+        return embed_input_digest(upstream_output, model)
+    return upstream_output
+
+
+def _state(
+    entry: tuple[Outcome, str | None, str | None, int] | None,
+    expected: str | None,
+    upstream_current: bool,
+    *,
+    has_data: bool,
+    claimed: bool,
+) -> CellState:
+    if claimed:
+        return CellState.running
+    if entry is None:
+        return CellState.missing if has_data else CellState.empty
+    outcome, recorded, _, _ = entry
+    if outcome is Outcome.failed:
+        return CellState.failed
+    if not upstream_current or recorded != expected:
+        return CellState.stale
+    return CellState.current

@@ -1,0 +1,291 @@
+"""Jobs as persisted state: made from a plan, split into steps, holding their cells;
+cancelled, fenced, expired and resumed. The worker side is in runtime.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlmodel import Session
+
+from softcopy.errors import Conflict, NotFound
+from softcopy.ingestion import logs, planner
+from softcopy.ingestion.models import (
+    CellClaim,
+    Checkpoint,
+    IngestionJob,
+    IngestionPlan,
+    IngestionPlanItem,
+    JobStep,
+)
+from softcopy.ingestion.states import (
+    JOB_LEASED,
+    JOB_LIVE,
+    JOB_RESUMABLE,
+    STEP_DONE,
+    JobStatus,
+    PlanStatus,
+    Stage,
+    StepStatus,
+)
+from softcopy.ingestion.transitions import move_job, move_step
+
+DEFAULT_CHUNK_DAYS = 7
+
+
+def get_job(session: Session, job_id: int) -> IngestionJob:
+    job = session.get(IngestionJob, job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+def steps_of(session: Session, job_id: int) -> list[JobStep]:
+    return list(
+        session.scalars(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.ordinal))
+    )
+
+
+def create_job(
+    session: Session, *, plan: IngestionPlan, engine: str, chunk_days: int, now: datetime
+) -> IngestionJob:
+    """A queued job for the plan's cells, its steps, and its claim on every cell."""
+    assert plan.id is not None
+    if plan.status is not PlanStatus.ready:
+        raise Conflict(f"plan {plan.id} was already run; make a new plan")
+    if chunk_days < 1:
+        raise Conflict("--chunk-days must be at least 1")
+    items = planner.plan_items(session, plan.id)
+    job = IngestionJob(
+        plan_id=plan.id,
+        status=JobStatus.queued,
+        engine=engine,
+        chunk_days=chunk_days,
+        created_at=now,
+        days_total=len(items),
+    )
+    session.add(job)
+    session.flush()
+    assert job.id is not None
+    _claim_cells(session, job.id, [(i.source, i.day, i.stage) for i in items])
+    for ordinal, (stage, source, days) in enumerate(split_steps(items, chunk_days)):
+        session.add(
+            JobStep(
+                job_id=job.id,
+                ordinal=ordinal,
+                stage=stage,
+                source=source,
+                start_day=days[0],
+                end_day=days[-1],
+                days=[d.isoformat() for d in days],
+                status=StepStatus.pending,
+            )
+        )
+    plan.status = PlanStatus.applied
+    session.add(plan)
+    logs.write(
+        session,
+        event="job.created",
+        message=f"job {job.id} queued from plan {plan.id}: {len(items)} cells",
+        now=now,
+        job_id=job.id,
+        plan_id=plan.id,
+        engine=engine,
+    )
+    return job
+
+
+def cancel(session: Session, *, job_id: int, force: bool, now: datetime) -> IngestionJob:
+    """A queued job cancels at once; a running one at its next day boundary, or now with
+    `force`, which also signals the worker and fences it by bumping the lease epoch."""
+    job = get_job(session, job_id)
+    if job.status is JobStatus.queued:
+        move_job(session, job, JobStatus.cancelled, now=now)
+        _close(session, job, now)
+        return job
+    if job.status not in JOB_LEASED:
+        raise Conflict(
+            f"job {job_id} is {job.status}; only queued or running jobs can be cancelled"
+        )
+    if job.status is JobStatus.running:
+        move_job(session, job, JobStatus.cancelling, now=now, cancel_requested=True)
+    if force:
+        _signal_worker(job)
+        fence_out(session, job)
+        move_job(session, job, JobStatus.cancelled, now=now, error="cancelled with --force")
+        _close(session, job, now)
+    return job
+
+
+def expire_leases(session: Session, *, now: datetime, timeout: float) -> list[int]:
+    """Interrupt leased jobs whose worker stopped heartbeating (or died on this host)."""
+    expired = []
+    deadline = now - timedelta(seconds=timeout)
+    for job in session.scalars(select(IngestionJob).where(IngestionJob.status.in_(JOB_LEASED))):  # type: ignore[attr-defined]
+        stale = job.heartbeat_at is None or job.heartbeat_at < deadline
+        if stale or _worker_is_gone(job):
+            fence_out(session, job)
+            reason = "lease expired" if stale else f"worker process {job.worker_pid} is gone"
+            move_job(session, job, JobStatus.interrupted, now=now, error=reason)
+            _close(session, job, now)
+            assert job.id is not None
+            expired.append(job.id)
+    return expired
+
+
+def prepare_resume(session: Session, *, job_id: int, now: datetime) -> IngestionJob:
+    """Put a failed, cancelled or interrupted job back in the queue, claiming its cells."""
+    job = get_job(session, job_id)
+    if job.status not in JOB_RESUMABLE:
+        hint = " (it already finished)" if job.status is JobStatus.succeeded else ""
+        raise Conflict(
+            f"job {job_id} is {job.status}{hint}; only failed, cancelled or "
+            "interrupted jobs can be resumed"
+        )
+    assert job.id is not None
+    done = checkpointed_cells(session, job.id)
+    todo = [
+        (step.source, date.fromisoformat(d), step.stage)
+        for step in steps_of(session, job.id)
+        for d in step.days
+        if (step.source, date.fromisoformat(d), step.stage) not in done
+    ]
+    _claim_cells(session, job.id, todo)
+    for step in steps_of(session, job.id):
+        if step.status not in STEP_DONE and step.status is not StepStatus.pending:
+            move_step(session, step, StepStatus.pending, now=now)
+    move_job(session, job, JobStatus.queued, now=now)
+    return job
+
+
+def checkpointed_cells(session: Session, job_id: int) -> set[tuple[str, date, Stage]]:
+    return {
+        (source, day, Stage(stage))
+        for source, day, stage in session.execute(
+            select(Checkpoint.source, Checkpoint.day, Checkpoint.stage).where(
+                Checkpoint.job_id == job_id
+            )
+        )
+    }
+
+
+def fence_out(session: Session, job: IngestionJob) -> None:
+    """Bump the lease epoch: whatever worker held it can no longer write."""
+    session.execute(
+        update(IngestionJob)
+        .where(IngestionJob.id == job.id)  # type: ignore[arg-type]
+        .values(lease_epoch=IngestionJob.lease_epoch + 1)
+    )
+    job.lease_epoch += 1
+
+
+def release_claims(session: Session, job_id: int) -> None:
+    session.execute(delete(CellClaim).where(CellClaim.job_id == job_id))
+
+
+def finish_steps(session: Session, job: IngestionJob, to: StepStatus, now: datetime) -> None:
+    """Mark every unfinished step `to` (cancelled), as the job stops."""
+    assert job.id is not None
+    for step in steps_of(session, job.id):
+        if step.status in (StepStatus.pending, StepStatus.running):
+            move_step(session, step, to, now=now)
+
+
+def _close(session: Session, job: IngestionJob, now: datetime) -> None:
+    assert job.id is not None
+    if job.status is JobStatus.cancelled:
+        finish_steps(session, job, StepStatus.cancelled, now)
+    release_claims(session, job.id)
+
+
+def _claim_cells(session: Session, job_id: int, cells: list[tuple[str, date, Stage]]) -> None:
+    """Claim cells for a job, refusing (and naming the holder) when a live job has any."""
+    by_source: dict[str, list[date]] = defaultdict(list)
+    for source, day, _ in cells:
+        by_source[source].append(day)
+    wanted = set(cells)
+    for source, days in by_source.items():
+        held = session.execute(
+            select(CellClaim, IngestionJob.status)
+            .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
+            .where(
+                CellClaim.source == source, CellClaim.day >= min(days), CellClaim.day <= max(days)
+            )
+        ).all()
+        for claim, status in held:
+            if (claim.source, claim.day, claim.stage) in wanted and status in JOB_LIVE:
+                raise Conflict(
+                    f"cell {claim.source} {claim.day} {claim.stage} is held by job {claim.job_id}"
+                    f" ({status}); wait for it, or cancel it with "
+                    f"`softcopy ingestion cancel {claim.job_id}`"
+                )
+    rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
+    for begin in range(0, len(rows), 2000):
+        session.execute(insert(CellClaim), rows[begin : begin + 2000])
+
+
+def split_steps(
+    items: list[IngestionPlanItem], chunk_days: int
+) -> list[tuple[Stage, str, list[date]]]:
+    """Steps: per source, windows of `chunk_days` consecutive days; in each window
+    export before embed before publish."""
+    by_source: dict[str, dict[Stage, set[date]]] = defaultdict(lambda: defaultdict(set))
+    for item in items:
+        by_source[item.source][item.stage].add(item.day)
+    steps = []
+    for source in sorted(by_source):
+        stages = by_source[source]
+        for chunk in _chunks(sorted(set().union(*stages.values())), chunk_days):
+            span = set(chunk)
+            for stage in Stage:
+                days = sorted(stages.get(stage, set()) & span)
+                if days:
+                    steps.append((stage, source, days))
+    return steps
+
+
+def _chunks(days: list[date], size: int) -> list[list[date]]:
+    """Windows of at most `size` consecutive calendar days (days without work inside a
+    window cost nothing, so they do not split it)."""
+    chunks: list[list[date]] = []
+    for day in days:
+        if chunks and (day - chunks[-1][0]).days < size:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
+
+
+def _worker_is_gone(job: IngestionJob) -> bool:
+    """Only provable for a worker on this host: its process no longer exists."""
+    if job.worker_pid is None or job.worker_host != socket.gethostname():
+        return False
+    try:
+        os.kill(job.worker_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(job.worker_pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _signal_worker(job: IngestionJob) -> None:
+    if job.worker_pid is None or job.worker_host != socket.gethostname():
+        return
+    if job.worker_pid == os.getpid():
+        return  # a foreground run cancelled from its own process stops at the day boundary
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(job.worker_pid, signal.SIGTERM)

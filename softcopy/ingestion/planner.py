@@ -1,0 +1,218 @@
+"""Plans: which cells to (re)do, chosen from coverage by mode, persisted with the
+fingerprint of the cells they were made from so a stale plan can be refused later."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from softcopy.errors import BadDate, Conflict, NotFound, UserError
+from softcopy.ingestion import coverage
+from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.models import (
+    CoverageSnapshot,
+    IngestionPlan,
+    IngestionPlanItem,
+    ReconciliationFinding,
+    ReconciliationRun,
+)
+from softcopy.ingestion.states import NEEDS_WORK, CellState, PlanMode, PlanStatus, Stage
+
+DEFAULT_LOOKBACK_DAYS = 7
+WANTED = NEEDS_WORK | {CellState.running}  # a running cell is wanted; run names its holder
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    mode: PlanMode
+    sources: list[str]
+    stages: list[Stage]
+    range_start_day: date | None = None
+    range_end_day: date | None = None
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    force: bool = False
+    reconciliation_id: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "sources": self.sources,
+            "stages": [str(s) for s in self.stages],
+            "range_start_day": self.range_start_day.isoformat() if self.range_start_day else None,
+            "range_end_day": self.range_end_day.isoformat() if self.range_end_day else None,
+            "lookback_days": self.lookback_days,
+            "force": self.force,
+            "reconciliation_id": self.reconciliation_id,
+        }
+
+
+class StalePlan(Conflict):
+    def __init__(self, plan_id: int, changed: list[str]) -> None:
+        self.plan_id = plan_id
+        self.changed = changed
+        shown = "; ".join(changed[:5]) + (
+            f"; … {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        super().__init__(
+            f"plan {plan_id} is stale: {len(changed)} cells changed since it was made ({shown}); "
+            "make a new plan, or pass --replan to plan again and run"
+        )
+
+
+def make_plan(
+    session: Session, *, request: PlanRequest, model: str, today: date, now: datetime
+) -> tuple[IngestionPlan, CoverageSnapshot]:
+    """Choose the cells, persist the coverage they came from and the plan."""
+    start, end = _scope(session, request)
+    cells = coverage.compute(session, sources=request.sources, start=start, end=end, model=model)
+    snapshot = coverage.persist(
+        session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
+    )
+    chosen = [c for c in _choose(session, request, cells, today) if c.stage in request.stages]
+    plan = IngestionPlan(
+        created_at=now,
+        mode=request.mode,
+        status=PlanStatus.ready,
+        params=request.params(),
+        snapshot_id=snapshot.id,
+        fingerprint=coverage.fingerprint(chosen),
+        cells=len(chosen),
+    )
+    session.add(plan)
+    session.flush()
+    if chosen:
+        session.execute(
+            insert(IngestionPlanItem),
+            [
+                {
+                    "plan_id": plan.id,
+                    "source": c.source,
+                    "day": c.day,
+                    "stage": c.stage,
+                    "state": c.state,
+                    "expected_digest": c.expected_digest,
+                }
+                for c in chosen
+            ],
+        )
+    return plan, snapshot
+
+
+def plan_items(session: Session, plan_id: int) -> list[IngestionPlanItem]:
+    return list(
+        session.scalars(
+            select(IngestionPlanItem)
+            .where(IngestionPlanItem.plan_id == plan_id)
+            .order_by(IngestionPlanItem.source, IngestionPlanItem.day, IngestionPlanItem.id)
+        )
+    )
+
+
+def check_current(session: Session, *, plan: IngestionPlan, model: str) -> None:
+    """Refuse a plan whose cells changed since it was made, naming them."""
+    assert plan.id is not None
+    items = plan_items(session, plan.id)
+    if not items:
+        return
+    now_cells = {
+        (c.source, c.day, c.stage): c
+        for c in coverage.compute(
+            session,
+            sources=sorted({i.source for i in items}),
+            start=min(i.day for i in items),
+            end=max(i.day for i in items),
+            model=model,
+        )
+    }
+    changed = []
+    for item in items:
+        cell = now_cells.get((item.source, item.day, item.stage))
+        state = cell.state if cell else CellState.empty
+        digest = cell.expected_digest if cell else None
+        if state != item.state or digest != item.expected_digest:
+            changed.append(f"{item.source} {item.day} {item.stage} (was {item.state}, now {state})")
+    if changed:
+        raise StalePlan(plan.id, changed)
+
+
+def _scope(session: Session, request: PlanRequest) -> tuple[date | None, date | None]:
+    if request.mode is PlanMode.backfill_range:
+        if not request.range_start_day or not request.range_end_day:
+            raise BadDate("backfill_range needs --range-start-day and --range-end-day")
+        if request.range_end_day < request.range_start_day:
+            raise BadDate(
+                f"--range-end-day {request.range_end_day} is before "
+                f"--range-start-day {request.range_start_day}"
+            )
+    if request.lookback_days < 0:
+        raise UserError("--lookback-days must be 0 or more")
+    return request.range_start_day, request.range_end_day
+
+
+def _choose(session: Session, request: PlanRequest, cells: list[Cell], today: date) -> list[Cell]:
+    if request.mode is PlanMode.backfill_range:
+        if request.force:
+            return [c for c in cells if c.state is not CellState.empty]
+        return [c for c in cells if c.state in WANTED]
+    if request.mode is PlanMode.catch_up_recent:
+        return _catch_up(cells, today, request.lookback_days)
+    return _repair(session, request, cells)
+
+
+def _catch_up(cells: list[Cell], today: date, lookback_days: int) -> list[Cell]:
+    """New days after each source's last current day, plus changed days in the lookback."""
+    last_current: dict[str, date] = {}
+    for c in cells:
+        if c.stage is Stage.publish and c.state is CellState.current:
+            last_current[c.source] = max(c.day, last_current.get(c.source, c.day))
+    window_start = today - timedelta(days=lookback_days)
+    return [
+        c
+        for c in cells
+        if c.state in WANTED
+        and c.day <= today
+        and (
+            c.source not in last_current or c.day > last_current[c.source] or c.day >= window_start
+        )
+    ]
+
+
+def _repair(session: Session, request: PlanRequest, cells: list[Cell]) -> list[Cell]:
+    run_id = request.reconciliation_id or session.scalar(
+        select(ReconciliationRun.id).order_by(ReconciliationRun.id.desc()).limit(1)  # type: ignore[union-attr]
+    )
+    if run_id is None:
+        raise NotFound("reconciliation", "(none yet: run `softcopy ingestion reconcile` first)")
+    if session.get(ReconciliationRun, run_id) is None:
+        raise NotFound("reconciliation", run_id)
+    flagged = _flagged(
+        session.scalars(select(ReconciliationFinding).where(ReconciliationFinding.run_id == run_id))
+    )
+    order = list(Stage)
+    by_key = {(c.source, c.day, c.stage): c for c in cells}
+    chosen = []
+    for (source, day), first in sorted(flagged.items()):
+        for stage in order[order.index(first) :]:
+            # a day with no data and no ledger (orphan index rows) has no coverage cell:
+            # redoing it as an empty day is what clears the index
+            empty = Cell(source, day, stage, CellState.empty, None, None, 0)
+            chosen.append(by_key.get((source, day, stage), empty))
+    return chosen
+
+
+def _flagged(findings: Iterable[ReconciliationFinding]) -> dict[tuple[str, date], Stage]:
+    """The earliest stage to redo per (source, day) a finding names."""
+    order = list(Stage)
+    flagged: dict[tuple[str, date], Stage] = {}
+    for f in findings:
+        if f.source is None or f.day is None:
+            continue  # dead leases: resume the job, there is no cell to redo
+        stage = f.stage or Stage.export
+        key = (f.source, f.day)
+        if key not in flagged or order.index(stage) < order.index(flagged[key]):
+            flagged[key] = stage
+    return flagged

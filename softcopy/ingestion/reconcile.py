@@ -1,0 +1,218 @@
+"""Reconcile: compare persisted state with the world — sources (drift, late data),
+artifacts (deleted, corrupted), the index (missing or orphan rows) and jobs (dead leases).
+Findings are persisted; a repair plan can be made from them."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from softcopy.config import Settings
+from softcopy.db import within
+from softcopy.ingestion import jobs
+from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
+from softcopy.ingestion.states import FindingKind, Stage
+from softcopy.memory import index, scan
+from softcopy.memory.items import EMPTY_DIGEST
+from softcopy.memory.sources import open_source
+from softcopy.memory.stage import export_path, sha256_file, vectors_path
+from softcopy.memory.tables import LedgerEntry, SourceDay, SourceItem
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: FindingKind
+    detail: str
+    source: str | None = None
+    day: date | None = None
+    stage: Stage | None = None
+    job_id: int | None = None
+
+
+def reconcile(
+    session: Session,
+    *,
+    settings: Settings,
+    sources: list[str],
+    start: date | None,
+    end: date | None,
+    now: datetime,
+) -> tuple[ReconciliationRun, list[Finding]]:
+    findings = [
+        Finding(
+            FindingKind.dead_lease,
+            f"job {job_id} stopped heartbeating: now interrupted; "
+            f"`softcopy ingestion resume {job_id}` continues it",
+            job_id=job_id,
+        )
+        for job_id in jobs.expire_leases(session, now=now, timeout=settings.lease_timeout)
+    ]
+    for source in sources:
+        scan.refresh(session, open_source(settings.source(source), settings.timezone))
+        findings += _source_findings(session, settings, source, start, end)
+    run = ReconciliationRun(
+        created_at=now,
+        sources=sources,
+        range_start=start,
+        range_end=end,
+        findings_count=len(findings),
+        drift=any(f.kind is FindingKind.source_drift for f in findings),
+    )
+    session.add(run)
+    session.flush()
+    if findings:
+        session.execute(
+            insert(ReconciliationFinding),
+            [
+                {
+                    "run_id": run.id,
+                    "kind": f.kind,
+                    "source": f.source,
+                    "day": f.day,
+                    "stage": f.stage,
+                    "job_id": f.job_id,
+                    "detail": f.detail,
+                }
+                for f in findings
+            ],
+        )
+    return run, findings
+
+
+def findings_of(session: Session, run_id: int) -> list[ReconciliationFinding]:
+    return list(
+        session.scalars(
+            select(ReconciliationFinding)
+            .where(ReconciliationFinding.run_id == run_id)
+            .order_by(ReconciliationFinding.id)
+        )
+    )
+
+
+def _source_findings(
+    session: Session, settings: Settings, source: str, start: date | None, end: date | None
+) -> list[Finding]:
+    entries: dict[date, dict[Stage, LedgerEntry]] = defaultdict(dict)
+    for entry in session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.source == source, *within(LedgerEntry.day, start, end)
+        )
+    ):
+        entries[entry.day][entry.stage] = entry
+    digests = {
+        d.day: d.digest
+        for d in session.scalars(
+            select(SourceDay).where(SourceDay.source == source, *within(SourceDay.day, start, end))
+        )
+    }
+    indexed = {
+        day: value
+        for (_, day), value in index.day_digests(settings.index_path, source).items()
+        if (not start or day >= start) and (not end or day <= end)
+    }
+    findings: list[Finding] = []
+    for day, stages in sorted(entries.items()):
+        findings += _artifact_findings(settings, source, day, stages)
+        published = stages.get(Stage.publish)
+        exported = stages.get(Stage.export)
+        if published is None or published.output_digest is None:
+            continue
+        if exported is not None and exported.input_digest not in (
+            None,
+            digests.get(day, EMPTY_DIGEST),
+        ):
+            findings.append(
+                Finding(
+                    FindingKind.source_drift,
+                    _drift(session, settings, source, day),
+                    source,
+                    day,
+                    Stage.export,
+                )
+            )
+        rows, found = indexed.get(day, (0, None))
+        if rows == 0 and published.items > 0:
+            findings.append(
+                Finding(
+                    FindingKind.missing_index_rows,
+                    f"published {published.items} items; the index has none",
+                    source,
+                    day,
+                    Stage.publish,
+                )
+            )
+        elif rows and found != published.output_digest:
+            findings.append(
+                Finding(
+                    FindingKind.index_mismatch,
+                    f"the index holds {rows} items, other than the {published.items} published",
+                    source,
+                    day,
+                    Stage.publish,
+                )
+            )
+    for day, (rows, _) in sorted(indexed.items()):
+        published = entries.get(day, {}).get(Stage.publish)
+        if published is None or published.output_digest is None:
+            findings.append(
+                Finding(
+                    FindingKind.orphan_index_rows,
+                    f"{rows} index rows that no publish recorded",
+                    source,
+                    day,
+                    Stage.export,
+                )
+            )
+    return findings
+
+
+def _artifact_findings(
+    settings: Settings, source: str, day: date, stages: dict[Stage, LedgerEntry]
+) -> list[Finding]:
+    findings = []
+    for stage, path_of in ((Stage.export, export_path), (Stage.embed, vectors_path)):
+        entry = stages.get(stage)
+        if entry is None or entry.artifact_sha is None:
+            continue
+        path = path_of(settings, source, day)
+        if not path.exists():
+            findings.append(
+                Finding(FindingKind.missing_artifact, f"{path} is gone", source, day, stage)
+            )
+        elif sha256_file(path) != entry.artifact_sha:
+            findings.append(
+                Finding(
+                    FindingKind.corrupted_artifact,
+                    f"{path} changed since {entry.stage} wrote it",
+                    source,
+                    day,
+                    stage,
+                )
+            )
+    return findings
+
+
+def _drift(session: Session, settings: Settings, source: str, day: date) -> str:
+    """How a published day's items differ from the source now: edited, added, deleted."""
+    now = dict(
+        session.execute(
+            select(SourceItem.item_id, SourceItem.content_hash).where(
+                SourceItem.source == source, SourceItem.day == day
+            )
+        ).all()
+    )
+    path = export_path(settings, source, day)
+    then: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_bytes().splitlines():
+            record = json.loads(line)
+            then[record["item_id"]] = record["content_hash"]
+    edited = sum(1 for k in now.keys() & then.keys() if now[k] != then[k])
+    added = len(now.keys() - then.keys())
+    deleted = len(then.keys() - now.keys())
+    return f"the source changed since publish: {edited} edited, {added} added, {deleted} deleted"

@@ -1,0 +1,391 @@
+"""The worker side of a job: take the lease, heartbeat, run steps through an engine, write a
+checkpoint after each day (in the ledger's transaction), stop at a day boundary when asked.
+
+Every write carries the lease epoch (`transitions.fence`): a worker that lost its lease
+stops at its next write and cannot overwrite the one that took over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from softcopy.config import Settings
+from softcopy.db import get_engine, session_scope, utcnow
+from softcopy.errors import OperationFailed, SoftcopyError
+from softcopy.ingestion import jobs, logs
+from softcopy.ingestion.engines import StageRunner, StepEngine, StepTicket, run_stage
+from softcopy.ingestion.models import Checkpoint, IngestionJob, JobStep
+from softcopy.ingestion.states import (
+    STEP_DONE,
+    JobStatus,
+    LogLevel,
+    StepStatus,
+)
+from softcopy.ingestion.transitions import IllegalTransition, LeaseLost, fence, move_job, move_step
+from softcopy.memory import ledger
+from softcopy.memory.stage import StageContext, StageResult
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int, int, str], None]  # days done, days total, what runs now
+TRANSIENT_ATTEMPTS = 3
+
+
+class StepFailed(OperationFailed):
+    def __init__(self, step_id: int, day: date | None, reason: str) -> None:
+        self.step_id = step_id
+        self.day = day
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CancelRequested(SoftcopyError):
+    """Raised at a day boundary when the job was asked to stop."""
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(
+    settings: Settings, *, owner: str, job_id: int | None = None, now: datetime
+) -> tuple[int, int] | None:
+    """Take the lease of a queued job (that one, or the oldest): (job id, epoch), or None."""
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        query = select(IngestionJob.id).where(IngestionJob.status == JobStatus.queued)
+        if job_id is not None:
+            query = query.where(IngestionJob.id == job_id)
+        for candidate in session.scalars(query.order_by(IngestionJob.id).limit(20)):
+            job = session.get(IngestionJob, candidate)
+            assert job is not None
+            try:
+                move_job(
+                    session,
+                    job,
+                    JobStatus.running,
+                    now=now,
+                    lease_owner=owner,
+                    lease_epoch=job.lease_epoch + 1,
+                    heartbeat_at=now,
+                    worker_pid=os.getpid(),
+                    worker_host=socket.gethostname(),
+                )
+            except IllegalTransition:
+                continue  # another worker took it first
+            return candidate, job.lease_epoch
+    return None
+
+
+def execute(
+    settings: Settings,
+    *,
+    job_id: int,
+    epoch: int,
+    step_engine: StepEngine,
+    clock: Clock = utcnow,
+    progress: Progress | None = None,
+) -> JobStatus | None:
+    """Run a leased job to its end; returns its final status (None if the lease was lost)."""
+    engine = get_engine(settings.database_url)
+    heartbeat = Heartbeat(settings, job_id=job_id, epoch=epoch, clock=clock)
+    heartbeat.start()
+    try:
+        with session_scope(engine) as session:
+            job = jobs.get_job(session, job_id)
+            done, total = len(jobs.checkpointed_cells(session, job_id)), job.days_total
+            step_ids = [s.id for s in jobs.steps_of(session, job_id) if s.status not in STEP_DONE]
+        for step_id in step_ids:
+            assert step_id is not None
+            label = _start_step(settings, job_id, step_id, epoch, clock)
+            if label is None:
+                continue
+            if progress:
+                progress(done, total, label)
+
+            def on_day(label: str = label) -> None:
+                nonlocal done
+                done += 1
+                if progress:
+                    progress(done, total, label)
+
+            try:
+                artifact = step_engine.run_step(
+                    StepTicket(settings, job_id, step_id, epoch), on_day=on_day
+                )
+            except CancelRequested:
+                return _stop(settings, job_id, epoch, clock, JobStatus.cancelled, None, step_id)
+            except LeaseLost:
+                return None
+            except Exception as exc:  # a step is an error boundary: any failure fails it
+                reason = (
+                    exc.reason if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+                )
+                return _stop(settings, job_id, epoch, clock, JobStatus.failed, reason, step_id)
+            _finish_step(settings, job_id, step_id, epoch, clock, artifact)
+        return _stop(settings, job_id, epoch, clock, JobStatus.succeeded, None, None)
+    except LeaseLost:
+        return None
+    except KeyboardInterrupt:
+        _stop(
+            settings,
+            job_id,
+            epoch,
+            clock,
+            JobStatus.cancelled,
+            "interrupted from the terminal",
+            None,
+        )
+        raise
+    finally:
+        heartbeat.stop()
+
+
+def run_step_days(
+    ticket: StepTicket,
+    *,
+    stage_runner: StageRunner = run_stage,
+    on_day: Callable[[], None] | None = None,
+    clock: Clock = utcnow,
+) -> int:
+    """Do a step's days that have no checkpoint yet; returns how many were done.
+
+    This is what every engine runs, in the worker or inside a notebook kernel: the ledger
+    write and the checkpoint of a day commit together, fenced by the lease epoch.
+    """
+    engine = get_engine(ticket.settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        step = session.get(JobStep, ticket.step_id)
+        if step is None:
+            raise StepFailed(ticket.step_id, None, f"step {ticket.step_id} not found")
+        ctx = StageContext(
+            settings=ticket.settings, session=session, done_by=f"job:{ticket.job_id}", clock=clock
+        )
+        done = set(
+            session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == ticket.step_id))
+        )
+        count = 0
+        for day in (date.fromisoformat(d) for d in step.days):
+            if day in done:
+                continue
+            _at_boundary(session, ticket)
+            result = _run_day(ctx, stage_runner, step, day, ticket)
+            _checkpoint(session, ticket, step, result, clock())
+            count += 1
+            if on_day:
+                on_day()
+        return count
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the lease fresh while a long day runs; every day's checkpoint also heartbeats."""
+
+    def __init__(self, settings: Settings, *, job_id: int, epoch: int, clock: Clock) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.settings = settings
+        self.job_id = job_id
+        self.epoch = epoch
+        self.clock = clock
+        self.interval = max(0.2, settings.lease_timeout / 4)
+        self.lost = threading.Event()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        engine = get_engine(self.settings.database_url)
+        while not self._stopped.wait(self.interval):
+            try:
+                with session_scope(engine) as session:
+                    fence(session, job_id=self.job_id, epoch=self.epoch, now=self.clock())
+            except LeaseLost:
+                self.lost.set()
+                return
+            except OperationalError:
+                continue  # a busy database: the next beat tries again
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def _at_boundary(session: Session, ticket: StepTicket) -> None:
+    """Between two days: stop if the lease is gone or a cancel was asked for."""
+    row = session.execute(
+        select(IngestionJob.lease_epoch, IngestionJob.cancel_requested).where(
+            IngestionJob.id == ticket.job_id
+        )
+    ).one()
+    session.commit()
+    if row.lease_epoch != ticket.epoch:
+        raise LeaseLost(ticket.job_id, ticket.epoch)
+    if row.cancel_requested:
+        raise CancelRequested(f"job {ticket.job_id}: cancel requested")
+
+
+def _run_day(
+    ctx: StageContext, stage_runner: StageRunner, step: JobStep, day: date, ticket: StepTicket
+) -> StageResult:
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return stage_runner(ctx, step.stage, step.source, day)
+        except OperationFailed as exc:
+            ctx.session.rollback()
+            _record_day_failure(ctx, step, day, ticket, str(exc))
+            raise StepFailed(step.id or 0, day, str(exc)) from exc
+        except OperationalError as exc:
+            ctx.session.rollback()
+            if attempt == TRANSIENT_ATTEMPTS:
+                raise
+            fence(ctx.session, job_id=ticket.job_id, epoch=ticket.epoch, now=ctx.clock())
+            logs.write(
+                ctx.session,
+                event="day.retry",
+                level=LogLevel.warning,
+                message=f"{step.stage} {step.source} {day}: attempt {attempt} hit {exc.orig}",
+                now=ctx.clock(),
+                job_id=ticket.job_id,
+                step_id=step.id,
+                source=step.source,
+                day=day,
+                attempt=attempt,
+            )
+            ctx.session.commit()
+    raise AssertionError("unreachable")
+
+
+def _record_day_failure(
+    ctx: StageContext, step: JobStep, day: date, ticket: StepTicket, error: str
+) -> None:
+    session = ctx.session
+    fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=ctx.clock())
+    ledger.record_failure(
+        session,
+        source=step.source,
+        day=day,
+        stage=step.stage,
+        error=error,
+        done_by=ctx.done_by,
+        now=ctx.clock(),
+    )
+    logs.write(
+        session,
+        event="day.failed",
+        level=LogLevel.error,
+        message=error,
+        now=ctx.clock(),
+        job_id=ticket.job_id,
+        step_id=step.id,
+        source=step.source,
+        day=day,
+    )
+    session.commit()
+
+
+def _checkpoint(
+    session: Session, ticket: StepTicket, step: JobStep, result: StageResult, now: datetime
+) -> None:
+    """Checkpoint the day in the transaction that holds its ledger write, or write nothing."""
+    try:
+        fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=now)
+    except LeaseLost:
+        session.rollback()
+        raise
+    session.add(
+        Checkpoint(
+            step_id=ticket.step_id,
+            job_id=ticket.job_id,
+            source=step.source,
+            stage=step.stage,
+            day=result.day,
+            input_digest=result.input_digest,
+            output_digest=result.output_digest,
+            artifact_sha=result.artifact_sha,
+            items=result.items,
+            skipped=result.skipped,
+            lease_epoch=ticket.epoch,
+            created_at=now,
+        )
+    )
+    session.execute(
+        update(IngestionJob)
+        .where(IngestionJob.id == ticket.job_id)  # type: ignore[arg-type]
+        .values(days_done=IngestionJob.days_done + 1)
+    )
+    logs.write(
+        session,
+        event="checkpoint",
+        message=f"{step.stage} {step.source} {result.day}: {result.items} items",
+        now=now,
+        job_id=ticket.job_id,
+        step_id=step.id,
+        source=step.source,
+        day=result.day,
+        items=result.items,
+        skipped=result.skipped,
+        output_digest=result.output_digest,
+    )
+    session.commit()
+
+
+def _start_step(
+    settings: Settings, job_id: int, step_id: int, epoch: int, clock: Clock
+) -> str | None:
+    """Mark the step running (or skipped when every day is checkpointed); its label."""
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        fence(session, job_id=job_id, epoch=epoch, now=clock())
+        step = session.get(JobStep, step_id)
+        assert step is not None
+        done = set(session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == step_id)))
+        if {date.fromisoformat(d) for d in step.days} <= done:
+            move_step(session, step, StepStatus.skipped, now=clock())
+            return None
+        move_step(session, step, StepStatus.running, now=clock())
+        return f"{step.stage} {step.source} {step.start_day}…{step.end_day}"
+
+
+def _finish_step(
+    settings: Settings, job_id: int, step_id: int, epoch: int, clock: Clock, artifact: str | None
+) -> None:
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        fence(session, job_id=job_id, epoch=epoch, now=clock())
+        step = session.get(JobStep, step_id)
+        assert step is not None
+        step.artifact = artifact
+        session.add(step)
+        move_step(session, step, StepStatus.succeeded, now=clock())
+
+
+def _stop(
+    settings: Settings,
+    job_id: int,
+    epoch: int,
+    clock: Clock,
+    to: JobStatus,
+    error: str | None,
+    step_id: int | None,
+) -> JobStatus:
+    """End the job: the current step, then the job, then its claims, in one transaction."""
+    engine = get_engine(settings.database_url)
+    now = clock()
+    with session_scope(engine) as session:
+        fence(session, job_id=job_id, epoch=epoch, now=now)
+        job = jobs.get_job(session, job_id)
+        if step_id is not None:
+            step = session.get(JobStep, step_id)
+            assert step is not None
+            if step.status is StepStatus.running:
+                step_to = StepStatus.failed if to is JobStatus.failed else StepStatus.cancelled
+                move_step(session, step, step_to, now=now, error=error)
+        if to is JobStatus.cancelled:
+            jobs.finish_steps(session, job, StepStatus.cancelled, now)
+        move_job(session, job, to, now=now, epoch=epoch, error=error)
+        jobs.release_claims(session, job_id)
+    return to

@@ -1,0 +1,470 @@
+"""The public façade of the ingestion control plane: every face (CLI, HTTP API, dashboard,
+notebooks) calls these functions, and nothing else orchestrates.
+
+Functions are keyword-only, take a `Context`, commit one transaction per use case, and
+return models or plain values; they never print and know nothing of HTTP or exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from softcopy.config import Settings, load_settings
+from softcopy.db import get_engine, session_scope, utcnow
+from softcopy.errors import BadDate, NotFound
+from softcopy.ingestion import coverage as coverage_
+from softcopy.ingestion import jobs, logs, planner, runtime
+from softcopy.ingestion import reconcile as reconcile_
+from softcopy.ingestion import verify as verify_
+from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.engines import get_engine as get_step_engine
+from softcopy.ingestion.models import (
+    Checkpoint,
+    CoverageSnapshot,
+    IngestionJob,
+    IngestionPlan,
+    IngestionPlanItem,
+    JobStep,
+    LogRecord,
+    ReconciliationFinding,
+    ReconciliationRun,
+    Verification,
+)
+from softcopy.ingestion.states import JOB_TERMINAL, JobStatus, LogLevel, PlanMode, Stage
+from softcopy.memory import scan
+from softcopy.memory.sources import open_source
+
+Progress = runtime.Progress
+
+
+@dataclass
+class Context:
+    """What every service call needs: settings, the database, and a clock (a parameter, so
+    tests can pass their own)."""
+
+    settings: Settings
+    engine: Engine
+    clock: Callable[[], datetime] = utcnow
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.settings.timezone).date()
+
+
+def open_context(home: Path | str | None = None) -> Context:
+    settings = load_settings(home)
+    return Context(settings=settings, engine=get_engine(settings.database_url))
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    snapshot: CoverageSnapshot
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class PlanView:
+    plan: IngestionPlan
+    items: list[IngestionPlanItem]
+    steps: list[tuple[Stage, str, list[date]]]  # what a job with the default chunking runs
+
+
+@dataclass(frozen=True)
+class StepView:
+    step: JobStep
+    days_done: int
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: IngestionJob
+    steps: list[StepView]
+    verification: Verification | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    plan: IngestionPlan
+    job: JobView | None  # None: the plan had nothing to do
+    worker_pid: int | None = None  # set when detached
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    run: ReconciliationRun
+    findings: list[ReconciliationFinding]
+    repair_plan: IngestionPlan | None = None
+
+
+@dataclass
+class PlanOptions:
+    mode: PlanMode
+    sources: list[str] | None = None
+    stages: list[Stage] | None = None
+    range_start_day: date | None = None
+    range_end_day: date | None = None
+    lookback_days: int = planner.DEFAULT_LOOKBACK_DAYS
+    force: bool = False
+    reconciliation_id: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def coverage(
+    ctx: Context,
+    *,
+    sources: list[str] | None = None,
+    range_start_day: date | None = None,
+    range_end_day: date | None = None,
+) -> CoverageReport:
+    """Scan the sources (incrementally), compare with the ledger, persist a snapshot."""
+    _check_range(range_start_day, range_end_day)
+    names = _source_names(ctx, sources)
+    with session_scope(ctx.engine) as session:
+        began = time.perf_counter()
+        _refresh(ctx, session, names)
+        cells = coverage_.compute(
+            session, sources=names, start=range_start_day, end=range_end_day, model=_model(ctx)
+        )
+        snapshot = coverage_.persist(
+            session,
+            cells=cells,
+            sources=names,
+            start=range_start_day,
+            end=range_end_day,
+            now=ctx.clock(),
+            seconds=time.perf_counter() - began,
+        )
+    return CoverageReport(snapshot=snapshot, cells=cells)
+
+
+def plan(ctx: Context, *, options: PlanOptions) -> PlanView:
+    with session_scope(ctx.engine) as session:
+        made = _make_plan(ctx, session, options)
+        return _plan_view(session, made)
+
+
+def get_plan(ctx: Context, *, plan_id: int) -> PlanView:
+    with session_scope(ctx.engine) as session:
+        found = session.get(IngestionPlan, plan_id)
+        if found is None:
+            raise NotFound("plan", plan_id)
+        return _plan_view(session, found)
+
+
+def run(
+    ctx: Context,
+    *,
+    plan_id: int | None = None,
+    options: PlanOptions | None = None,
+    engine: str = "inline",
+    chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
+    replan: bool = False,
+    detach: bool = False,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Make a job from a saved plan (refused when stale, unless `replan`) or from a new one,
+    then run it here, or in a detached worker."""
+    get_step_engine(engine)  # an unknown engine is refused before anything is written
+    with session_scope(ctx.engine) as session:
+        chosen = _plan_to_run(ctx, session, plan_id, options, replan)
+        if chosen.cells == 0:
+            return RunOutcome(plan=chosen, job=None)
+        job = jobs.create_job(
+            session, plan=chosen, engine=engine, chunk_days=chunk_days, now=ctx.clock()
+        )
+    assert job.id is not None
+    return RunOutcome(plan=chosen, **_execute(ctx, job.id, detach, progress))
+
+
+def resume(
+    ctx: Context, *, job_id: int, detach: bool = False, progress: Progress | None = None
+) -> JobView:
+    """Continue a failed, cancelled or interrupted job from its checkpoints."""
+    with session_scope(ctx.engine) as session:
+        jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+    with session_scope(ctx.engine) as session:
+        jobs.prepare_resume(session, job_id=job_id, now=ctx.clock())
+    view = _execute(ctx, job_id, detach, progress)["job"]
+    assert view is not None
+    return view
+
+
+def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
+    with session_scope(ctx.engine) as session:
+        jobs.cancel(session, job_id=job_id, force=force, now=ctx.clock())
+    return show_job(ctx, job_id=job_id)
+
+
+def verify(ctx: Context, *, job_id: int) -> Verification:
+    with session_scope(ctx.engine) as session:
+        return verify_.verify_job(session, settings=ctx.settings, job_id=job_id, now=ctx.clock())
+
+
+def reconcile(
+    ctx: Context,
+    *,
+    sources: list[str] | None = None,
+    range_start_day: date | None = None,
+    range_end_day: date | None = None,
+    repair: bool = False,
+) -> ReconcileReport:
+    _check_range(range_start_day, range_end_day)
+    names = _source_names(ctx, sources)
+    with session_scope(ctx.engine) as session:
+        run_, _ = reconcile_.reconcile(
+            session,
+            settings=ctx.settings,
+            sources=names,
+            start=range_start_day,
+            end=range_end_day,
+            now=ctx.clock(),
+        )
+        repair_plan = None
+        if repair and run_.findings_count:
+            repair_plan = _make_plan(
+                ctx,
+                session,
+                PlanOptions(mode=PlanMode.repair, sources=names, reconciliation_id=run_.id),
+            )
+            run_.repair_plan_id = repair_plan.id
+            session.add(run_)
+        assert run_.id is not None
+        return ReconcileReport(run_, reconcile_.findings_of(session, run_.id), repair_plan)
+
+
+def get_reconciliation(ctx: Context, *, reconciliation_id: int) -> ReconcileReport:
+    with session_scope(ctx.engine) as session:
+        found = session.get(ReconciliationRun, reconciliation_id)
+        if found is None:
+            raise NotFound("reconciliation", reconciliation_id)
+        plan_ = session.get(IngestionPlan, found.repair_plan_id) if found.repair_plan_id else None
+        return ReconcileReport(found, reconcile_.findings_of(session, reconciliation_id), plan_)
+
+
+def list_jobs(
+    ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
+) -> list[IngestionJob]:
+    with Session(ctx.engine) as session:
+        query = select(IngestionJob)
+        if status is not None:
+            query = query.where(IngestionJob.status == status)
+        query = query.order_by(IngestionJob.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
+        return list(session.scalars(query))
+
+
+def show_job(ctx: Context, *, job_id: int) -> JobView:
+    with Session(ctx.engine) as session:
+        job = jobs.get_job(session, job_id)
+        done = dict(
+            session.execute(
+                select(Checkpoint.step_id, func.count())
+                .where(Checkpoint.job_id == job_id)
+                .group_by(Checkpoint.step_id)
+            ).all()
+        )
+        verification = session.scalar(
+            select(Verification)
+            .where(Verification.job_id == job_id)
+            .order_by(Verification.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        )
+        steps = [StepView(s, done.get(s.id, 0)) for s in jobs.steps_of(session, job_id)]
+        return JobView(job=job, steps=steps, verification=verification)
+
+
+def job_logs(
+    ctx: Context,
+    *,
+    job_id: int,
+    after_id: int = 0,
+    level: LogLevel | None = None,
+    limit: int = 500,
+) -> list[LogRecord]:
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        return logs.query(session, job_id=job_id, after_id=after_id, level=level, limit=limit)
+
+
+def follow_logs(
+    ctx: Context, *, job_id: int, level: LogLevel | None = None, poll_seconds: float = 0.5
+) -> Iterator[LogRecord]:
+    """Yield a job's log rows as they are written, until the job has ended."""
+    after = 0
+    while True:
+        with Session(ctx.engine) as session:
+            status = jobs.get_job(session, job_id).status
+            rows = logs.query(session, job_id=job_id, after_id=after, level=level)
+        for row in rows:
+            assert row.id is not None
+            after = row.id
+            yield row
+        if not rows and status in JOB_TERMINAL:
+            return
+        if not rows:
+            time.sleep(poll_seconds)
+
+
+def work(
+    ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
+) -> list[int]:
+    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
+    owner = runtime.new_owner()
+    ran: list[int] = []
+    while True:
+        with session_scope(ctx.engine) as session:
+            jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+        claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
+        if claimed is not None:
+            _run_claimed(ctx, *claimed, progress=None)
+            ran.append(claimed[0])
+        if once or job_id is not None:
+            return ran
+        if claimed is None:
+            time.sleep(idle_seconds)
+
+
+def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None) -> dict:  # type: ignore[type-arg]
+    if detach:
+        pid = spawn_worker(ctx, job_id)
+        return {"job": show_job(ctx, job_id=job_id), "worker_pid": pid}
+    claimed = runtime.claim(ctx.settings, owner=runtime.new_owner(), job_id=job_id, now=ctx.clock())
+    if claimed is not None:
+        _run_claimed(ctx, *claimed, progress=progress)
+    return {"job": show_job(ctx, job_id=job_id)}
+
+
+def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | None) -> None:
+    with Session(ctx.engine) as session:
+        engine_name = jobs.get_job(session, job_id).engine
+    runtime.execute(
+        ctx.settings,
+        job_id=job_id,
+        epoch=epoch,
+        step_engine=get_step_engine(engine_name),
+        clock=ctx.clock,
+        progress=progress,
+    )
+
+
+def spawn_worker(ctx: Context, job_id: int) -> int:
+    """A worker in its own process session: it survives the terminal that started it."""
+    log_dir = ctx.settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "softcopy",
+                "ingestion",
+                "worker",
+                "--job-id",
+                str(job_id),
+                "--home",
+                str(ctx.settings.home),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ | {"SOFTCOPY_DATABASE_URL": ctx.settings.database_url},
+        )
+    return process.pid
+
+
+def _plan_to_run(
+    ctx: Context,
+    session: Session,
+    plan_id: int | None,
+    options: PlanOptions | None,
+    replan: bool,
+) -> IngestionPlan:
+    if plan_id is None:
+        assert options is not None, "run needs a plan id or plan options"
+        return _make_plan(ctx, session, options)
+    saved = session.get(IngestionPlan, plan_id)
+    if saved is None:
+        raise NotFound("plan", plan_id)
+    items = planner.plan_items(session, plan_id)
+    _refresh(ctx, session, sorted({i.source for i in items}))
+    if replan:
+        return _make_plan(ctx, session, _options_of(saved))
+    planner.check_current(session, plan=saved, model=_model(ctx))
+    return saved
+
+
+def _make_plan(ctx: Context, session: Session, options: PlanOptions) -> IngestionPlan:
+    names = _source_names(ctx, options.sources)
+    _refresh(ctx, session, names)
+    made, _ = planner.make_plan(
+        session,
+        request=planner.PlanRequest(
+            mode=options.mode,
+            sources=names,
+            stages=options.stages or list(Stage),
+            range_start_day=options.range_start_day,
+            range_end_day=options.range_end_day,
+            lookback_days=options.lookback_days,
+            force=options.force,
+            reconciliation_id=options.reconciliation_id,
+        ),
+        model=_model(ctx),
+        today=ctx.today(),
+        now=ctx.clock(),
+    )
+    return made
+
+
+def _options_of(saved: IngestionPlan) -> PlanOptions:
+    p = saved.params
+    return PlanOptions(
+        mode=saved.mode,
+        sources=p.get("sources"),
+        stages=[Stage(s) for s in p.get("stages", [])] or None,
+        range_start_day=date.fromisoformat(p["range_start_day"])
+        if p.get("range_start_day")
+        else None,
+        range_end_day=date.fromisoformat(p["range_end_day"]) if p.get("range_end_day") else None,
+        lookback_days=p.get("lookback_days", planner.DEFAULT_LOOKBACK_DAYS),
+        force=p.get("force", False),
+        reconciliation_id=p.get("reconciliation_id"),
+    )
+
+
+def _plan_view(session: Session, made: IngestionPlan) -> PlanView:
+    assert made.id is not None
+    items = planner.plan_items(session, made.id)
+    return PlanView(plan=made, items=items, steps=jobs.split_steps(items, jobs.DEFAULT_CHUNK_DAYS))
+
+
+def _refresh(ctx: Context, session: Session, names: list[str]) -> None:
+    for name in names:
+        scan.refresh(session, open_source(ctx.settings.source(name), ctx.settings.timezone))
+
+
+def _source_names(ctx: Context, sources: list[str] | None) -> list[str]:
+    return [s.name for s in ctx.settings.selected_sources(sources)]
+
+
+def _model(ctx: Context) -> str:
+    from softcopy.memory.embedders import get_embedder
+
+    return get_embedder(ctx.settings.embedder).name
+
+
+def _check_range(start: date | None, end: date | None) -> None:
+    if start and end and end < start:
+        raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
+
+
+__all__ = ["UTC", "Context", "open_context"]

@@ -1,0 +1,147 @@
+"""The one place job and step statuses change: checked against the allowed-transitions
+tables, conditional on the status read (and on the lease epoch for a worker's writes),
+stamped with times and logged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from softcopy.errors import Conflict
+from softcopy.ingestion import logs
+from softcopy.ingestion.models import IngestionJob, JobStep
+from softcopy.ingestion.states import (
+    JOB_TERMINAL,
+    JOB_TRANSITIONS,
+    STEP_TRANSITIONS,
+    JobStatus,
+    LogLevel,
+    StepStatus,
+)
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, kind: str, ident: int, current: str, wanted: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.current = current
+        self.wanted = wanted
+        super().__init__(f"{kind} {ident} is {current}; it cannot become {wanted}")
+
+
+class LeaseLost(Conflict):
+    """Another worker took the job over (or it was fenced): this worker must stop."""
+
+    def __init__(self, job_id: int, epoch: int) -> None:
+        self.job_id = job_id
+        self.epoch = epoch
+        super().__init__(f"job {job_id}: lease epoch {epoch} is no longer current")
+
+
+def fence(session: Session, *, job_id: int, epoch: int, now: datetime) -> None:
+    """Prove this worker still holds the lease, and heartbeat, in the caller's transaction.
+
+    On PostgreSQL the row stays locked until commit, so a takeover waits for us or we for
+    it; on SQLite writers are serialised anyway. Either way no write of an old epoch lands.
+    """
+    done = session.execute(
+        update(IngestionJob)
+        .where(IngestionJob.id == job_id, IngestionJob.lease_epoch == epoch)  # type: ignore[arg-type]
+        .values(heartbeat_at=now)
+    )
+    if done.rowcount != 1:
+        raise LeaseLost(job_id, epoch)
+
+
+def move_job(
+    session: Session,
+    job: IngestionJob,
+    to: JobStatus,
+    *,
+    now: datetime,
+    epoch: int | None = None,
+    error: str | None = None,
+    **values: Any,
+) -> None:
+    """Move `job` to `to`, refusing an illegal move and (with `epoch`) a lost lease."""
+    assert job.id is not None
+    if to not in JOB_TRANSITIONS[job.status]:
+        raise IllegalTransition("job", job.id, job.status, to)
+    values["status"] = to
+    if to is JobStatus.running and job.started_at is None:
+        values["started_at"] = now
+    if to in JOB_TERMINAL:
+        values["finished_at"] = now
+    if to is JobStatus.queued:
+        values |= {"finished_at": None, "error": None, "cancel_requested": False}
+    if error is not None:
+        values["error"] = error
+    statement = update(IngestionJob).where(
+        IngestionJob.id == job.id,  # type: ignore[arg-type]
+        IngestionJob.status == job.status,  # type: ignore[arg-type]
+    )
+    if epoch is not None:
+        statement = statement.where(IngestionJob.lease_epoch == epoch)  # type: ignore[arg-type]
+    before = job.status  # the UPDATE below also refreshes `job` in the session
+    if session.execute(statement.values(**values)).rowcount != 1:
+        session.refresh(job)
+        if epoch is not None and job.lease_epoch != epoch:
+            raise LeaseLost(job.id, epoch)
+        raise IllegalTransition("job", job.id, job.status, to)
+    for key, value in values.items():
+        setattr(job, key, value)
+    logs.write(
+        session,
+        event="job.transition",
+        level=LogLevel.error if to is JobStatus.failed else LogLevel.info,
+        message=f"job {job.id}: {before} → {to}" + (f": {error}" if error else ""),
+        now=now,
+        job_id=job.id,
+        before=str(before),
+        after=str(to),
+    )
+
+
+def move_step(
+    session: Session, step: JobStep, to: StepStatus, *, now: datetime, error: str | None = None
+) -> None:
+    """Move `step` to `to`; the caller fences the job in the same transaction."""
+    assert step.id is not None
+    if to not in STEP_TRANSITIONS[step.status]:
+        raise IllegalTransition("step", step.id, step.status, to)
+    values: dict[str, Any] = {"status": to}
+    if to is StepStatus.running:
+        values |= {"started_at": now, "attempts": step.attempts + 1}
+    if to in (StepStatus.succeeded, StepStatus.failed, StepStatus.cancelled, StepStatus.skipped):
+        values["finished_at"] = now
+    if to is StepStatus.pending:
+        values |= {"finished_at": None, "error": None}
+    if error is not None:
+        values["error"] = error
+    before = step.status
+    done = session.execute(
+        update(JobStep)
+        .where(JobStep.id == step.id, JobStep.status == step.status)  # type: ignore[arg-type]
+        .values(**values)
+    )
+    if done.rowcount != 1:
+        session.refresh(step)
+        raise IllegalTransition("step", step.id, step.status, to)
+    for key, value in values.items():
+        setattr(step, key, value)
+    logs.write(
+        session,
+        event="step.transition",
+        level=LogLevel.error if to is StepStatus.failed else LogLevel.info,
+        message=f"step {step.ordinal} ({step.stage} {step.source} {step.start_day}…{step.end_day}):"
+        f" {before} → {to}" + (f": {error}" if error else ""),
+        now=now,
+        job_id=step.job_id,
+        step_id=step.id,
+        source=step.source,
+        before=str(before),
+        after=str(to),
+    )

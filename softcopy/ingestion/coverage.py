@@ -43,11 +43,15 @@ def compute(
     return cells
 
 
+STAGE_ORDER = {stage: i for i, stage in enumerate(Stage)}
+
+
 def fingerprint(cells: Iterable[Cell]) -> str:
-    h = hashlib.sha256()
-    for c in sorted(cells, key=lambda c: (c.source, c.day, list(Stage).index(c.stage))):
-        h.update(f"{c.source}|{c.day}|{c.stage}|{c.state}|{c.expected_digest}\n".encode())
-    return h.hexdigest()
+    """A digest of which cells are in which state, with their expected digests."""
+    lines = sorted(
+        f"{c.source}|{c.day}|{STAGE_ORDER[c.stage]}|{c.state}|{c.expected_digest}\n" for c in cells
+    )
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def totals(cells: Iterable[Cell]) -> dict[str, int]:
@@ -91,7 +95,7 @@ def persist(
         for c in cells
     ]
     for begin in range(0, len(rows), 5000):
-        session.execute(insert(CoverageCell), rows[begin : begin + 5000])
+        session.execute(insert(CoverageCell.__table__), rows[begin : begin + 5000])
     return snapshot
 
 

@@ -226,7 +226,7 @@ def _claim_cells(session: Session, job_id: int, cells: list[tuple[str, date, Sta
                 )
     rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
     for begin in range(0, len(rows), 2000):
-        session.execute(insert(CellClaim), rows[begin : begin + 2000])
+        session.execute(insert(CellClaim.__table__), rows[begin : begin + 2000])
 
 
 def split_steps(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from softcopy.ingestion.models import LogRecord
@@ -26,20 +27,21 @@ def write(
     source: str | None = None,
     day: date | None = None,
     **fields: Any,
-) -> LogRecord:
-    record = LogRecord(
-        ts=now,
-        level=level,
-        event=event,
-        job_id=job_id,
-        step_id=step_id,
-        source=source,
-        day=day,
-        message=message,
-        fields=fields,
+) -> None:
+    session.execute(
+        insert(LogRecord.__table__),  # Core: one row per checkpoint, no ORM bookkeeping
+        {
+            "ts": now,
+            "level": level,
+            "event": event,
+            "job_id": job_id,
+            "step_id": step_id,
+            "source": source,
+            "day": day,
+            "message": message,
+            "fields": fields,
+        },
     )
-    session.add(record)
-    return record
 
 
 def query(

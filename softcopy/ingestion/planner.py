@@ -86,7 +86,7 @@ def make_plan(
     session.flush()
     if chosen:
         session.execute(
-            insert(IngestionPlanItem),
+            insert(IngestionPlanItem.__table__),
             [
                 {
                     "plan_id": plan.id,

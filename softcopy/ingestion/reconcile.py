@@ -67,7 +67,7 @@ def reconcile(
     session.flush()
     if findings:
         session.execute(
-            insert(ReconciliationFinding),
+            insert(ReconciliationFinding.__table__),
             [
                 {
                     "run_id": run.id,

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -173,12 +173,14 @@ def run_step_days(
             session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == ticket.step_id))
         )
         count = 0
+        cancel = _at_boundary(session, ticket)
         for day in (date.fromisoformat(d) for d in step.days):
             if day in done:
                 continue
-            _at_boundary(session, ticket)
+            if cancel:
+                raise CancelRequested(f"job {ticket.job_id}: cancel requested")
             result = _run_day(ctx, stage_runner, step, day, ticket)
-            _checkpoint(session, ticket, step, result, clock())
+            cancel = _checkpoint(session, ticket, step, result, clock())
             count += 1
             if on_day:
                 on_day()
@@ -214,8 +216,9 @@ class Heartbeat(threading.Thread):
         self._stopped.set()
 
 
-def _at_boundary(session: Session, ticket: StepTicket) -> None:
-    """Between two days: stop if the lease is gone or a cancel was asked for."""
+def _at_boundary(session: Session, ticket: StepTicket) -> bool:
+    """Before a step's first day: is the lease still ours, and was a cancel asked for?
+    (Later boundaries learn the same from the previous day's checkpoint write.)"""
     row = session.execute(
         select(IngestionJob.lease_epoch, IngestionJob.cancel_requested).where(
             IngestionJob.id == ticket.job_id
@@ -224,8 +227,7 @@ def _at_boundary(session: Session, ticket: StepTicket) -> None:
     session.commit()
     if row.lease_epoch != ticket.epoch:
         raise LeaseLost(ticket.job_id, ticket.epoch)
-    if row.cancel_requested:
-        raise CancelRequested(f"job {ticket.job_id}: cancel requested")
+    return bool(row.cancel_requested)
 
 
 def _run_day(
@@ -289,33 +291,30 @@ def _record_day_failure(
 
 def _checkpoint(
     session: Session, ticket: StepTicket, step: JobStep, result: StageResult, now: datetime
-) -> None:
-    """Checkpoint the day in the transaction that holds its ledger write, or write nothing."""
+) -> bool:
+    """Checkpoint the day in the transaction that holds its ledger write, or write nothing;
+    returns whether a cancel was requested meanwhile."""
     try:
-        fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=now)
+        cancel = fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=now, days_done=1)
     except LeaseLost:
         session.rollback()
         raise
-    session.add(
-        Checkpoint(
-            step_id=ticket.step_id,
-            job_id=ticket.job_id,
-            source=step.source,
-            stage=step.stage,
-            day=result.day,
-            input_digest=result.input_digest,
-            output_digest=result.output_digest,
-            artifact_sha=result.artifact_sha,
-            items=result.items,
-            skipped=result.skipped,
-            lease_epoch=ticket.epoch,
-            created_at=now,
-        )
-    )
     session.execute(
-        update(IngestionJob)
-        .where(IngestionJob.id == ticket.job_id)  # type: ignore[arg-type]
-        .values(days_done=IngestionJob.days_done + 1)
+        insert(Checkpoint.__table__),  # Core: once per day of every job
+        {
+            "step_id": ticket.step_id,
+            "job_id": ticket.job_id,
+            "source": step.source,
+            "stage": step.stage,
+            "day": result.day,
+            "input_digest": result.input_digest,
+            "output_digest": result.output_digest,
+            "artifact_sha": result.artifact_sha,
+            "items": result.items,
+            "skipped": result.skipped,
+            "lease_epoch": ticket.epoch,
+            "created_at": now,
+        },
     )
     logs.write(
         session,
@@ -331,6 +330,7 @@ def _checkpoint(
         output_digest=result.output_digest,
     )
     session.commit()
+    return cancel
 
 
 def _start_step(

@@ -41,19 +41,23 @@ class LeaseLost(Conflict):
         super().__init__(f"job {job_id}: lease epoch {epoch} is no longer current")
 
 
-def fence(session: Session, *, job_id: int, epoch: int, now: datetime) -> None:
-    """Prove this worker still holds the lease, and heartbeat, in the caller's transaction.
+def fence(session: Session, *, job_id: int, epoch: int, now: datetime, days_done: int = 0) -> bool:
+    """Prove this worker still holds the lease, and heartbeat, in the caller's transaction;
+    returns whether a cancel was requested (one round trip for all three).
 
     On PostgreSQL the row stays locked until commit, so a takeover waits for us or we for
     it; on SQLite writers are serialised anyway. Either way no write of an old epoch lands.
     """
-    done = session.execute(
-        update(IngestionJob)
-        .where(IngestionJob.id == job_id, IngestionJob.lease_epoch == epoch)  # type: ignore[arg-type]
-        .values(heartbeat_at=now)
-    )
-    if done.rowcount != 1:
+    jobs = IngestionJob.__table__  # Core, not ORM: this runs once per day of every job
+    row = session.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_epoch == epoch)
+        .values(heartbeat_at=now, days_done=jobs.c.days_done + days_done)
+        .returning(jobs.c.cancel_requested)
+    ).first()
+    if row is None:
         raise LeaseLost(job_id, epoch)
+    return bool(row[0])
 
 
 def move_job(

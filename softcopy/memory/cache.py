@@ -59,7 +59,7 @@ def store(session: Session, *, model: str, vectors: dict[str, np.ndarray], now: 
         for chash, vector in vectors.items()
     ]
     for start in range(0, len(rows), BATCH):
-        session.execute(insert(Entry), rows[start : start + BATCH])
+        session.execute(insert(Entry.__table__), rows[start : start + BATCH])
 
 
 def stats(session: Session) -> list[CacheStats]:

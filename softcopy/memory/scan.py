@@ -169,7 +169,7 @@ class _Rows:
             (SourceProblem, self.problems),
         ):
             if rows:
-                self.session.execute(insert(table), rows)
+                self.session.execute(insert(table.__table__), rows)
             rows.clear()
 
 
@@ -206,4 +206,4 @@ def _recount_days(session: Session, source: str, days: set[date]) -> None:
             if pairs[day] or problems[day]
         ]
         if rows:
-            session.execute(insert(SourceDay), rows)
+            session.execute(insert(SourceDay.__table__), rows)

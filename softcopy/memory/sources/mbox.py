@@ -5,9 +5,9 @@ Messages are found by scanning for "From " separator lines rather than through
 byte range: `load` seeks straight to it without indexing the whole file again.
 
 Each message is parsed by the stdlib `email` package with its legacy `compat32` policy:
-the default policy's header objects cost about 20 times as much, too slow for archives of
-tens of thousands of messages. The item reads what mail clients show: text/plain parts
-(else HTML as text), bodies in their declared charset with fallbacks, RFC 2047 words.
+the default policy builds header objects that make it several times slower, too slow for
+archives of tens of thousands of messages. The item reads what mail clients show:
+text/plain parts (else HTML as text), bodies in their declared charset with fallbacks.
 """
 
 from __future__ import annotations

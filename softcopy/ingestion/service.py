@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -116,7 +116,6 @@ class PlanOptions:
     lookback_days: int = planner.DEFAULT_LOOKBACK_DAYS
     force: bool = False
     reconciliation_id: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def coverage(
@@ -161,6 +160,29 @@ def get_plan(ctx: Context, *, plan_id: int) -> PlanView:
         return _plan_view(session, found)
 
 
+def enqueue(
+    ctx: Context,
+    *,
+    plan_id: int | None = None,
+    options: PlanOptions | None = None,
+    engine: str = "inline",
+    chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
+    replan: bool = False,
+) -> RunOutcome:
+    """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
+    new one; any worker (`softcopy ingestion worker`) can then run it."""
+    get_step_engine(engine)  # an unknown engine is refused before anything is written
+    with session_scope(ctx.engine) as session:
+        chosen = _plan_to_run(ctx, session, plan_id, options, replan)
+        if chosen.cells == 0:
+            return RunOutcome(plan=chosen, job=None)
+        job = jobs.create_job(
+            session, plan=chosen, engine=engine, chunk_days=chunk_days, now=ctx.clock()
+        )
+    assert job.id is not None
+    return RunOutcome(plan=chosen, job=show_job(ctx, job_id=job.id))
+
+
 def run(
     ctx: Context,
     *,
@@ -172,18 +194,14 @@ def run(
     detach: bool = False,
     progress: Progress | None = None,
 ) -> RunOutcome:
-    """Make a job from a saved plan (refused when stale, unless `replan`) or from a new one,
-    then run it here, or in a detached worker."""
-    get_step_engine(engine)  # an unknown engine is refused before anything is written
-    with session_scope(ctx.engine) as session:
-        chosen = _plan_to_run(ctx, session, plan_id, options, replan)
-        if chosen.cells == 0:
-            return RunOutcome(plan=chosen, job=None)
-        job = jobs.create_job(
-            session, plan=chosen, engine=engine, chunk_days=chunk_days, now=ctx.clock()
-        )
-    assert job.id is not None
-    return RunOutcome(plan=chosen, **_execute(ctx, job.id, detach, progress))
+    """Enqueue a job, then run it here (with progress), or in a detached worker."""
+    queued = enqueue(
+        ctx, plan_id=plan_id, options=options, engine=engine, chunk_days=chunk_days, replan=replan
+    )
+    if queued.job is None:
+        return queued
+    assert queued.job.job.id is not None
+    return RunOutcome(plan=queued.plan, **_execute(ctx, queued.job.job.id, detach, progress))
 
 
 def resume(
@@ -465,6 +483,3 @@ def _model(ctx: Context) -> str:
 def _check_range(start: date | None, end: date | None) -> None:
     if start and end and end < start:
         raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
-
-
-__all__ = ["UTC", "Context", "open_context"]

@@ -18,9 +18,9 @@ import pytest
 from sqlmodel import Session, func, select
 
 from softcopy.config import load_settings
-from softcopy.db import session_scope, utcnow
+from softcopy.db import utcnow
 from softcopy.demo import build_demo
-from softcopy.ingestion import engines, jobs, service
+from softcopy.ingestion import engines, service
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.states import JobStatus, PlanMode
 from softcopy.memory import index
@@ -57,13 +57,9 @@ def start_worker(
 
 
 def queue_job(ctx: service.Context, engine: str = "inline", chunk_days: int = 7) -> int:
-    with session_scope(ctx.engine) as session:
-        plan = service._make_plan(ctx, session, BACKFILL)
-        job = jobs.create_job(
-            session, plan=plan, engine=engine, chunk_days=chunk_days, now=ctx.clock()
-        )
-    assert job.id is not None
-    return job.id
+    outcome = service.enqueue(ctx, options=BACKFILL, engine=engine, chunk_days=chunk_days)
+    assert outcome.job is not None and outcome.job.job.id is not None
+    return outcome.job.job.id
 
 
 def checkpoints(ctx: service.Context, job_id: int, epoch: int | None = None) -> int:
@@ -155,6 +151,7 @@ SLOW_WORKER = textwrap.dedent(
 
 
 def test_a_frozen_worker_taken_over_cannot_write(ctx, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(engines._ENGINES, "slow", engines.InlineEngine)  # the resumer's engine
     job_id = queue_job(ctx, engine="slow")
     marker = tmp_path / "days-started"
     old = subprocess.Popen(
@@ -177,7 +174,6 @@ def test_a_frozen_worker_taken_over_cannot_write(ctx, tmp_path: Path, monkeypatc
     assert frozen_at == 3
     time.sleep(1.2)
 
-    monkeypatch.setitem(engines._ENGINES, "slow", engines.InlineEngine)
     ctx.settings = load_settings(
         ctx.settings.home, env=os.environ | {"SOFTCOPY_LEASE_TIMEOUT": "1"}
     )

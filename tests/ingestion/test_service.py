@@ -93,11 +93,10 @@ def test_stale_plan_is_refused_naming_the_cells(ctx: service.Context) -> None:
 def test_overlapping_job_is_refused_naming_the_holder(ctx: service.Context) -> None:
     first = service.run(ctx, options=BACKFILL, detach=False, engine="inline", chunk_days=7)
     assert first.job is not None
-    with session_scope(ctx.engine) as session:  # a queued job holding the same cells
-        plan = service._make_plan(
-            ctx, session, service.PlanOptions(**{**BACKFILL.__dict__, "force": True})
-        )
-        holder = jobs.create_job(session, plan=plan, engine="inline", chunk_days=7, now=ctx.clock())
+    forced_options = service.PlanOptions(**{**BACKFILL.__dict__, "force": True})
+    queued = service.enqueue(ctx, options=forced_options)  # a queued job holding the cells
+    assert queued.job is not None
+    holder = queued.job.job
     with pytest.raises(Conflict, match=rf"is held by job {holder.id} \(queued\)"):
         service.run(ctx, options=service.PlanOptions(**{**BACKFILL.__dict__, "force": True}))
     service.cancel(ctx, job_id=holder.id)  # type: ignore[arg-type]
@@ -197,9 +196,9 @@ def test_cancel_lands_at_the_next_day_boundary(ctx: service.Context, monkeypatch
 
 
 def test_queued_job_cancels_at_once_and_resume_of_finished_job_is_refused(ctx) -> None:
-    with session_scope(ctx.engine) as session:
-        plan = service._make_plan(ctx, session, BACKFILL)
-        queued = jobs.create_job(session, plan=plan, engine="inline", chunk_days=7, now=ctx.clock())
+    outcome = service.enqueue(ctx, options=BACKFILL)
+    assert outcome.job is not None
+    queued = outcome.job.job
     view = service.cancel(ctx, job_id=queued.id)  # type: ignore[arg-type]
     assert view.job.status is JobStatus.cancelled
     assert {s.step.status for s in view.steps} == {StepStatus.cancelled}

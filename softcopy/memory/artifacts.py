@@ -8,16 +8,19 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from sqlmodel import Session
 
 from softcopy.errors import StageFailed
 from softcopy.ingestion.states import Stage
+from softcopy.memory import ledger
 from softcopy.memory.tables import LedgerEntry
 
 
 def require_done(
-    entry: LedgerEntry | None, stage: Stage, wanted_by: Stage, source: str, day: date
+    session: Session, *, source: str, day: date, stage: Stage, wanted_by: Stage
 ) -> LedgerEntry:
-    """The upstream ledger entry, which must describe a good run."""
+    """The ledger entry of an upstream stage, which must describe a good run."""
+    entry = ledger.get(session, source=source, day=day, stage=stage)
     if entry is None or entry.output_digest is None:
         raise StageFailed(wanted_by, source, day, f"no {stage} yet; run {stage} first")
     return entry

@@ -26,11 +26,7 @@ from softcopy.memory.stage import (
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
     upstream = require_done(
-        ledger.get(ctx.session, source=source, day=day, stage=Stage.export),
-        Stage.export,
-        Stage.embed,
-        source,
-        day,
+        ctx.session, source=source, day=day, stage=Stage.export, wanted_by=Stage.embed
     )
     items = export.read(read_checked(export_path(ctx.settings, source, day), upstream, Stage.embed))
     model = ctx.embedder

@@ -21,18 +21,10 @@ from softcopy.memory.stage import (
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
     exported = require_done(
-        ledger.get(ctx.session, source=source, day=day, stage=Stage.export),
-        Stage.export,
-        Stage.publish,
-        source,
-        day,
+        ctx.session, source=source, day=day, stage=Stage.export, wanted_by=Stage.publish
     )
     embedded = require_done(
-        ledger.get(ctx.session, source=source, day=day, stage=Stage.embed),
-        Stage.embed,
-        Stage.publish,
-        source,
-        day,
+        ctx.session, source=source, day=day, stage=Stage.embed, wanted_by=Stage.publish
     )
     assert exported.output_digest is not None and embedded.output_digest is not None
     if embedded.input_digest != embed_input_digest(exported.output_digest, ctx.embedder.name):

@@ -150,7 +150,7 @@ def run(
     stages: Stages = None,
     engine: Annotated[
         str, typer.Option("--engine", help=f"One of: {', '.join(engine_names())}.")
-    ] = "inline",
+    ] = "notebook",
     chunk_days: Annotated[
         int, typer.Option("--chunk-days", min=1, help="Days per step.")
     ] = DEFAULT_CHUNK_DAYS,
@@ -381,7 +381,8 @@ def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
     )
     if job.error:
         console.print(f"  error: {job.error}", markup=False)
-    table = Table("#", "stage", "source", "days", "done", "status", "attempts", "artifact")
+    table = Table("#", "stage", "source", "days", "done", "status", "attempts")
+    table.add_column("artifact", overflow="fold")
     for sv in view.steps:
         s = sv.step
         table.add_row(

@@ -56,7 +56,23 @@ class InlineEngine:
         return None
 
 
-_ENGINES: dict[str, Callable[[], StepEngine]] = {"inline": InlineEngine}
+def _papermill() -> StepEngine:
+    from softcopy.ingestion.notebook_engines import PapermillEngine  # slow imports: on use only
+
+    return PapermillEngine()
+
+
+def _notebook() -> StepEngine:
+    from softcopy.ingestion.notebook_engines import WarmNotebookEngine
+
+    return WarmNotebookEngine()
+
+
+_ENGINES: dict[str, Callable[[], StepEngine]] = {
+    "inline": InlineEngine,
+    "papermill": _papermill,
+    "notebook": _notebook,
+}
 
 
 def register(name: str, factory: Callable[[], StepEngine]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from softcopy.cli.main import main
 
 RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
+INLINE = ["--engine", "inline"]  # these tests are about the CLI; engines have their own
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -26,7 +27,9 @@ def test_plan_run_show_verify_logs(demo_home: Path, capsys) -> None:
     code, out, _ = run(capsys, "ingestion", "plan", "--mode", "backfill_range", *RANGE, "--json")
     plan = json.loads(out)["plan"]
     assert code == 0 and plan["cells"] > 0
-    code, out, err = run(capsys, "ingestion", "run", "--plan-id", str(plan["id"]), "--json")
+    code, out, err = run(
+        capsys, "ingestion", "run", "--plan-id", str(plan["id"]), *INLINE, "--json"
+    )
     assert code == 0, err
     job = json.loads(out)["job"]["job"]
     assert job["status"] == "succeeded" and job["days_done"] == plan["cells"]
@@ -63,13 +66,13 @@ def test_detached_run_returns_at_once_and_a_worker_finishes_it(demo_home: Path, 
 
 
 def test_drift_makes_reconcile_exit_1_and_a_repair_plan(demo_home: Path, capsys) -> None:
-    run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE)
+    run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
     note = sorted((demo_home / "sources" / "notes" / "Daily").rglob("*.md"))[-1]
     note.write_text(note.read_text() + "\nchanged\n")
     code, out, _ = run(capsys, "ingestion", "reconcile", "--repair")
     assert code == 1 and "source_drift" in out and "softcopy ingestion run --plan-id" in out
     plan_id = out.rsplit("--plan-id", 1)[1].split()[0]
-    code, out, err = run(capsys, "ingestion", "run", "--plan-id", plan_id, "--json")
+    code, out, err = run(capsys, "ingestion", "run", "--plan-id", plan_id, *INLINE, "--json")
     assert code == 0, err
     code, _, _ = run(capsys, "ingestion", "reconcile")
     assert code == 0
@@ -131,7 +134,9 @@ def test_user_errors_exit_2_with_one_line(
 
 
 def test_resume_of_a_succeeded_job_is_refused(demo_home: Path, capsys) -> None:
-    code, out, _ = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, "--json")
+    code, out, _ = run(
+        capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE, "--json"
+    )
     job_id = json.loads(out)["job"]["job"]["id"]
     code, _, err = run(capsys, "ingestion", "resume", str(job_id))
     assert code == 2 and "already finished" in err

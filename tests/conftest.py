@@ -18,6 +18,8 @@ from softcopy.db import dispose_engines, get_engine
 from softcopy.demo import build_demo
 from softcopy.memory import index
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]  # jp_fetch for the HTTP API tests
+
 PG_URL = os.environ.get("SOFTCOPY_TEST_DATABASE_URL")
 DEMO_TODAY = date(2026, 3, 31)
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from softcopy.cli import demo, ingestion, legacy, memory, sources
+from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
 from softcopy.errors import OperationFailed, SoftcopyError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(legacy.ledger_app, name="ledger")
 app.add_typer(legacy.cache_app, name="cache")
 app.command("ingest")(legacy.ingest)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 def exit_code(error: SoftcopyError) -> int:

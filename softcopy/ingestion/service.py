@@ -12,16 +12,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
-from softcopy.db import get_engine, session_scope, utcnow
+from softcopy.db import get_engine, session_scope, utcnow, within
 from softcopy.errors import BadDate, NotFound
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, logs, planner, runtime
@@ -31,6 +31,7 @@ from softcopy.ingestion.coverage import Cell
 from softcopy.ingestion.engines import get_engine as get_step_engine
 from softcopy.ingestion.models import (
     Checkpoint,
+    CoverageCell,
     CoverageSnapshot,
     IngestionJob,
     IngestionPlan,
@@ -41,7 +42,14 @@ from softcopy.ingestion.models import (
     ReconciliationRun,
     Verification,
 )
-from softcopy.ingestion.states import JOB_TERMINAL, JobStatus, LogLevel, PlanMode, Stage
+from softcopy.ingestion.states import (
+    JOB_TERMINAL,
+    JobStatus,
+    LogLevel,
+    PlanMode,
+    PlanStatus,
+    Stage,
+)
 from softcopy.memory import scan
 from softcopy.memory.sources import open_source
 
@@ -144,6 +152,38 @@ def coverage(
             seconds=time.perf_counter() - began,
         )
     return CoverageReport(snapshot=snapshot, cells=cells)
+
+
+def latest_coverage(
+    ctx: Context,
+    *,
+    sources: list[str] | None = None,
+    range_start_day: date | None = None,
+    range_end_day: date | None = None,
+) -> CoverageReport | None:
+    """The newest persisted snapshot that spans these sources and days, its cells cut to
+    them; nothing is scanned. None when no snapshot spans them (take one with `coverage`)."""
+    _check_range(range_start_day, range_end_day)
+    names = _source_names(ctx, sources)
+    lo, hi = CoverageSnapshot.range_start, CoverageSnapshot.range_end
+    spans = [  # an open end of a snapshot spans every day on that side
+        lo.is_(None) if range_start_day is None else or_(lo.is_(None), lo <= range_start_day),  # type: ignore[union-attr,operator]
+        hi.is_(None) if range_end_day is None else or_(hi.is_(None), hi >= range_end_day),  # type: ignore[union-attr,operator]
+    ]
+    newest_first = select(CoverageSnapshot).where(*spans).order_by(CoverageSnapshot.id.desc())  # type: ignore[union-attr]
+    with Session(ctx.engine) as session:
+        snapshots = session.scalars(newest_first.execution_options(yield_per=20))
+        found = next((s for s in snapshots if set(names) <= set(s.sources)), None)
+        if found is None:
+            return None
+        columns = [getattr(CoverageCell, f.name) for f in fields(Cell)]
+        rows = session.execute(
+            select(*columns)
+            .where(CoverageCell.snapshot_id == found.id, CoverageCell.source.in_(names))  # type: ignore[attr-defined]
+            .where(*within(CoverageCell.day, range_start_day, range_end_day))
+            .order_by(CoverageCell.id)  # type: ignore[arg-type]
+        )
+        return CoverageReport(snapshot=found, cells=[Cell(*row) for row in rows])
 
 
 def plan(ctx: Context, *, options: PlanOptions) -> PlanView:
@@ -269,6 +309,18 @@ def get_reconciliation(ctx: Context, *, reconciliation_id: int) -> ReconcileRepo
         return ReconcileReport(found, reconcile_.findings_of(session, reconciliation_id), plan_)
 
 
+def list_plans(
+    ctx: Context, *, status: PlanStatus | None = None, limit: int = 20, offset: int = 0
+) -> list[IngestionPlan]:
+    """Saved plans, newest first (their items: `get_plan`)."""
+    with Session(ctx.engine) as session:
+        query = select(IngestionPlan)
+        if status is not None:
+            query = query.where(IngestionPlan.status == status)
+        query = query.order_by(IngestionPlan.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
+        return list(session.scalars(query))
+
+
 def list_jobs(
     ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
 ) -> list[IngestionJob]:
@@ -364,14 +416,20 @@ def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None)
 def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | None) -> None:
     with Session(ctx.engine) as session:
         engine_name = jobs.get_job(session, job_id).engine
-    runtime.execute(
-        ctx.settings,
-        job_id=job_id,
-        epoch=epoch,
-        step_engine=get_step_engine(engine_name),
-        clock=ctx.clock,
-        progress=progress,
-    )
+    step_engine = get_step_engine(engine_name)
+    try:
+        runtime.execute(
+            ctx.settings,
+            job_id=job_id,
+            epoch=epoch,
+            step_engine=step_engine,
+            clock=ctx.clock,
+            progress=progress,
+        )
+    finally:
+        close = getattr(step_engine, "close", None)  # e.g. the notebook engine's warm kernel
+        if close is not None:
+            close()
 
 
 def spawn_worker(ctx: Context, job_id: int) -> int:

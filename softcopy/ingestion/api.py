@@ -1,0 +1,354 @@
+"""The HTTP face of the control plane: a jupyter_server extension serving `/api/ingestion/*`.
+
+Each handler authenticates (the server's token; `allow_unauthenticated_access` stays off),
+reads its input, makes one service call off the event loop (service calls block on the
+database and the files), and serializes the result. Errors map to HTTP status codes in one
+place, `status_of`: bad input 400, unknown id 404, conflict with persisted state 409.
+
+Enabled on install by `etc/jupyter/jupyter_server_config.d/softcopy.json`; the home is
+`c.SoftcopyAPI.home`, else SOFTCOPY_HOME, else the user data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.httputil import responses
+from traitlets import Unicode
+
+from softcopy.cli.common import jsonable
+from softcopy.errors import Conflict, NotFound, OperationFailed, SoftcopyError, UserError
+from softcopy.ingestion import api_spec, service
+from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
+from softcopy.ingestion.coverage import totals
+from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
+from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
+
+PREFIX = "/api/ingestion"
+CONTEXT_SETTING = "softcopy_context"  # tornado setting: a () -> service.Context factory
+AUTH_RESOURCE = "ingestion"
+NOTEBOOK_TYPE = "application/x-ipynb+json"
+_STATUS: tuple[tuple[type[SoftcopyError], int], ...] = (
+    (UserError, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (OperationFailed, 500),
+)
+
+
+def status_of(error: SoftcopyError) -> int:
+    """The one place a SoftcopyError becomes an HTTP status code."""
+    return next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+
+
+def error_body(error: SoftcopyError) -> dict[str, Any]:
+    """What a client gets: the one-line message, the error's name and its facts."""
+    code = status_of(error)
+    facts = {k: jsonable(v) for k, v in vars(error).items() if not k.startswith("_")}
+    return {
+        "message": str(error),
+        "reason": responses.get(code, "Error"),
+        "error": type(error).__name__,
+        "details": facts,
+    }
+
+
+class IngestionHandler(ExtensionHandlerMixin, APIHandler):
+    """Base of every route: one service call in a thread, JSON out, errors mapped."""
+
+    auth_resource = AUTH_RESOURCE
+
+    async def call(self, use_case: Callable[[service.Context], Any]) -> Any:
+        factory: Callable[[], service.Context] = self.settings[CONTEXT_SETTING]
+        return await asyncio.to_thread(lambda: use_case(factory()))
+
+    def send(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(jsonable(value), ensure_ascii=False))
+
+    def query(self) -> Params:
+        args = self.request.query_arguments
+        return Params({k: [v.decode() for v in vs] for k, vs in args.items()}, where="query")
+
+    def body(self, allowed: set[str] | frozenset[str]) -> Params:
+        return Params.of_json(self.request.body, allowed)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if not isinstance(error, SoftcopyError):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_status(status_of(error))
+        self.finish(json.dumps(error_body(error), ensure_ascii=False))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, SoftcopyError) and status_of(value) < 500:
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class CoverageHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The newest snapshot spanning the request, without scanning."""
+        q = self.query()
+        report = await self.call(
+            lambda ctx: service.latest_coverage(
+                ctx,
+                sources=q.strings("source"),
+                range_start_day=q.day("range_start_day"),
+                range_end_day=q.day("range_end_day"),
+            )
+        )
+        if report is None:
+            raise NotFound("coverage snapshot", "for these sources and days")
+        self.send(_coverage(report))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        b = self.body({"sources", "range_start_day", "range_end_day"})
+        report = await self.call(
+            lambda ctx: service.coverage(
+                ctx,
+                sources=b.strings("sources"),
+                range_start_day=b.day("range_start_day"),
+                range_end_day=b.day("range_end_day"),
+            )
+        )
+        self.send(_coverage(report), 201)
+
+
+class PlansHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        q = self.query()
+        status, limit, offset = q.enum("status", PlanStatus), q.limit(), q.offset()
+        rows = await self.call(
+            lambda ctx: service.list_plans(ctx, status=status, limit=limit, offset=offset)
+        )
+        self.send({"plans": rows, "limit": limit, "offset": offset})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        options = plan_options(self.body(PLAN_FIELDS), required=True)
+        assert options is not None
+        self.send(await self.call(lambda ctx: service.plan(ctx, options=options)), 201)
+
+
+class PlanHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, plan_id: str) -> None:
+        self.send(await self.call(lambda ctx: service.get_plan(ctx, plan_id=int(plan_id))))
+
+
+class JobsHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        q = self.query()
+        status, limit, offset = q.enum("status", JobStatus), q.limit(), q.offset()
+        rows = await self.call(
+            lambda ctx: service.list_jobs(ctx, status=status, limit=limit, offset=offset)
+        )
+        self.send({"jobs": rows, "limit": limit, "offset": offset})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Run a saved plan (`plan_id`) or plan and run (`mode`), always in a detached worker."""
+        b = self.body(RUN_FIELDS)
+        plan_id, options = b.integer("plan_id"), plan_options(b, required=False)
+        if (plan_id is None) == (options is None):
+            raise UserError("give either plan_id or mode")
+        engine, replan = b.text("engine") or "inline", b.flag("replan")
+        chunk_days = b.integer("chunk_days", minimum=1) or DEFAULT_CHUNK_DAYS
+        outcome = await self.call(
+            lambda ctx: service.run(
+                ctx,
+                plan_id=plan_id,
+                options=options,
+                engine=engine,
+                chunk_days=chunk_days,
+                replan=replan,
+                detach=True,
+            )
+        )
+        self.send(outcome, 200 if outcome.job is None else 202)
+
+
+class JobHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        self.send(await self.call(lambda ctx: service.show_job(ctx, job_id=int(job_id))))
+
+
+class ResumeHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        self.body(set())
+        view = await self.call(lambda ctx: service.resume(ctx, job_id=int(job_id), detach=True))
+        self.send(view, 202)
+
+
+class CancelHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        force = self.body({"force"}).flag("force")
+        self.send(await self.call(lambda ctx: service.cancel(ctx, job_id=int(job_id), force=force)))
+
+
+class VerifyHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        self.body(set())
+        self.send(await self.call(lambda ctx: service.verify(ctx, job_id=int(job_id))), 201)
+
+
+class LogsHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """Rows after the id `since`, oldest first; poll again with `next_since`."""
+        q = self.query()
+        since = q.integer("since", minimum=0) or 0
+        level, limit = q.enum("level", LogLevel), q.limit(default=500, maximum=5000)
+        rows = await self.call(
+            lambda ctx: service.job_logs(
+                ctx, job_id=int(job_id), after_id=since, level=level, limit=limit
+            )
+        )
+        self.send({"records": rows, "next_since": rows[-1].id if rows else since})
+
+
+class StepNotebookHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str, step_id: str) -> None:
+        """The executed notebook a notebook engine kept for the step."""
+        content = await self.call(lambda ctx: _step_notebook(ctx, int(job_id), int(step_id)))
+        self.finish(content, set_content_type=NOTEBOOK_TYPE)
+
+
+class ReconcileHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        b = self.body({"sources", "range_start_day", "range_end_day", "repair"})
+        report = await self.call(
+            lambda ctx: service.reconcile(
+                ctx,
+                sources=b.strings("sources"),
+                range_start_day=b.day("range_start_day"),
+                range_end_day=b.day("range_end_day"),
+                repair=b.flag("repair"),
+            )
+        )
+        self.send(report, 201)
+
+
+class ReconciliationHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, reconciliation_id: str) -> None:
+        rid = int(reconciliation_id)
+        self.send(
+            await self.call(lambda ctx: service.get_reconciliation(ctx, reconciliation_id=rid))
+        )
+
+
+class OpenAPIHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.send(api_spec.openapi(self.base_url.rstrip("/") + PREFIX))
+
+
+# The route table: OpenAPI path templates, each {name} an integer id.
+ROUTES: list[tuple[str, type[IngestionHandler]]] = [
+    ("/coverage", CoverageHandler),
+    ("/plans", PlansHandler),
+    ("/plans/{plan_id}", PlanHandler),
+    ("/jobs", JobsHandler),
+    ("/jobs/{job_id}", JobHandler),
+    ("/jobs/{job_id}/resume", ResumeHandler),
+    ("/jobs/{job_id}/cancel", CancelHandler),
+    ("/jobs/{job_id}/verify", VerifyHandler),
+    ("/jobs/{job_id}/logs", LogsHandler),
+    ("/jobs/{job_id}/steps/{step_id}/notebook", StepNotebookHandler),
+    ("/reconcile", ReconcileHandler),
+    ("/reconciliations/{reconciliation_id}", ReconciliationHandler),
+    ("/openapi.json", OpenAPIHandler),
+]
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def route_methods() -> dict[str, set[str]]:
+    """Which methods each route serves: what the OpenAPI document must describe."""
+    return {
+        template: {m for m in HTTP_METHODS if m in vars(handler)} for template, handler in ROUTES
+    }
+
+
+def _pattern(template: str) -> str:
+    return PREFIX + re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]{1,18})", template) + "/?"
+
+
+def _coverage(report: service.CoverageReport) -> dict[str, Any]:
+    return {"snapshot": report.snapshot, "totals": totals(report.cells), "cells": report.cells}
+
+
+def _step_notebook(ctx: service.Context, job_id: int, step_id: int) -> bytes:
+    """The step's artifact, read only when it resolves to a file inside the home."""
+    view = service.show_job(ctx, job_id=job_id)
+    step = next((s.step for s in view.steps if s.step.id == step_id), None)
+    if step is None:
+        raise NotFound("step", f"{step_id} of job {job_id}")
+    home = ctx.settings.home.resolve()
+    path = (home / step.artifact).resolve() if step.artifact else None
+    if path is None or not path.is_relative_to(home) or not path.is_file():
+        raise NotFound("notebook of step", step_id)
+    return path.read_bytes()
+
+
+class SoftcopyAPI(ExtensionApp):
+    """The extension: registers the routes and says which home they serve."""
+
+    name = "softcopy"
+    description = "softcopy's ingestion control plane over HTTP"
+    home = Unicode("", help="The softcopy home; empty: SOFTCOPY_HOME, else the user data dir.").tag(
+        config=True
+    )
+
+    def initialize_settings(self) -> None:
+        # Handlers get their Context from this factory; tests swap in their own (a fixed clock).
+        self.settings[CONTEXT_SETTING] = self.open_context
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend((_pattern(template), handler) for template, handler in ROUTES)
+
+    def open_context(self) -> service.Context:
+        return service.open_context(Path(self.home) if self.home else None)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "softcopy.ingestion.api", "app": SoftcopyAPI}]

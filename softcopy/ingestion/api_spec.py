@@ -1,0 +1,342 @@
+"""The OpenAPI 3.1 document of `/api/ingestion/*`, served at `/api/ingestion/openapi.json`.
+
+Response schemas are generated from the very types the handlers serialize (the tables and
+the service's views), so they cannot drift from the code; a test checks that the paths and
+methods here are exactly the routes `api.ROUTES` serves, and that each request body lists
+the fields `api_params` accepts.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from softcopy import __version__
+from softcopy.ingestion import service
+from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.models import (
+    CoverageSnapshot,
+    IngestionJob,
+    IngestionPlan,
+    LogRecord,
+    Verification,
+)
+
+_DOC = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _array(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": schema}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    shape: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        shape["required"] = list(required)
+    return shape
+
+
+def _id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+DAY = {"type": "string", "format": "date"}
+NAMES = _array({"type": "string"})
+PAGING = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Rows."),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip."),
+]
+RANGE = {
+    "range_start_day": {**DAY, "description": "First day (default: open)."},
+    "range_end_day": {**DAY, "description": "Last day (default: open)."},
+}
+PLAN_REQUEST = _object(
+    {
+        "mode": _ref("PlanMode"),
+        "sources": {**NAMES, "description": "Only these sources (default: all)."},
+        "stages": _array(_ref("Stage")),
+        **RANGE,
+        "lookback_days": {"type": "integer", "minimum": 0},
+        "force": {"type": "boolean", "description": "backfill_range: redo current cells too."},
+        "reconciliation_id": {"type": "integer", "description": "repair: which reconciliation."},
+    },
+    required=("mode",),
+)
+RUN_REQUEST = _object(
+    {
+        **PLAN_REQUEST["properties"],
+        "plan_id": {"type": "integer", "description": "Run this saved plan (instead of mode)."},
+        "engine": {"type": "string", "default": "inline"},
+        "chunk_days": {"type": "integer", "minimum": 1},
+        "replan": {"type": "boolean", "description": "Re-plan a stale saved plan."},
+    }
+)
+REQUESTS: dict[str, dict[str, Any]] = {
+    "CoverageRequest": _object({"sources": NAMES, **RANGE}),
+    "PlanRequest": PLAN_REQUEST,
+    "RunRequest": RUN_REQUEST,
+    "CancelRequest": _object({"force": {"type": "boolean", "description": "Stop the worker now."}}),
+    "ReconcileRequest": _object(
+        {"sources": NAMES, **RANGE, "repair": {"type": "boolean"}},
+    ),
+}
+for _shape in REQUESTS.values():
+    _shape["additionalProperties"] = False
+
+ERROR = _object(
+    {
+        "message": {"type": "string"},
+        "reason": {"type": "string"},
+        "error": {"type": "string", "description": "The error's class, e.g. StalePlan."},
+        "details": {"type": "object", "description": "The error's facts (ids, changed cells)."},
+    },
+    required=("message",),
+)
+ERRORS = {
+    "400": {"description": "Bad input.", "content": {"application/json": {"schema": ERROR}}},
+    "403": {"description": "No valid token.", "content": {"application/json": {"schema": ERROR}}},
+    "404": {"description": "Unknown id.", "content": {"application/json": {"schema": ERROR}}},
+    "409": {
+        "description": "Contradicts persisted state: a stale plan, a cell held by another job, "
+        "an illegal status transition.",
+        "content": {"application/json": {"schema": ERROR}},
+    },
+}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: str = "403",
+    params: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {**responses, **{code: ERRORS[code] for code in errors.split()}},
+    }
+    if params:
+        operation["parameters"] = params
+    if body:
+        schema = {"content": {"application/json": {"schema": _ref(body)}}}
+        operation["requestBody"] = {"required": body == "PlanRequest", **schema}
+    return operation
+
+
+COVERAGE_PARAMS = [
+    _query("source", NAMES, "Only this source (repeatable; default: all)."),
+    *(_query(name, schema, schema["description"]) for name, schema in RANGE.items()),
+]
+PATHS: dict[str, dict[str, Any]] = {
+    "/coverage": {
+        "get": _op(
+            "The newest coverage snapshot spanning these sources and days (nothing is scanned).",
+            {"200": _json(_ref("Coverage"), "The snapshot, its cells cut to the request.")},
+            errors="400 403 404",
+            params=COVERAGE_PARAMS,
+        ),
+        "post": _op(
+            "Scan the sources, compare with the ledger, persist a snapshot.",
+            {"201": _json(_ref("Coverage"), "The new snapshot.")},
+            errors="400 403",
+            body="CoverageRequest",
+        ),
+    },
+    "/plans": {
+        "get": _op(
+            "Saved plans, newest first.",
+            {"200": _json(_ref("Plans"), "A page of plans.")},
+            errors="400 403",
+            params=[_query("status", _ref("PlanStatus"), "Only plans in this status."), *PAGING],
+        ),
+        "post": _op(
+            "Make and save a plan.",
+            {"201": _json(_ref("PlanView"), "The plan, its cells and the steps it would run.")},
+            errors="400 403 404",
+            body="PlanRequest",
+        ),
+    },
+    "/plans/{plan_id}": {
+        "get": _op(
+            "A saved plan.",
+            {"200": _json(_ref("PlanView"), "The plan.")},
+            errors="403 404",
+            params=[_id("plan_id")],
+        )
+    },
+    "/jobs": {
+        "get": _op(
+            "Jobs, newest first.",
+            {"200": _json(_ref("Jobs"), "A page of jobs.")},
+            errors="400 403",
+            params=[_query("status", _ref("JobStatus"), "Only jobs in this status."), *PAGING],
+        ),
+        "post": _op(
+            "Run a saved plan (plan_id) or plan and run (mode), in a detached worker.",
+            {
+                "202": _json(_ref("RunOutcome"), "The job is queued; a worker runs it."),
+                "200": _json(_ref("RunOutcome"), "Nothing to do: every cell is current."),
+            },
+            errors="400 403 404 409",
+            body="RunRequest",
+        ),
+    },
+    "/jobs/{job_id}": {
+        "get": _op(
+            "A job with its steps, progress and latest verification.",
+            {"200": _json(_ref("JobView"), "The job.")},
+            errors="403 404",
+            params=[_id("job_id")],
+        )
+    },
+    "/jobs/{job_id}/resume": {
+        "post": _op(
+            "Continue a failed, cancelled or interrupted job from its checkpoints (detached).",
+            {"202": _json(_ref("JobView"), "The job, queued again; a worker runs it.")},
+            errors="403 404 409",
+            params=[_id("job_id")],
+        )
+    },
+    "/jobs/{job_id}/cancel": {
+        "post": _op(
+            "Ask a job to stop at its next day boundary (now, with force).",
+            {"200": _json(_ref("JobView"), "The job.")},
+            errors="400 403 404 409",
+            params=[_id("job_id")],
+            body="CancelRequest",
+        )
+    },
+    "/jobs/{job_id}/verify": {
+        "post": _op(
+            "Prove every cell the job completed; the result is persisted.",
+            {"201": _json(_ref("Verification"), "The verification (ok may be false).")},
+            errors="403 404 409",
+            params=[_id("job_id")],
+        )
+    },
+    "/jobs/{job_id}/logs": {
+        "get": _op(
+            "A job's log rows after the id `since`, oldest first.",
+            {"200": _json(_ref("Logs"), "Rows, and the `since` to poll with next.")},
+            errors="400 403 404",
+            params=[
+                _id("job_id"),
+                _query("since", {"type": "integer", "minimum": 0}, "Rows after this id."),
+                _query("level", _ref("LogLevel"), "At least this level."),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "Rows."),
+            ],
+        )
+    },
+    "/jobs/{job_id}/steps/{step_id}/notebook": {
+        "get": _op(
+            "The executed notebook a notebook engine kept for the step.",
+            {
+                "200": {
+                    "description": "The notebook (nbformat 4).",
+                    "content": {"application/x-ipynb+json": {"schema": {"type": "object"}}},
+                }
+            },
+            errors="403 404",
+            params=[_id("job_id"), _id("step_id")],
+        )
+    },
+    "/reconcile": {
+        "post": _op(
+            "Compare persisted state with sources, artifacts, the index and live jobs.",
+            {"201": _json(_ref("ReconcileReport"), "Findings, and the repair plan if asked.")},
+            errors="400 403",
+            body="ReconcileRequest",
+        )
+    },
+    "/reconciliations/{reconciliation_id}": {
+        "get": _op(
+            "A persisted reconciliation.",
+            {"200": _json(_ref("ReconcileReport"), "The reconciliation.")},
+            errors="403 404",
+            params=[_id("reconciliation_id")],
+        )
+    },
+    "/openapi.json": {
+        "get": _op("This document.", {"200": _json({"type": "object"}, "OpenAPI 3.1.")})
+    },
+}
+
+
+@cache
+def _model_schemas() -> dict[str, Any]:
+    """JSON schemas of everything the handlers serialize, from the types themselves."""
+    types: dict[str, Any] = {
+        "Cell": Cell,
+        "CoverageSnapshot": CoverageSnapshot,
+        "PlanView": service.PlanView,
+        "JobView": service.JobView,
+        "RunOutcome": service.RunOutcome,
+        "ReconcileReport": service.ReconcileReport,
+        "IngestionJob": IngestionJob,
+        "IngestionPlan": IngestionPlan,
+        "LogRecord": LogRecord,
+        "Verification": Verification,
+    }
+    _, schemas = TypeAdapter.json_schemas(
+        [(name, "serialization", TypeAdapter(kind)) for name, kind in types.items()],
+        ref_template=_DOC,
+    )
+    return schemas["$defs"]
+
+
+def _schemas() -> dict[str, Any]:
+    paged = {"limit": {"type": "integer"}, "offset": {"type": "integer"}}
+    return {
+        **_model_schemas(),
+        "Coverage": _object(
+            {
+                "snapshot": _ref("CoverageSnapshot"),
+                "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "cells": _array(_ref("Cell")),
+            },
+            required=("snapshot", "totals", "cells"),
+        ),
+        "Plans": _object({"plans": _array(_ref("IngestionPlan")), **paged}),
+        "Jobs": _object({"jobs": _array(_ref("IngestionJob")), **paged}),
+        "Logs": _object({"records": _array(_ref("LogRecord")), "next_since": {"type": "integer"}}),
+        **REQUESTS,
+    }
+
+
+def openapi(server_url: str) -> dict[str, Any]:
+    """The document, with `server_url` (the server's base URL + /api/ingestion)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "softcopy ingestion API",
+            "version": __version__,
+            "description": "The ingestion control plane: coverage, plans, jobs, verify, "
+            "reconcile. Authenticate with the Jupyter server's token: "
+            "`Authorization: token <token>` or `?token=<token>`.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"token": []}, {"tokenQuery": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization"},
+                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+        },
+    }

@@ -1,0 +1,326 @@
+"""The HTTP API in a real jupyter_server (pytest-jupyter's `jp_fetch`) over a demo home;
+jobs run in real detached workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+from tornado.httpclient import HTTPClientError, HTTPResponse
+from traitlets.config import Config
+
+from softcopy.errors import BadDate, Conflict, NotFound, OperationFailed, UserError
+from softcopy.ingestion import api, api_params, service
+from softcopy.ingestion.models import JobStep
+from softcopy.ingestion.planner import StalePlan
+from softcopy.ingestion.states import JOB_TERMINAL, JobStatus, PlanMode
+from softcopy.ingestion.transitions import IllegalTransition
+from tests.conftest import DEMO_TODAY
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+REPO = Path(__file__).resolve().parents[2]
+DAY1, DAY2 = DEMO_TODAY - timedelta(days=3), DEMO_TODAY - timedelta(days=2)
+RANGE = {"range_start_day": DAY1.isoformat(), "range_end_day": DAY2.isoformat()}
+BACKFILL = service.PlanOptions(PlanMode.backfill_range, range_start_day=DAY1, range_end_day=DAY2)
+
+
+@pytest.fixture
+def jp_server_config(ctx: service.Context) -> Config:
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {
+                    "softcopy.ingestion.api": True,
+                    "jupyter_server_terminals": False,  # pytest-jupyter's default; not ours
+                },
+                "allow_unauthenticated_access": False,
+            },
+            "SoftcopyAPI": {"home": str(ctx.settings.home)},
+        }
+    )
+
+
+@pytest.fixture
+def fetch(jp_fetch: Any, jp_serverapp: Any, ctx: service.Context) -> Any:
+    """`fetch("jobs", 3, method=..., body={...})` → (status, JSON) for any status code; the
+    server's service context is the test's (its clock is the demo's today)."""
+    jp_serverapp.web_app.settings[api.CONTEXT_SETTING] = lambda: ctx
+
+    async def call(*parts: object, body: Any = None, raw: bool = False, **kwargs: Any) -> Any:
+        if body is not None:
+            kwargs.update(method="POST", body=body if isinstance(body, str) else json.dumps(body))
+        elif kwargs.get("method") == "POST":
+            kwargs["body"] = ""
+        try:
+            response: HTTPResponse = await jp_fetch("api", "ingestion", *map(str, parts), **kwargs)
+        except HTTPClientError as error:
+            assert error.response is not None
+            response = error.response
+        if raw:
+            return response
+        return response.code, json.loads(response.body or b"null")
+
+    return call
+
+
+async def wait_for_job(fetch: Any, job_id: int, timeout: float = 90) -> dict[str, Any]:
+    """Poll until the detached worker has finished the job."""
+    for _ in range(int(timeout / 0.25)):
+        code, view = await fetch("jobs", job_id)
+        assert code == 200
+        if JobStatus(view["job"]["status"]) in JOB_TERMINAL:
+            return view
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {view['job']}")
+
+
+def concrete(template: str) -> list[str]:
+    return re.sub(r"\{\w+\}", "1", template).strip("/").split("/")
+
+
+async def test_every_route_requires_the_token(fetch: Any) -> None:
+    for template, methods in api.route_methods().items():
+        for method in methods:
+            extra = {"body": "{}"} if method == "post" else {}
+            for header in ({"Authorization": "token wrong"}, {"Authorization": ""}):
+                response = await fetch(
+                    *concrete(template), method=method.upper(), headers=header, raw=True, **extra
+                )
+                assert response.code == 403, (template, method, header)
+
+
+async def test_coverage_snapshot_then_latest(fetch: Any) -> None:
+    assert (await fetch("coverage"))[0] == 404  # nothing persisted yet
+    code, taken = await fetch("coverage", body={})
+    assert code == 201 and taken["totals"]["missing"] == len(taken["cells"]) > 0
+    code, latest = await fetch("coverage")
+    assert code == 200 and latest["snapshot"]["id"] == taken["snapshot"]["id"]
+    code, cut = await fetch("coverage", params={"source": "notes", **RANGE})
+    assert code == 200 and cut["snapshot"]["id"] == taken["snapshot"]["id"]
+    assert {(c["source"], c["day"]) for c in cut["cells"]} <= {
+        ("notes", DAY1.isoformat()),
+        ("notes", DAY2.isoformat()),
+    }
+    assert sum(cut["totals"].values()) == len(cut["cells"]) > 0
+    code, ranged = await fetch("coverage", body={"sources": ["chat"], **RANGE})
+    assert code == 201 and ranged["snapshot"]["range_start"] == DAY1.isoformat()
+    assert (await fetch("coverage"))[1]["snapshot"]["id"] == taken["snapshot"]["id"]  # spans all
+    newest = await fetch("coverage", params={"source": "chat", **RANGE})
+    assert newest[1]["snapshot"]["id"] == ranged["snapshot"]["id"]  # the newest that spans
+
+
+COVERAGE_BAD = [
+    ({"source": "nope"}, "unknown source 'nope'"),
+    ({"range_start_day": "2026-13-01"}, "YYYY-MM-DD"),
+    ({"range_start_day": DAY2.isoformat(), "range_end_day": DAY1.isoformat()}, "before"),
+]
+
+
+async def test_coverage_bad_input_is_400(fetch: Any) -> None:
+    for params, words in COVERAGE_BAD:
+        code, error = await fetch("coverage", params=params)
+        assert code == 400 and words in error["message"], (params, error)
+        assert error["reason"] == "Bad Request"
+
+
+async def test_plans(fetch: Any) -> None:
+    code, made = await fetch("plans", body={"mode": "backfill_range", **RANGE})
+    assert code == 201 and made["plan"]["cells"] == len(made["items"]) > 0
+    plan_id = made["plan"]["id"]
+    assert made["steps"] and all(len(step) == 3 for step in made["steps"])
+    code, listed = await fetch("plans", params={"status": "ready", "limit": "5"})
+    assert code == 200 and [p["id"] for p in listed["plans"]] == [plan_id]
+    code, shown = await fetch("plans", plan_id)
+    assert code == 200 and shown["plan"] == made["plan"]
+    code, error = await fetch("plans", 999)
+    assert code == 404 and error["error"] == "NotFound" and error["details"]["ident"] == 999
+
+
+PLAN_BAD = [
+    ({"mode": "sideways"}, "one of catch_up_recent"),
+    ({}, "'mode' is required"),
+    ({"mode": "backfill_range", "colour": "red"}, "unknown field(s) colour"),
+    ({"mode": "backfill_range", "force": "maybe"}, "true or false"),
+    ({"mode": "backfill_range", "stages": ["bake"]}, "a list of export"),
+    ({"mode": "backfill_range", "lookback_days": -1}, "at least 0"),
+    ({"mode": "backfill_range"}, "needs --range-start-day"),
+    ('{"mode": ', "not JSON"),
+    ("[1, 2]", "JSON object"),
+]
+
+
+async def test_plan_bad_input_is_400(fetch: Any) -> None:
+    for body, words in PLAN_BAD:
+        code, error = await fetch("plans", body=body)
+        assert code == 400 and words in error["message"], (body, error)
+
+
+async def test_jobs_run_detached_and_every_job_route(fetch: Any, ctx: service.Context) -> None:
+    code, made = await fetch("plans", body={"mode": "backfill_range", **RANGE})
+    assert code == 201
+    held = service.enqueue(ctx, options=BACKFILL).job  # queued, holding the cells; no worker
+    assert held is not None and held.job.id is not None
+    code, error = await fetch("jobs", body={"plan_id": made["plan"]["id"]})
+    assert code == 409 and error["error"] == "StalePlan" and error["details"]["changed"]
+    code, cancelled = await fetch("jobs", held.job.id, "cancel", body={})
+    assert code == 200 and cancelled["job"]["status"] == "cancelled"
+
+    code, started = await fetch("jobs", body={"plan_id": made["plan"]["id"]})  # current again
+    assert code == 202 and started["worker_pid"] and started["job"]["job"]["status"] == "queued"
+    job_id = started["job"]["job"]["id"]
+    view = await wait_for_job(fetch, job_id)
+    assert view["job"]["status"] == "succeeded"
+    assert view["job"]["days_done"] == view["job"]["days_total"] == made["plan"]["cells"]
+    assert all(s["days_done"] == len(s["step"]["days"]) for s in view["steps"])
+
+    code, listed = await fetch("jobs", params={"status": "succeeded"})
+    assert code == 200 and [j["id"] for j in listed["jobs"]] == [job_id]
+    code, paged = await fetch("jobs", params={"limit": "1", "offset": "1"})
+    assert code == 200 and [j["id"] for j in paged["jobs"]] == [held.job.id]
+
+    code, verification = await fetch("jobs", job_id, "verify", body={})
+    assert code == 201 and verification["ok"] and verification["cells_checked"] > 0
+    assert (await fetch("jobs", job_id))[1]["verification"]["id"] == verification["id"]
+
+    code, first = await fetch("jobs", job_id, "logs", params={"limit": "2"})
+    assert code == 200 and len(first["records"]) == 2
+    code, rest = await fetch("jobs", job_id, "logs", params={"since": str(first["next_since"])})
+    assert code == 200 and rest["records"][0]["id"] > first["next_since"] - 1
+    assert rest["records"][-1]["id"] == rest["next_since"]
+    code, errors = await fetch("jobs", job_id, "logs", params={"level": "error"})
+    assert code == 200 and errors == {"records": [], "next_since": 0}
+
+    step_id = view["steps"][0]["step"]["id"]
+    code, error = await fetch("jobs", job_id, "steps", step_id, "notebook")
+    assert code == 404 and "notebook of step" in error["message"]  # inline keeps none
+    assert (await fetch("jobs", job_id, "resume", body={}))[0] == 409
+    assert (await fetch("jobs", job_id, "cancel", body={}))[0] == 409
+    code, again = await fetch("jobs", body={"mode": "backfill_range", **RANGE})
+    assert code == 200 and again["job"] is None  # every cell is current now
+    assert (await fetch("jobs", body={"plan_id": made["plan"]["id"]}))[0] == 409  # applied
+
+    code, resumed = await fetch("jobs", held.job.id, "resume", body={})
+    assert code == 202 and resumed["job"]["status"] == "queued"
+    assert (await wait_for_job(fetch, held.job.id))["job"]["status"] == "succeeded"
+
+
+JOB_ERRORS = [
+    (("jobs", 999), "GET", None, 404),
+    (("jobs", 999, "logs"), "GET", None, 404),
+    (("jobs", 999, "resume"), "POST", {}, 404),
+    (("jobs", 999, "cancel"), "POST", {}, 404),
+    (("jobs", 999, "verify"), "POST", {}, 404),
+    (("jobs", 999, "steps", 1, "notebook"), "GET", None, 404),
+    (("reconciliations", 999), "GET", None, 404),
+    (("jobs",), "GET", {"status": "lost"}, 400),
+    (("jobs",), "GET", {"limit": "0"}, 400),
+    (("jobs",), "GET", {"offset": "x"}, 400),
+    (("jobs", 999, "logs"), "GET", {"level": "loud"}, 400),
+    (("jobs",), "POST", {}, 400),
+    (("jobs",), "POST", {"plan_id": 1, "mode": "repair"}, 400),
+    (("jobs",), "POST", {"mode": "backfill_range", "engine": "steam"}, 400),
+    (("jobs",), "POST", {"plan_id": 999}, 404),
+    (("jobs", 999, "cancel"), "POST", {"force": 2}, 400),
+    (("jobs", 999, "resume"), "POST", {"detach": False}, 400),
+]
+
+
+async def test_job_errors(fetch: Any) -> None:
+    for parts, method, body, code in JOB_ERRORS:
+        if method == "GET":
+            got, error = await fetch(*parts, params=body)
+        else:
+            got, error = await fetch(*parts, body=body)
+        assert got == code and error["message"], (parts, method, body, error)
+
+
+async def test_step_notebook_is_served_only_from_inside_the_home(
+    fetch: Any, ctx: service.Context, tmp_path: Path
+) -> None:
+    queued = service.enqueue(ctx, options=BACKFILL).job
+    assert queued is not None and queued.job.id is not None
+    job_id, step_id = queued.job.id, queued.steps[0].step.id
+    notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (ctx.settings.home / "artifacts").mkdir()
+    (ctx.settings.home / "artifacts" / "step.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "outside.ipynb").write_text(json.dumps(notebook))
+    served = {
+        "artifacts/step.ipynb": 200,
+        str(ctx.settings.home / "artifacts" / "step.ipynb"): 200,
+        "../outside.ipynb": 404,
+        str(tmp_path / "outside.ipynb"): 404,
+        "artifacts/missing.ipynb": 404,
+        "/etc/passwd": 404,
+    }
+    for artifact, code in served.items():
+        with Session(ctx.engine) as session:
+            step = session.exec(select(JobStep).where(JobStep.id == step_id)).one()
+            step.artifact = artifact
+            session.add(step)
+            session.commit()
+        response = await fetch("jobs", job_id, "steps", step_id, "notebook", raw=True)
+        assert response.code == code, artifact
+        if code == 200:
+            assert response.headers["Content-Type"] == api.NOTEBOOK_TYPE
+            assert json.loads(response.body) == notebook
+    code, _ = await fetch("jobs", job_id, "steps", step_id + 10_000, "notebook")
+    assert code == 404
+
+
+async def test_reconcile_and_get_it_back(fetch: Any) -> None:
+    code, report = await fetch("reconcile", body={"sources": ["notes"], "repair": True})
+    assert code == 201 and report["run"]["sources"] == ["notes"]
+    code, again = await fetch("reconciliations", report["run"]["id"])
+    assert code == 200 and again["run"] == report["run"]
+    assert len(again["findings"]) == report["run"]["findings_count"]
+    code, error = await fetch("reconcile", body={"repair": "please"})
+    assert code == 400 and "repair" in error["message"]
+
+
+async def test_openapi_document_matches_the_routes(fetch: Any, jp_base_url: str) -> None:
+    code, doc = await fetch("openapi.json")
+    assert code == 200 and doc["openapi"].startswith("3.")
+    assert doc["servers"] == [{"url": jp_base_url.rstrip("/") + api.PREFIX}]
+    described = {path: set(ops) for path, ops in doc["paths"].items()}
+    assert described == api.route_methods()
+    for path, ops in doc["paths"].items():
+        ids = set(re.findall(r"\{(\w+)\}", path))
+        for op in ops.values():
+            assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == ids
+            assert "403" in op["responses"]
+    schemas = doc["components"]["schemas"]
+    bodies = {"PlanRequest": api_params.PLAN_FIELDS, "RunRequest": api_params.RUN_FIELDS}
+    for name, fields in bodies.items():
+        assert set(schemas[name]["properties"]) == fields
+    for ref in set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(doc))):
+        assert ref in schemas, ref
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (UserError("x"), 400),
+        (BadDate("x"), 400),
+        (NotFound("job", 1), 404),
+        (Conflict("x"), 409),
+        (StalePlan(1, ["a"]), 409),
+        (IllegalTransition("job", 1, "succeeded", "running"), 409),
+        (OperationFailed("x"), 500),
+    ],
+)
+def test_errors_map_to_status_codes_in_one_place(error: Exception, code: int) -> None:
+    assert api.status_of(error) == code  # type: ignore[arg-type]
+
+
+def test_installed_config_enables_the_extension() -> None:
+    config = json.loads((REPO / "etc/jupyter/jupyter_server_config.d/softcopy.json").read_text())
+    assert config == {"ServerApp": {"jpserver_extensions": {"softcopy.ingestion.api": True}}}
+    (point,) = api._jupyter_server_extension_points()
+    assert point == {"module": "softcopy.ingestion.api", "app": api.SoftcopyAPI}

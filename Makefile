@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.demo-home
+SERVE_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,20 +18,32 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/softcopy demo --home $(DEMO_HOME) --days 120
-	$(BIN)/softcopy ingest --home $(DEMO_HOME)
-	$(BIN)/softcopy memory search --home $(DEMO_HOME) "standup notes"
+	$(BIN)/softcopy ingestion run --home $(DEMO_HOME) --mode catch_up_recent --lookback-days 120
+	$(BIN)/softcopy memory search --home $(DEMO_HOME) "standup notes" --k 5
 	@echo
-	@echo "Try next:  export SOFTCOPY_HOME=$(DEMO_HOME)"
-	@echo "           $(BIN)/softcopy memory search 'release plan'"
-	@echo "           $(BIN)/softcopy ledger list --source notes"
+	@echo "Try next (in another terminal):  export SOFTCOPY_HOME=$(DEMO_HOME)"
+	@echo "  $(BIN)/softcopy ingestion coverage"
+	@echo "  $(BIN)/softcopy ingestion jobs"
+	@echo "Now serving the dashboard; Ctrl-C stops it."
+	$(BIN)/softcopy serve --home $(DEMO_HOME) $(SERVE_FLAGS)
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium; install it when we can (root with apt), else
+# the browser tests skip with a message saying so.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "could not install chromium: browser tests will be skipped"; \
+	else echo "no /usr/bin/chromium and not root: browser tests will be skipped"; fi
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check softcopy tests bench
 	$(BIN)/ruff format --check softcopy tests bench
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/control_plane.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME)

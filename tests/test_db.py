@@ -95,3 +95,16 @@ def test_a_database_made_by_the_first_migration_upgrades_with_its_rows(database_
     with session_scope(engine) as session:
         entry = ledger.get(session, source="notes", day=date(2026, 1, 2), stage=Stage.export)
         assert entry is not None and entry.items == 3 and entry.output_digest == "out"
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    """Every table change ships as a migration: the migrated schema equals the models."""
+    from alembic.autogenerate import compare_metadata
+    from sqlmodel import SQLModel
+
+    import softcopy.models  # noqa: F401
+
+    engine = get_engine(database_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []

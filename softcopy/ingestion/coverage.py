@@ -30,7 +30,8 @@ class Cell:
     expected_digest: str | None  # the input digest a current cell records
     recorded_digest: str | None  # the input digest the ledger records
     items: int
-    job_id: int | None = None
+    job_id: int | None = None  # the live job holding the cell
+    done_by: str | None = None  # who last ran it, as the ledger records ("job:42", "cli:…")
 
 
 def compute(
@@ -91,6 +92,7 @@ def persist(
             "recorded_digest": c.recorded_digest,
             "items": c.items,
             "job_id": c.job_id,
+            "done_by": c.done_by,
         }
         for c in cells
     ]
@@ -111,8 +113,8 @@ def _source_cells(
         )
     }
     ledger = {
-        (day, Stage(stage)): (Outcome(outcome), input_digest, output_digest, items)
-        for day, stage, outcome, input_digest, output_digest, items in session.execute(
+        (day, Stage(stage)): (Outcome(outcome), input_digest, output_digest, items, done_by)
+        for day, stage, outcome, input_digest, output_digest, items, done_by in session.execute(
             select(
                 LedgerEntry.day,
                 LedgerEntry.stage,
@@ -120,6 +122,7 @@ def _source_cells(
                 LedgerEntry.input_digest,
                 LedgerEntry.output_digest,
                 LedgerEntry.items,
+                LedgerEntry.done_by,
             ).where(LedgerEntry.source == source, *within(LedgerEntry.day, start, end))
         )
     }
@@ -156,6 +159,7 @@ def _source_cells(
                     recorded_digest=entry[1] if entry else None,
                     items=entry[3] if entry else items,
                     job_id=claims.get((day, stage)),
+                    done_by=entry[4] if entry else None,
                 )
             )
             upstream_output = entry[2] if entry else None
@@ -174,7 +178,7 @@ def _expected(stage: Stage, day_digest: str, upstream_output: str | None, model:
 
 
 def _state(
-    entry: tuple[Outcome, str | None, str | None, int] | None,
+    entry: tuple[Outcome, str | None, str | None, int, str] | None,
     expected: str | None,
     upstream_current: bool,
     *,
@@ -185,7 +189,7 @@ def _state(
         return CellState.running
     if entry is None:
         return CellState.missing if has_data else CellState.empty
-    outcome, recorded, _, _ = entry
+    outcome, recorded = entry[0], entry[1]
     if outcome is Outcome.failed:
         return CellState.failed
     if not upstream_current or recorded != expected:

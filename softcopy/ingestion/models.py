@@ -63,6 +63,7 @@ class CoverageCell(SQLModel, table=True):
     recorded_digest: str | None = None  # the input digest the ledger records
     items: int = 0
     job_id: int | None = None  # the live job holding the cell, when running
+    done_by: str | None = None  # who last ran it, as the ledger records
 
 
 class IngestionPlan(SQLModel, table=True):

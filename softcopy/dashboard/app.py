@@ -1,0 +1,98 @@
+"""The ingestion dashboard: coverage, plan, jobs and reconcile panels over one service
+context, linked so a started job is followed and a finished one refreshes coverage."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets
+
+from softcopy.dashboard.coverage import CoveragePanel
+from softcopy.dashboard.jobs import JobsPanel
+from softcopy.dashboard.plan import PlanPanel
+from softcopy.dashboard.reconcile import ReconcilePanel
+from softcopy.ingestion import service
+
+TABS = ["Coverage", "Plan", "Jobs", "Reconcile"]
+STYLE = """<style>
+.sc-dashboard { font-size: 13px; }
+.sc-dashboard h2 { margin: 4px 0; }
+.sc-msg { padding: 4px 8px; border-radius: 4px; margin: 4px 0; white-space: pre-wrap; }
+.sc-error { background: #ffebe9; color: #82071e; border: 1px solid #ff8182; }
+.sc-ok { background: #dafbe1; color: #116329; border: 1px solid #4ac26b; }
+.sc-info { background: #ddf4ff; color: #0a3069; border: 1px solid #54aeff; }
+.sc-badge { color: #fff; border-radius: 10px; padding: 1px 8px; font-size: 12px; }
+.sc-table { border-collapse: collapse; font-size: 12px; margin: 4px 0; }
+.sc-table th, .sc-table td { border-bottom: 1px solid #d0d7de; padding: 2px 8px;
+  text-align: left; vertical-align: top; }
+.sc-table th { background: #f6f8fa; }
+.sc-cols { display: flex; gap: 24px; flex-wrap: wrap; }
+.sc-legend { margin: 4px 0; }
+.sc-chip { margin-right: 14px; white-space: nowrap; }
+.sc-chip i { display: inline-block; width: 11px; height: 11px; margin-right: 4px;
+  border: 1px solid #d0d7de; vertical-align: middle; }
+.sc-heatmap-box { overflow-x: auto; max-width: 100%; }
+.sc-heatmap rect:hover { stroke: #24292f; stroke-width: 1; }
+pre.sc-logs { max-height: 260px; overflow: auto; font-size: 11px; line-height: 1.35;
+  background: #f6f8fa; padding: 6px; margin: 0; }
+.sc-table, .sc-preview, .sc-msg { line-height: 1.4; }
+.sc-dashboard a { color: #0969da; text-decoration: underline; }
+.sc-hint { color: #57606a; font-style: italic; margin-left: 90px; }
+.sc-job-row.sc-selected { background: #ddf4ff; }
+.sc-facts { color: #57606a; }
+.sc-more, .sc-empty { color: #57606a; font-style: italic; }
+</style>"""
+
+
+class Dashboard(widgets.VBox):
+    """Everything in one widget: `Dashboard(service.open_context())`, then display it."""
+
+    home = traitlets.Unicode(read_only=True)
+
+    def __init__(self, ctx: service.Context, *, poll_interval: float = 1.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self.set_trait("home", str(ctx.settings.home))
+        self.coverage = CoveragePanel(ctx)
+        self.plan = PlanPanel(ctx)
+        self.jobs = JobsPanel(ctx, poll_interval=poll_interval)
+        self.reconcile = ReconcilePanel(ctx)
+        self.tabs = widgets.Tab(children=[self.coverage, self.plan, self.jobs, self.reconcile])
+        self.tabs.titles = tuple(TABS)
+        self.children = [
+            widgets.HTML(
+                f"{STYLE}<h2>softcopy · ingestion</h2>"
+                f'<div class="sc-facts">home {html.escape(self.home)} · '
+                f"{len(ctx.settings.sources)} sources</div>"
+            ),
+            self.tabs,
+        ]
+        self.add_class("sc-dashboard")
+        widgets.dlink((self.coverage, "shown_start"), (self.plan, "range_start"))
+        widgets.dlink((self.coverage, "shown_end"), (self.plan, "range_end"))
+        self.plan.observe(self._follow, names="started_job_id")
+        self.reconcile.observe(self._follow, names="started_job_id")
+        self.jobs.observe(lambda _: self.coverage.refresh(), names="finished")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read everything again: coverage, the jobs (polling resumes if one is live)."""
+        self.coverage.refresh()
+        self.plan.refresh()
+        self.jobs.refresh()
+        self.reconcile.refresh()
+
+    def show_tab(self, name: str) -> None:
+        self.tabs.selected_index = TABS.index(name)
+
+    def close(self) -> None:
+        """Stop polling (the jobs go on: they belong to their workers), then close."""
+        self.jobs.stop()
+        super().close()
+
+    def _follow(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.jobs.show(change["new"])
+            self.show_tab("Jobs")

@@ -1,0 +1,149 @@
+"""The jobs panel: recent jobs with their status and a live progress bar, and the chosen
+job in detail. While any shown job is live, a kernel thread polls the database about once a
+second; a reopened dashboard finds running jobs again because they are rows, not memory."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets
+
+from softcopy.dashboard.base import Panel, badge, button, fmt, guarded
+from softcopy.dashboard.job import BAR_STYLES, JobDetail
+from softcopy.dashboard.poller import Poller
+from softcopy.ingestion import service
+from softcopy.ingestion.models import IngestionJob
+from softcopy.ingestion.states import JOB_LIVE, JobStatus
+
+RECENT_JOBS = 12
+
+
+class JobRow(widgets.HBox):
+    """One line of the jobs list: choose it, its status, its progress."""
+
+    job_id = traitlets.Int()
+
+    def __init__(self, job: IngestionJob, choose: Any) -> None:
+        super().__init__()
+        self.job_id = job.id or 0
+        self.choose = widgets.Button(description=f"#{self.job_id}", layout={"width": "64px"})
+        self.choose.on_click(lambda _: choose(self.job_id))
+        self.status = widgets.HTML(layout={"width": "110px"})
+        self.progress = widgets.IntProgress(min=0, max=1, layout={"width": "220px"})
+        self.info = widgets.HTML()
+        self.children = [self.choose, self.status, self.progress, self.info]
+        self.add_class("sc-job-row")
+        self.add_class(f"sc-job-row-{self.job_id}")
+        self.update(job)
+
+    def update(self, job: IngestionJob) -> None:
+        self.status.value = badge(job.status)
+        self.progress.max = max(job.days_total, 1)
+        self.progress.value = min(job.days_done, self.progress.max)
+        self.progress.bar_style = BAR_STYLES.get(job.status, "info")
+        self.info.value = (
+            f"{job.days_done}/{job.days_total} days · plan {job.plan_id} · {job.engine} · "
+            f"created {fmt(job.created_at)}"
+        )
+
+
+class JobsPanel(Panel):
+    """Recent jobs and the chosen one. `job_id` is the chosen job; `live` says whether any
+    shown job is queued, running or cancelling; `finished` counts jobs seen ending."""
+
+    job_id = traitlets.Int(None, allow_none=True)
+    live = traitlets.Bool(False)
+    finished = traitlets.Int(0)
+    polling = traitlets.Bool(False)
+
+    def __init__(self, ctx: service.Context, *, poll_interval: float = 1.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self._lock = threading.RLock()  # the poller thread and button callbacks both refresh
+        self._rows: dict[int, JobRow] = {}
+        self._last_status: dict[int, JobStatus] = {}
+        self.poller = Poller(self._tick, poll_interval)
+        self.list_box = widgets.VBox()
+        self.list_box.add_class("sc-job-list")
+        self.poll_label = widgets.HTML()
+        self.detail = JobDetail(ctx)
+        self.children = [
+            widgets.HBox([button("Refresh", self.refresh), self.poll_label]),
+            self.message_area,
+            self.list_box,
+            self.detail,
+        ]
+        self.add_class("sc-jobs")
+        widgets.dlink((self, "job_id"), (self.detail, "job_id"))
+        self.detail.observe(lambda _: self.poll(), names="started")
+        self.observe(self._show_polling, names="polling")
+
+    def show(self, job_id: int) -> None:
+        """Choose a job (one just started, say) and follow it."""
+        self.refresh()
+        self.job_id = job_id
+        self.poll()
+
+    def poll(self) -> None:
+        self.poller.start()
+        self.polling = self.poller.running
+
+    def stop(self) -> None:
+        self.poller.stop()
+        self.polling = False
+
+    @guarded("list jobs")
+    def refresh(self) -> None:
+        with self._lock:
+            jobs = service.list_jobs(self.ctx, limit=RECENT_JOBS)
+            self._show(jobs)
+            self.detail.refresh()
+            if self.job_id is None and jobs:
+                live = [j for j in jobs if j.status in JOB_LIVE]
+                self.job_id = (live or jobs)[0].id
+        if self.live or self.detail.status in JOB_LIVE:
+            self.poll()
+
+    def _tick(self) -> bool:
+        self.refresh()
+        keep = self.live or self.detail.status in JOB_LIVE
+        self.polling = keep
+        return keep
+
+    def _show(self, jobs: list[IngestionJob]) -> None:
+        for job in jobs:
+            assert job.id is not None
+            row = self._rows.get(job.id)
+            if row is None:
+                row = self._rows[job.id] = JobRow(job, self._choose)
+            else:
+                row.update(job)
+            before = self._last_status.get(job.id)
+            if before in JOB_LIVE and job.status not in JOB_LIVE:
+                self.finished += 1
+            self._last_status[job.id] = job.status
+            selected = job.id == self.job_id
+            (row.add_class if selected else row.remove_class)("sc-selected")
+        kept = {j.id for j in jobs}
+        for gone in [i for i in self._rows if i not in kept]:
+            self._rows.pop(gone).close()
+        shown = [self._rows[j.id] for j in jobs if j.id is not None]
+        if list(self.list_box.children) != shown:
+            self.list_box.children = shown
+        if not jobs:
+            self.list_box.children = [widgets.HTML("<i>no jobs yet: make one in Plan</i>")]
+        self.live = any(j.status in JOB_LIVE for j in jobs)
+
+    def _choose(self, job_id: int) -> None:
+        self.job_id = job_id
+        for row_id, row in self._rows.items():
+            (row.add_class if row_id == job_id else row.remove_class)("sc-selected")
+        if self.detail.status in JOB_LIVE:
+            self.poll()
+
+    def _show_polling(self, _: object = None) -> None:
+        self.poll_label.value = (
+            f"<i>live: polling every {self.poller.interval:g} s</i>" if self.polling else ""
+        )

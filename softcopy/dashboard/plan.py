@@ -1,0 +1,180 @@
+"""The plan panel: choose a mode, days, sources, stages and force; Preview shows the cells
+and steps the plan would run; Run starts it in a detached worker."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets
+
+from softcopy.dashboard.base import Panel, button, day_span, guarded, html_table
+from softcopy.ingestion import service
+from softcopy.ingestion.engines import engine_names
+from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
+from softcopy.ingestion.states import PlanMode, Stage
+
+FORM_TRAITS = [
+    "mode",
+    "range_start",
+    "range_end",
+    "lookback_days",
+    "sources",
+    "stages",
+    "force",
+    "reconciliation_id",
+]
+
+
+def preview_html(view: service.PlanView, *, cell_limit: int = 60, step_limit: int = 40) -> str:
+    """What a plan would do: its cells by state, its steps, and the first cells."""
+    plan = view.plan
+    states = Counter(str(i.state) for i in view.items)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "nothing to do"
+    steps = html_table(
+        ["#", "stage", "source", "days"],
+        [(n, stage, source, day_span(days)) for n, (stage, source, days) in enumerate(view.steps)],
+        limit=step_limit,
+    )
+    cells = html_table(
+        ["source", "day", "stage", "why"],
+        [(i.source, i.day, i.stage, i.state) for i in view.items],
+        limit=cell_limit,
+    )
+    return (
+        f'<div class="sc-preview"><p><b>Plan {plan.id}</b> ({plan.mode}): '
+        f"<b>{plan.cells}</b> cells ({counts}) in <b>{len(view.steps)}</b> steps</p>"
+        f'<div class="sc-cols"><div><b>Steps</b>{steps}</div><div><b>Cells</b>{cells}</div>'
+        "</div></div>"
+    )
+
+
+class PlanPanel(Panel):
+    """A plan form. `plan_id` is the previewed plan (cleared when the form changes);
+    `started_job_id` is the last job Run started."""
+
+    mode = traitlets.Unicode(PlanMode.backfill_range.value)
+    range_start = traitlets.Instance(date, allow_none=True)
+    range_end = traitlets.Instance(date, allow_none=True)
+    lookback_days = traitlets.Int(DEFAULT_LOOKBACK_DAYS)
+    sources = traitlets.List(traitlets.Unicode())  # empty: every source
+    stages = traitlets.List(traitlets.Unicode())  # empty: every stage
+    force = traitlets.Bool(False)
+    reconciliation_id = traitlets.Int(None, allow_none=True)
+    engine = traitlets.Unicode("inline")
+    plan_id = traitlets.Int(None, allow_none=True)
+    started_job_id = traitlets.Int(None, allow_none=True)
+
+    def __init__(self, ctx: service.Context, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self.mode_picker = widgets.Dropdown(options=[m.value for m in PlanMode], description="Mode")
+        self.start_picker = widgets.DatePicker(description="From")
+        self.end_picker = widgets.DatePicker(description="To")
+        self.lookback = widgets.BoundedIntText(min=0, max=3660, description="Lookback days")
+        self.reconciliation = widgets.IntText(description="Reconciliation")
+        self.source_picker = widgets.SelectMultiple(
+            options=sorted(ctx.settings.sources), rows=3, description="Sources"
+        )
+        self.stage_picker = widgets.SelectMultiple(
+            options=[s.value for s in Stage], rows=3, description="Stages"
+        )
+        self.force_box = widgets.Checkbox(description="force (redo current cells too)")
+        self.engine_picker = widgets.Dropdown(options=engine_names(), description="Engine")
+        for name, picker in [
+            ("mode", self.mode_picker),
+            ("range_start", self.start_picker),
+            ("range_end", self.end_picker),
+            ("lookback_days", self.lookback),
+            ("sources", self.source_picker),
+            ("stages", self.stage_picker),
+            ("force", self.force_box),
+            ("engine", self.engine_picker),
+        ]:
+            picker.add_class(f"sc-plan-{name.replace('_', '-')}")
+            widgets.link((self, name), (picker, "value"))  # the trait seeds the widget
+        self.reconciliation.observe(self._reconciliation_typed, names="value")
+        self.preview_button = button("Preview", self.preview)
+        self.run_button = button("Run", self.run, style="primary")
+        self.preview_area = widgets.HTML()
+        self.preview_area.add_class("sc-plan-preview")
+        self.children = [
+            widgets.HBox([self.mode_picker, self.engine_picker]),
+            widgets.HBox([self.start_picker, self.end_picker]),
+            widgets.HBox([self.lookback, self.reconciliation]),
+            widgets.HBox([self.source_picker, self.stage_picker]),
+            widgets.HTML('<div class="sc-hint">none chosen: all sources, all stages</div>'),
+            self.force_box,
+            widgets.HBox([self.preview_button, self.run_button]),
+            self.message_area,
+            self.preview_area,
+        ]
+        self.add_class("sc-plan")
+        self.observe(self._form_changed, names=FORM_TRAITS)
+        self.observe(self._show_fields, names="mode")
+        self._show_fields()
+
+    def options(self) -> service.PlanOptions:
+        return service.PlanOptions(
+            mode=PlanMode(self.mode),
+            sources=list(self.sources) or None,
+            stages=[Stage(s) for s in self.stages] or None,
+            range_start_day=self.range_start,
+            range_end_day=self.range_end,
+            lookback_days=self.lookback_days,
+            force=self.force,
+            reconciliation_id=self.reconciliation_id,
+        )
+
+    def refresh(self) -> None:
+        """The form reads no persisted state; nothing to reload."""
+
+    @guarded("preview")
+    def preview(self) -> None:
+        view = service.plan(self.ctx, options=self.options())
+        self.preview_area.value = preview_html(view)
+        self.plan_id = view.plan.id
+        if view.plan.cells:
+            self.say(f"plan {view.plan.id} saved; Run applies exactly these cells", "ok")
+        else:
+            self.say("nothing to do: every chosen cell is current", "info")
+
+    @guarded("run")
+    def run(self) -> None:
+        """Apply the previewed plan (refused if its cells changed), else plan and run."""
+        outcome = service.run(
+            self.ctx,
+            plan_id=self.plan_id,
+            options=None if self.plan_id is not None else self.options(),
+            engine=self.engine,
+            detach=True,
+        )
+        self.plan_id = None
+        if outcome.job is None:
+            self.say(f"plan {outcome.plan.id} has nothing to do: every cell is current", "info")
+            return
+        job_id = outcome.job.job.id
+        self.say(f"job {job_id} started in worker pid {outcome.worker_pid}", "ok")
+        self.started_job_id = job_id
+
+    def _form_changed(self, _: object = None) -> None:
+        if self.plan_id is not None:
+            self.plan_id = None
+            self.preview_area.value = "<i>the form changed: preview again</i>"
+
+    def _reconciliation_typed(self, change: dict[str, Any]) -> None:
+        self.reconciliation_id = change["new"] or None
+
+    def _show_fields(self, _: object = None) -> None:
+        mode = PlanMode(self.mode)
+        shown = {
+            self.start_picker: mode is PlanMode.backfill_range,
+            self.end_picker: mode is PlanMode.backfill_range,
+            self.force_box: mode is PlanMode.backfill_range,
+            self.lookback: mode is PlanMode.catch_up_recent,
+            self.reconciliation: mode is PlanMode.repair,
+        }
+        for picker, visible in shown.items():
+            picker.layout.display = None if visible else "none"

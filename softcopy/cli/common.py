@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from enum import Enum
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +18,7 @@ from sqlalchemy.engine import Engine
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine
 from softcopy.errors import BadDate
+from softcopy.serialize import jsonable
 
 console = Console()
 err_console = Console(stderr=True)
@@ -79,24 +78,6 @@ def day_range(
 def open_home(home: Path | None) -> tuple[Settings, Engine]:
     settings = load_settings(home)
     return settings, get_engine(settings.database_url)
-
-
-def jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump"):
-        return jsonable(value.model_dump())
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def print_json(value: Any) -> None:

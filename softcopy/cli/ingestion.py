@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Annotated
 
@@ -16,12 +17,13 @@ from softcopy.cli.common import (
     Sources,
     console,
     day_range,
+    jsonable,
     print_json,
     progress_bar,
 )
 from softcopy.errors import UserError
 from softcopy.ingestion import service
-from softcopy.ingestion.engines import engine_names
+from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, Stage
@@ -150,7 +152,7 @@ def run(
     stages: Stages = None,
     engine: Annotated[
         str, typer.Option("--engine", help=f"One of: {', '.join(engine_names())}.")
-    ] = "notebook",
+    ] = DEFAULT_ENGINE,
     chunk_days: Annotated[
         int, typer.Option("--chunk-days", min=1, help="Days per step.")
     ] = DEFAULT_CHUNK_DAYS,
@@ -331,14 +333,17 @@ def job_logs(
 ) -> None:
     """A job's structured log rows."""
     ctx = service.open_context(home)
+    if as_json and not follow:
+        print_json(service.job_logs(ctx, job_id=job_id, level=level))
+        return
     rows = (
         service.follow_logs(ctx, job_id=job_id, level=level)
         if follow
         else service.job_logs(ctx, job_id=job_id, level=level)
     )
     for row in rows:
-        if as_json:
-            print_json(row)
+        if as_json:  # --follow --json: one compact JSON object per line (JSON Lines)
+            print(json.dumps(jsonable(row), ensure_ascii=False), flush=True)
         else:
             where = " ".join(str(x) for x in (row.source, row.day) if x)
             console.print(

@@ -12,7 +12,7 @@ import traitlets
 
 from softcopy.dashboard.base import Panel, button, day_span, guarded, html_table
 from softcopy.ingestion import service
-from softcopy.ingestion.engines import engine_names
+from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import PlanMode, Stage
 
@@ -63,7 +63,7 @@ class PlanPanel(Panel):
     stages = traitlets.List(traitlets.Unicode())  # empty: every stage
     force = traitlets.Bool(False)
     reconciliation_id = traitlets.Int(None, allow_none=True)
-    engine = traitlets.Unicode("inline")
+    engine = traitlets.Unicode(DEFAULT_ENGINE)
     plan_id = traitlets.Int(None, allow_none=True)
     started_job_id = traitlets.Int(None, allow_none=True)
 

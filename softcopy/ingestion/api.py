@@ -26,13 +26,14 @@ from tornado import web
 from tornado.httputil import responses
 from traitlets import Unicode
 
-from softcopy.cli.common import jsonable
 from softcopy.errors import Conflict, NotFound, OperationFailed, SoftcopyError, UserError
 from softcopy.ingestion import api_spec, service
 from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
 from softcopy.ingestion.coverage import totals
+from softcopy.ingestion.engines import DEFAULT_ENGINE
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
+from softcopy.serialize import jsonable
 
 PREFIX = "/api/ingestion"
 CONTEXT_SETTING = "softcopy_context"  # tornado setting: a () -> service.Context factory
@@ -176,7 +177,7 @@ class JobsHandler(IngestionHandler):
         plan_id, options = b.integer("plan_id"), plan_options(b, required=False)
         if (plan_id is None) == (options is None):
             raise UserError("give either plan_id or mode")
-        engine, replan = b.text("engine") or "inline", b.flag("replan")
+        engine, replan = b.text("engine") or DEFAULT_ENGINE, b.flag("replan")
         chunk_days = b.integer("chunk_days", minimum=1) or DEFAULT_CHUNK_DAYS
         outcome = await self.call(
             lambda ctx: service.run(

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from softcopy import __version__
 from softcopy.ingestion import service
 from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.engines import DEFAULT_ENGINE
 from softcopy.ingestion.models import (
     CoverageSnapshot,
     IngestionJob,
@@ -80,7 +81,7 @@ RUN_REQUEST = _object(
     {
         **PLAN_REQUEST["properties"],
         "plan_id": {"type": "integer", "description": "Run this saved plan (instead of mode)."},
-        "engine": {"type": "string", "default": "inline"},
+        "engine": {"type": "string", "default": DEFAULT_ENGINE},
         "chunk_days": {"type": "integer", "minimum": 1},
         "replan": {"type": "boolean", "description": "Re-plan a stale saved plan."},
     }

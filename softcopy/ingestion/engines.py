@@ -17,6 +17,11 @@ from softcopy.memory.stage import StageContext, StageResult
 
 StageRunner = Callable[[StageContext, Stage, str, date], StageResult]
 
+# What the faces (CLI, API, dashboard) run jobs with: a warm kernel per job that keeps an
+# executed notebook per step. The service's own default stays `inline` (no kernel), which
+# is what library callers and the tests want.
+DEFAULT_ENGINE = "notebook"
+
 
 def run_stage(ctx: StageContext, stage: Stage, source: str, day: date) -> StageResult:
     """The real work of one cell: the memory stage functions."""

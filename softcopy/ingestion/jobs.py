@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from softcopy.errors import Conflict, NotFound
@@ -225,8 +226,15 @@ def _claim_cells(session: Session, job_id: int, cells: list[tuple[str, date, Sta
                     f"`softcopy ingestion cancel {claim.job_id}`"
                 )
     rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
-    for begin in range(0, len(rows), 2000):
-        session.execute(insert(CellClaim.__table__), rows[begin : begin + 2000])
+    try:
+        with session.begin_nested():  # a concurrent claim that won the race: a clean refusal
+            for begin in range(0, len(rows), 2000):
+                session.execute(insert(CellClaim.__table__), rows[begin : begin + 2000])
+    except IntegrityError:
+        raise Conflict(
+            f"job {job_id}: another job claimed some of these cells a moment ago; "
+            "`softcopy ingestion jobs --status running` shows it"
+        ) from None
 
 
 def split_steps(

@@ -194,8 +194,16 @@ def _repair(session: Session, request: PlanRequest, cells: list[Cell]) -> list[C
     )
     order = list(Stage)
     by_key = {(c.source, c.day, c.stage): c for c in cells}
+    start, end = request.range_start_day, request.range_end_day
+    in_scope = {
+        key: stage
+        for key, stage in flagged.items()
+        if key[0] in request.sources
+        and (not start or key[1] >= start)
+        and (not end or key[1] <= end)
+    }
     chosen = []
-    for (source, day), first in sorted(flagged.items()):
+    for (source, day), first in sorted(in_scope.items()):
         for stage in order[order.index(first) :]:
             # a day with no data and no ledger (orphan index rows) has no coverage cell:
             # redoing it as an empty day is what clears the index

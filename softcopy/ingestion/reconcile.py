@@ -208,10 +208,12 @@ def _drift(session: Session, settings: Settings, source: str, day: date) -> str:
     )
     path = export_path(settings, source, day)
     then: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_bytes().splitlines():
+    try:
+        for line in path.read_bytes().splitlines() if path.exists() else []:
             record = json.loads(line)
             then[record["item_id"]] = record["content_hash"]
+    except (ValueError, KeyError, TypeError):
+        return f"the source changed since publish ({len(now)} items now; the export is unreadable)"
     edited = sum(1 for k in now.keys() & then.keys() if now[k] != then[k])
     added = len(now.keys() - then.keys())
     deleted = len(then.keys() - now.keys())

@@ -167,7 +167,11 @@ def run_step_days(
         if step is None:
             raise StepFailed(ticket.step_id, None, f"step {ticket.step_id} not found")
         ctx = StageContext(
-            settings=ticket.settings, session=session, done_by=f"job:{ticket.job_id}", clock=clock
+            settings=ticket.settings,
+            session=session,
+            done_by=f"job:{ticket.job_id}",
+            clock=clock,
+            before_write=lambda: _still_ours(session, ticket),
         )
         done = set(
             session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == ticket.step_id))
@@ -197,7 +201,6 @@ class Heartbeat(threading.Thread):
         self.epoch = epoch
         self.clock = clock
         self.interval = max(0.2, settings.lease_timeout / 4)
-        self.lost = threading.Event()
         self._stopped = threading.Event()
 
     def run(self) -> None:
@@ -207,13 +210,19 @@ class Heartbeat(threading.Thread):
                 with session_scope(engine) as session:
                     fence(session, job_id=self.job_id, epoch=self.epoch, now=self.clock())
             except LeaseLost:
-                self.lost.set()
-                return
+                return  # the job moved on; the worker stops at its next write
             except OperationalError:
                 continue  # a busy database: the next beat tries again
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+def _still_ours(session: Session, ticket: StepTicket) -> None:
+    """Before a stage replaces a file or index rows: stop if the lease moved on."""
+    epoch = session.scalar(select(IngestionJob.lease_epoch).where(IngestionJob.id == ticket.job_id))
+    if epoch != ticket.epoch:
+        raise LeaseLost(ticket.job_id, ticket.epoch)
 
 
 def _at_boundary(session: Session, ticket: StepTicket) -> bool:

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow, within
-from softcopy.errors import BadDate, NotFound
+from softcopy.errors import BadDate, Conflict, NotFound
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
@@ -471,6 +471,8 @@ def _plan_to_run(
     saved = session.get(IngestionPlan, plan_id)
     if saved is None:
         raise NotFound("plan", plan_id)
+    if saved.status is not PlanStatus.ready:
+        raise Conflict(f"plan {plan_id} was already run; make a new plan")
     items = planner.plan_items(session, plan_id)
     _refresh(ctx, session, sorted({i.source for i in items}))
     if replan:

@@ -43,6 +43,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         np.stack([vectors[h] for h in hashes]) if items else np.zeros((0, model.dim), np.float32)
     )
     path = vectors_path(ctx.settings, source, day)
+    ctx.before_write()
     sha = write_atomic(path, vectors_to_bytes(matrix))
     assert upstream.output_digest is not None
     result = StageResult(

@@ -41,6 +41,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     pairs = [(item.item_id, item.content_hash) for item in items]
     body = "".join(canonical_json(item.to_record()) + "\n" for item in items).encode()
     path = export_path(ctx.settings, source, day)
+    ctx.before_write()
     sha = write_atomic(path, body)
     result = StageResult(
         stage=Stage.export,

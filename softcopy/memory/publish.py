@@ -41,6 +41,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         raise StageFailed(
             Stage.publish, source, day, f"{len(items)} items but {len(vectors)} vectors"
         )
+    ctx.before_write()
     index.replace_day(ctx.settings.index_path, source=source, day=day, items=items, vectors=vectors)
     result = StageResult(
         stage=Stage.publish,

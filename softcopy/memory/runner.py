@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.errors import OperationFailed
-from softcopy.ingestion.states import Stage
+from softcopy.ingestion.models import CellClaim, IngestionJob
+from softcopy.ingestion.states import JOB_LIVE, Stage
 from softcopy.memory import embed, export, ledger, publish
 from softcopy.memory.stage import StageContext, StageResult
 from softcopy.memory.tables import LedgerEntry, SourceDay
@@ -72,22 +73,30 @@ def run_stages(
             session.commit()
             days = _span(start, end) if exact_days else _days(session, source, start, end)
             work += [(source, day) for day in days]
+        held = _held_by_live_jobs(session, sources)
         total = len(work) * len(stages)
         done = 0
-        for source, day in work:
-            for stage in stages:
-                if progress:
-                    progress(done, total, f"{stage} {source} {day}")
-                outcome = _run_one(ctx, stage, source, day)
-                done += 1
-                if done % COMMIT_EVERY == 0:
-                    session.commit()
-                if isinstance(outcome, Failure):
-                    summary.failures.append(outcome)
-                    done += len(stages) - stages.index(stage) - 1
-                    break  # later stages of this day would read what just failed
-                summary.results.append(outcome)
-        session.commit()
+        try:
+            for source, day in work:
+                for stage in stages:
+                    if progress:
+                        progress(done, total, f"{stage} {source} {day}")
+                    job_id = held.get((source, day, stage))
+                    outcome = (
+                        Failure(stage, source, day, f"{stage} {source} {day}: held by job {job_id}")
+                        if job_id is not None
+                        else _run_one(ctx, stage, source, day)
+                    )
+                    done += 1
+                    if done % COMMIT_EVERY == 0:
+                        session.commit()
+                    if isinstance(outcome, Failure):
+                        summary.failures.append(outcome)
+                        done += len(stages) - stages.index(stage) - 1
+                        break  # later stages of this day would read what just failed
+                    summary.results.append(outcome)
+        finally:
+            session.commit()  # days already written keep their ledger rows, whatever stopped us
         if progress:
             progress(done, total, "done")
     return summary
@@ -109,6 +118,16 @@ def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageRe
             now=ctx.clock(),
         )
         return Failure(stage=stage, source=source, day=day, error=str(exc))
+
+
+def _held_by_live_jobs(session: Session, sources: list[str]) -> dict[tuple[str, date, Stage], int]:
+    """Cells a live job holds: the stage primitives leave them to that job."""
+    rows = session.execute(
+        select(CellClaim.source, CellClaim.day, CellClaim.stage, CellClaim.job_id)
+        .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
+        .where(CellClaim.source.in_(sources), IngestionJob.status.in_(JOB_LIVE))  # type: ignore[attr-defined]
+    )
+    return {(source, day, Stage(stage)): job_id for source, day, stage, job_id in rows}
 
 
 def _days(session: Session, source: str, start: date | None, end: date | None) -> list[date]:

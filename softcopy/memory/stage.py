@@ -36,6 +36,9 @@ class StageContext:
     skip_bad_records: bool = False
     clock: Callable[[], datetime] = utcnow
     embedder_override: Embedder | None = None  # tests and benchmarks pass their own
+    # called right before a stage replaces an artifact or index rows; a job's worker uses it
+    # to stop if it lost its lease (the day's ledger write is fenced again at its checkpoint)
+    before_write: Callable[[], None] = lambda: None
     _sources: dict[str, Source] = field(default_factory=dict, repr=False)
 
     def source(self, name: str) -> Source:

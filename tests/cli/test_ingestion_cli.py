@@ -55,7 +55,11 @@ def test_detached_run_returns_at_once_and_a_worker_finishes_it(demo_home: Path, 
     assert outcome["job"]["job"]["status"] in {"queued", "running"} and outcome["worker_pid"]
     assert os.getsid(outcome["worker_pid"]) == outcome["worker_pid"]  # its own session
     code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--follow", "--json")
-    assert code == 0
+    followed = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and followed[-1]["event"] == "job.transition"
+    assert followed[-1]["fields"]["after"] in {"succeeded", "failed"}
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--json")
+    assert [r["id"] for r in json.loads(out)] == [r["id"] for r in followed]
     deadline = time.monotonic() + 60
     while True:
         code, out, _ = run(capsys, "ingestion", "show", str(job_id), "--json")

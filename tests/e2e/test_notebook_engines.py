@@ -19,7 +19,6 @@ import nbformat
 import pytest
 from sqlmodel import Session, func, select
 
-from softcopy.cli.common import jsonable
 from softcopy.cli.main import main
 from softcopy.config import load_settings
 from softcopy.db import get_engine
@@ -28,6 +27,7 @@ from softcopy.ingestion import service
 from softcopy.ingestion.models import Checkpoint
 from softcopy.ingestion.states import JobStatus, PlanMode, Stage, StepStatus
 from softcopy.memory import index
+from softcopy.serialize import jsonable
 from tests.conftest import DEMO_TODAY
 
 ERROR_TAG = "papermill-error-cell-tag"  # papermill's marker cells around a failed cell

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from softcopy.db import session_scope
-from softcopy.errors import BadDate, Conflict, NotFound
+from softcopy.errors import Conflict, NotFound
 from softcopy.ingestion import engines, jobs, service
 from softcopy.ingestion.engines import InlineEngine, run_stage
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
@@ -244,8 +244,8 @@ def test_verify_and_reconcile_find_what_changed(ctx: service.Context) -> None:
             "INSERT INTO docs(source, day, item_id, ts, title, text, content_hash, vector)"
             " VALUES ('chat', '2020-01-01', 'x', '2020-01-01T00:00:00', 't', 'orphan', 'h', x'00')"
         )
-    mail = ctx.settings.source("mail").path
-    mail.write_text(mail.read_text().replace("cut the release branch", "cut the branch", 1))
+    note = sorted((ctx.settings.source("notes").path / "Daily").rglob("*.md"))[-1]
+    note.write_text(note.read_text() + "\nedited after publish\n")
     result = service.verify(ctx, job_id=job_id)
     assert not result.ok
     assert {p["day"] for p in result.problems} == {d.isoformat() for d in days[:3]}
@@ -258,12 +258,10 @@ def test_verify_and_reconcile_find_what_changed(ctx: service.Context) -> None:
         FindingKind.missing_index_rows,
         FindingKind.orphan_index_rows,
         FindingKind.source_drift,
-    } or kinds == {
-        FindingKind.missing_artifact,
-        FindingKind.corrupted_artifact,
-        FindingKind.missing_index_rows,
-        FindingKind.orphan_index_rows,
     }
+    (drift,) = [f for f in report.findings if f.kind is FindingKind.source_drift]
+    assert (drift.source, drift.day) == ("notes", date.fromisoformat(note.stem))
+    assert "1 edited, 0 added, 0 deleted" in drift.detail
     assert report.run.drift == (FindingKind.source_drift in kinds)
     assert report.repair_plan is not None
     repaired = service.run(ctx, plan_id=report.repair_plan.id)
@@ -285,16 +283,35 @@ def test_logs_record_every_transition_and_checkpoint(ctx: service.Context) -> No
 
 
 def test_failed_use_case_leaves_no_rows(ctx: service.Context) -> None:
-    with pytest.raises(BadDate):
-        service.plan(
-            ctx,
-            options=service.PlanOptions(
-                mode=PlanMode.backfill_range, range_start_day=END, range_end_day=START
-            ),
-        )
-    with Session(ctx.engine) as session:
-        assert session.exec(select(LogRecord)).all() == []
-        from softcopy.ingestion.models import CoverageSnapshot, IngestionPlan
+    """A run refused after it planned (its cells are held) leaves no plan, snapshot or log."""
+    from softcopy.ingestion.models import CoverageSnapshot, IngestionPlan
 
-        assert session.exec(select(IngestionPlan)).all() == []
-        assert session.exec(select(CoverageSnapshot)).all() == []
+    held = service.enqueue(ctx, options=BACKFILL)
+    assert held.job is not None
+
+    def counts() -> tuple[int, int, int]:
+        with Session(ctx.engine) as session:
+            return (
+                len(session.exec(select(IngestionPlan)).all()),
+                len(session.exec(select(CoverageSnapshot)).all()),
+                len(session.exec(select(LogRecord)).all()),
+            )
+
+    before = counts()
+    with pytest.raises(Conflict, match=f"held by job {held.job.job.id}"):
+        service.run(ctx, options=service.PlanOptions(**{**BACKFILL.__dict__, "force": True}))
+    assert counts() == before
+
+
+def test_stage_primitives_leave_cells_held_by_a_live_job_alone(ctx: service.Context) -> None:
+    from softcopy.memory.runner import run_stages
+
+    held = service.enqueue(ctx, options=BACKFILL)
+    assert held.job is not None
+    summary = run_stages(
+        settings=ctx.settings, engine=ctx.engine, stages=list(Stage), sources=["chat"]
+    )
+    assert summary.results == []
+    assert summary.failures and all(
+        f"held by job {held.job.job.id}" in f.error for f in summary.failures
+    )

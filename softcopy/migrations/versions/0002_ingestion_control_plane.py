@@ -92,7 +92,6 @@ def upgrade() -> None:
         sa.Column("recorded_digest", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("items", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=True),
-        sa.Column("done_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.ForeignKeyConstraint(["snapshot_id"], ["coverage_snapshot.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )

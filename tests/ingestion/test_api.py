@@ -172,7 +172,7 @@ async def test_jobs_run_detached_and_every_job_route(fetch: Any, ctx: service.Co
     code, cancelled = await fetch("jobs", held.job.id, "cancel", body={})
     assert code == 200 and cancelled["job"]["status"] == "cancelled"
 
-    code, started = await fetch("jobs", body={"plan_id": made["plan"]["id"]})  # current again
+    code, started = await fetch("jobs", body={"plan_id": made["plan"]["id"], "engine": "inline"})
     assert code == 202 and started["worker_pid"] and started["job"]["job"]["status"] == "queued"
     job_id = started["job"]["job"]["id"]
     view = await wait_for_job(fetch, job_id)

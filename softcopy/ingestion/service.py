@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
@@ -313,22 +315,27 @@ def list_plans(
     ctx: Context, *, status: PlanStatus | None = None, limit: int = 20, offset: int = 0
 ) -> list[IngestionPlan]:
     """Saved plans, newest first (their items: `get_plan`)."""
-    with Session(ctx.engine) as session:
-        query = select(IngestionPlan)
-        if status is not None:
-            query = query.where(IngestionPlan.status == status)
-        query = query.order_by(IngestionPlan.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
-        return list(session.scalars(query))
+    return _newest(ctx, IngestionPlan, status, limit, offset)
 
 
 def list_jobs(
     ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
 ) -> list[IngestionJob]:
+    """Jobs, newest first."""
+    return _newest(ctx, IngestionJob, status, limit, offset)
+
+
+Listed = TypeVar("Listed", IngestionPlan, IngestionJob)
+
+
+def _newest(
+    ctx: Context, model: type[Listed], status: StrEnum | None, limit: int, offset: int
+) -> list[Listed]:
     with Session(ctx.engine) as session:
-        query = select(IngestionJob)
+        query = select(model)
         if status is not None:
-            query = query.where(IngestionJob.status == status)
-        query = query.order_by(IngestionJob.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
+            query = query.where(model.status == status)
+        query = query.order_by(model.id.desc()).offset(offset).limit(limit)  # type: ignore[union-attr]
         return list(session.scalars(query))
 
 

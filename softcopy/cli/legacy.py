@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
+from softcopy import limits
 from softcopy.cli.common import (
     AsJson,
     Home,
@@ -17,6 +18,7 @@ from softcopy.cli.common import (
     RangeStart,
     SkipBad,
     Sources,
+    bounded,
     console,
     day_range,
     open_home,
@@ -70,7 +72,7 @@ def ledger_list(
     stage: Annotated[Stage | None, typer.Option("--stage", help="Only this stage.")] = None,
     range_start_day: RangeStart = None,
     range_end_day: RangeEnd = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    limit: Annotated[int, typer.Option("--limit", callback=bounded(limits.LEDGER_ROWS))] = 200,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -86,6 +88,10 @@ def ledger_list(
                 session, source=name, stage=stage, start=start, end=end, limit=limit
             )
         ]
+        undated = {
+            s.name: ledger.undated_skips(session, source=s.name)
+            for s in settings.selected_sources(sources)
+        }
     if as_json:
         print_json(rows)
         return
@@ -102,6 +108,9 @@ def ledger_list(
             f"{row.attempted_at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(table)
+    for name, count in undated.items():
+        if count and stage in (None, Stage.export):
+            console.print(f"{name}: {count} more skipped, day unknown (in no day's row)")
 
 
 @ledger_app.command("show")
@@ -153,7 +162,12 @@ def cache_stats(home: Home = None, as_json: AsJson = False) -> None:
 @cache_app.command("prune")
 def cache_prune(
     older_than_days: Annotated[
-        int, typer.Option("--older-than-days", min=0, help="Drop vectors unused this long.")
+        int,
+        typer.Option(
+            "--older-than-days",
+            callback=bounded(limits.UNUSED_DAYS),
+            help="Drop vectors unused this long.",
+        ),
     ] = 30,
     home: Home = None,
     as_json: AsJson = False,

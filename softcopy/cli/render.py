@@ -12,24 +12,31 @@ from softcopy.memory.runner import RunSummary
 
 def run_summary(summary: RunSummary, *, as_json: bool) -> None:
     if as_json:
-        print_json({"ok": summary.ok, "results": summary.results, "failures": summary.failures})
+        print_json(
+            {
+                "ok": summary.ok,
+                "results": summary.results,
+                "failures": summary.failures,
+                "undated": summary.undated,
+            }
+        )
         return
     days = Counter((r.stage, r.source) for r in summary.results)
     items = Counter()
-    skipped = Counter()
     for r in summary.results:
         items[(r.stage, r.source)] += r.items
-        skipped[(r.stage, r.source)] += r.skipped
     failed = Counter((f.stage, f.source) for f in summary.failures)
     table = Table("stage", "source", "days", "items", "skipped", "failed", title="stage runs")
     for key in sorted(set(days) | set(failed)):
         stage, source = key
+        skipped = summary.skipped(source, stage)
         table.add_row(
-            str(stage), source, str(days[key]), str(items[key]), str(skipped[key]), str(failed[key])
+            str(stage), source, str(days[key]), str(items[key]), str(skipped), str(failed[key])
         )
     console.print(table)
     problems = sorted({p for r in summary.results for p in r.problems})
     _lines("skipped", problems)
+    _lines("skipped, day unknown", [p for lines in summary.undated.values() for p in lines])
     _lines("failed", [failure.error for failure in summary.failures])
 
 

@@ -1,6 +1,9 @@
 """Embed: a day's export → `<home>/vectors/<source>/<YYYY>/<day>.npy`, rows in export order.
 
 Vectors come from the embedding cache when the (model, content hash) was embedded before.
+An item is embedded from a prefix of its title and text, the first `EMBED_CHARS` (64 Ki)
+characters, so memory per item is bounded however long a record is; the export, the index
+and full-text search keep the whole text.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from softcopy.memory.stage import (
     write_atomic,
 )
 
+EMBED_CHARS = 64 * 1024
+
+
+def embed_text(title: str, text: str) -> str:
+    """What an item's vector is made from: the first EMBED_CHARS of "title\ntext"."""
+    return f"{title[:EMBED_CHARS]}\n{text[:EMBED_CHARS]}"[:EMBED_CHARS]
+
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
     upstream = require_done(
@@ -35,7 +45,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     vectors = cache.lookup(ctx.session, model=model.name, hashes=hashes, now=now)
     todo = {item.content_hash: item for item in items if item.content_hash not in vectors}
     if todo:
-        fresh = model.embed([f"{item.title}\n{item.text}" for item in todo.values()])
+        fresh = model.embed([embed_text(item.title, item.text) for item in todo.values()])
         computed = dict(zip(todo, fresh, strict=True))
         cache.store(ctx.session, model=model.name, vectors=computed, now=now)
         vectors.update(computed)

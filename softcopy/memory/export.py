@@ -1,4 +1,10 @@
-"""Export: a source's (source, day) items → `<home>/export/<source>/<YYYY>/<day>.jsonl`."""
+"""Export: a source's (source, day) items → `<home>/export/<source>/<YYYY>/<day>.jsonl`.
+
+A day's bad records fail its export, or with `skip_bad_records` are skipped and counted in
+its ledger entry. Bad records whose day cannot be told are not any day's: they are problems
+of the source (scan.source_problems), counted once per source (scan.undated_count).
+The export keeps every item's full text, however long; only embed reads a prefix.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     opened = ctx.source(source)
     known_bad = scan.day_problems(ctx.session, source, day)
     problems = [f"{p.location}: {p.reason}" for p in known_bad]
-    skipped = sum(1 for p in known_bad if p.day == day)  # day-less ones are not this day's
+    skipped = len(known_bad)
     by_unit: dict[str, list[str]] = defaultdict(list)
     for ref in scan.day_refs(ctx.session, source, day):
         by_unit[ref.unit].append(ref.locator)
@@ -39,7 +45,10 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
 
     items.sort(key=lambda item: (item.ts, item.item_id))
     pairs = [(item.item_id, item.content_hash) for item in items]
-    body = "".join(canonical_json(item.to_record()) + "\n" for item in items).encode()
+    # One encoded line per item, joined once: a huge item costs a few copies of itself.
+    lines = [canonical_json(item.to_record()).encode() for item in items]
+    body = b"\n".join(lines) + b"\n" if lines else b""
+    del lines
     path = export_path(ctx.settings, source, day)
     ctx.before_write()
     sha = write_atomic(path, body)

@@ -1,18 +1,31 @@
-"""The memory item and the digests that chain the stages together (DESIGN.md §3)."""
+"""The memory item and the digests that chain the stages together (DESIGN.md §3).
+
+Text policy, the same for every source kind: whatever a source read, an item's id, title,
+text and meta are always valid Unicode that encodes as UTF-8. A lone surrogate (what
+JavaScript writes when it cuts an emoji in half, `"\\ud800"` in JSON) becomes U+FFFD here,
+in `canonical`, the one place every item passes through, and the item is marked `repaired`;
+undecodable bytes are decoded with U+FFFD by each source, which marks the item the same
+way. A repaired item still indexes: its content hash is computed on the repaired text, so
+it is stable, and the source reports a warning naming the file and line (a `repaired`
+source problem), never a traceback.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def canonical_json(value: Any) -> str:
@@ -20,8 +33,43 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+class Canonical(NamedTuple):
+    """An item's text as stored: repaired where it could not be encoded, and its hash."""
+
+    title: str
+    text: str
+    meta: dict[str, Any]
+    content_hash: str
+    repaired: bool
+
+
+def canonical(title: str, text: str, meta: dict[str, Any]) -> Canonical:
+    """Title, text and meta with lone surrogates replaced by U+FFFD, and their content hash.
+
+    The common case costs one encode: the repair runs only when encoding fails.
+    """
+    try:
+        encoded = canonical_json([title, text, meta]).encode()
+    except UnicodeEncodeError:
+        title, text, meta = repair_text(title), repair_text(text), repair_text(meta)
+        encoded = canonical_json([title, text, meta]).encode()
+        return Canonical(title, text, meta, hashlib.sha256(encoded).hexdigest(), True)
+    return Canonical(title, text, meta, hashlib.sha256(encoded).hexdigest(), False)
+
+
 def content_hash(title: str, text: str, meta: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json([title, text, meta]).encode()).hexdigest()
+    return canonical(title, text, meta).content_hash
+
+
+def repair_text(value: Any) -> Any:
+    """A string, or JSON value, with every lone surrogate (in keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {repair_text(k): repair_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repair_text(v) for v in value]
+    return value
 
 
 def digest(pairs: Iterable[tuple[str, str]]) -> str:
@@ -41,10 +89,20 @@ class MemoryItem:
     title: str
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    repaired: bool = field(default=False, compare=False)  # text holds U+FFFD for bad input
+    content_hash: str = field(init=False, compare=False, repr=False, default="")
 
-    @property
-    def content_hash(self) -> str:
-        return content_hash(self.title, self.text, self.meta)
+    def __post_init__(self) -> None:
+        # Repaired once and hashed once: every stage reads the hash, some more than once.
+        fixed = canonical(self.title, self.text, self.meta)
+        item_id = _SURROGATE.sub(REPLACEMENT, self.item_id)
+        if fixed.repaired or item_id != self.item_id:
+            object.__setattr__(self, "item_id", item_id)
+            object.__setattr__(self, "title", fixed.title)
+            object.__setattr__(self, "text", fixed.text)
+            object.__setattr__(self, "meta", fixed.meta)
+            object.__setattr__(self, "repaired", True)
+        object.__setattr__(self, "content_hash", fixed.content_hash)
 
     def to_record(self) -> dict[str, Any]:
         """The exported JSON form; `from_record` reads it back."""

@@ -1,6 +1,9 @@
 """The ledger: per (source, day, stage), what the last run read and wrote, and who ran it.
 
 This is what coverage compares with the sources to tell current from stale and missing.
+Every skipped record is counted once: a day's export entry counts that day's bad records it
+skipped, and records whose day cannot be told, which belong to no day's entry, are counted
+per source (`undated_skips`).
 """
 
 from __future__ import annotations
@@ -10,11 +13,17 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from softcopy.ingestion.states import Outcome, Stage
+from softcopy.memory import scan
 from softcopy.memory.tables import LedgerEntry
 
 
 def get(session: Session, *, source: str, day: date, stage: Stage) -> LedgerEntry | None:
     return session.get(LedgerEntry, (source, day, stage))
+
+
+def undated_skips(session: Session, *, source: str) -> int:
+    """Records of `source` skipped because their day cannot be told (as of its last scan)."""
+    return scan.undated_count(session, source)
 
 
 def record_ok(

@@ -15,7 +15,7 @@ from softcopy.config import Settings
 from softcopy.errors import OperationFailed
 from softcopy.ingestion.models import CellClaim, IngestionJob
 from softcopy.ingestion.states import JOB_LIVE, Stage
-from softcopy.memory import embed, export, ledger, publish
+from softcopy.memory import embed, export, ledger, publish, scan
 from softcopy.memory.stage import StageContext, StageResult
 from softcopy.memory.tables import LedgerEntry, SourceDay
 
@@ -41,6 +41,15 @@ class Failure:
 class RunSummary:
     results: list[StageResult] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    # bad records whose day cannot be told, per source (when export ran): skipped by every
+    # run, failing no day; each is counted once, here and by scan.undated_count
+    undated: dict[str, list[str]] = field(default_factory=dict)
+
+    def skipped(self, source: str, stage: Stage) -> int:
+        """Records skipped: the days' counts (as their ledger entries say) plus, for export,
+        the source's undated ones."""
+        days = sum(r.skipped for r in self.results if (r.source, r.stage) == (source, stage))
+        return days + (len(self.undated.get(source, [])) if stage is Stage.export else 0)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,12 @@ def run_stages(
         for source in sources:
             ctx.source(source)  # refresh the scan index before choosing days
             session.commit()
+            if Stage.export in stages:
+                summary.undated[source] = [
+                    f"{p.location}: {p.reason}"
+                    for p in scan.source_problems(session, [source])
+                    if p.day is None and not p.repaired
+                ]
             days = _span(start, end) if exact_days else _days(session, source, start, end)
             work += [(source, day) for day in days]
         held = _held_by_live_jobs(session, sources)

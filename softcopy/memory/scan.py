@@ -3,6 +3,13 @@
 A scan re-reads only the units whose stamp changed since the last scan, so refreshing a
 source that did not change costs one listing of its units. Coverage reads `SourceDay`;
 export reads `SourceItem` to find a day's items without reading the whole source again.
+
+`SourceProblem` keeps what a scan could not read: bad records of a day (they fail that
+day's export unless skipped), bad records whose day cannot be told (problems of the source:
+they fail no day, coverage and reconcile list them, `undated_count` counts them), and
+repair warnings (items indexed with U+FFFD). Nothing a source yields can stop a scan:
+every text stored here is repaired first, and a file whose name is not valid UTF-8 is a
+problem of the source instead of a unit.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from datetime import date
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
-from softcopy.memory.items import digest
-from softcopy.memory.sources import Source, UnitScan
+from softcopy.errors import BadRecord
+from softcopy.memory.items import digest, repair_text
+from softcopy.memory.sources import Repaired, Source, UnitScan
 from softcopy.memory.tables import SourceDay, SourceItem, SourceProblem, SourceUnit
 
 BATCH = 500
@@ -33,7 +41,13 @@ class ScanSummary:
 def refresh(session: Session, source: Source) -> ScanSummary:
     """Bring the scan index of `source` up to date; returns what changed."""
     summary = ScanSummary(source=source.name)
-    now = dict(source.units())
+    now: dict[str, str] = {}
+    unnamed: set[str] = set()  # units whose name the database cannot store (not UTF-8)
+    for unit, stamp in source.units():
+        key = repair_text(unit)
+        if key != unit:
+            unnamed.add(key)
+        now[key] = stamp
     known = dict(
         session.execute(
             select(SourceUnit.unit, SourceUnit.stamp).where(SourceUnit.source == source.name)
@@ -46,7 +60,12 @@ def refresh(session: Session, source: Source) -> ScanSummary:
 
     summary.days_changed |= _forget_units(session, source.name, changed + removed)
     pending = _Rows(session, source.name)
-    for unit, unit_scan in _scan_units(source, changed):
+    named = [unit for unit in changed if unit not in unnamed]
+    for unit, unit_scan in _scan_units(source, named):
+        summary.days_changed |= pending.add(unit, now[unit], unit_scan)
+    for unit in sorted(unnamed.intersection(changed)):
+        reason = "the file name is not valid UTF-8; rename the file to index it"
+        unit_scan = UnitScan(problems=[BadRecord(source.path / unit, None, reason)])
         summary.days_changed |= pending.add(unit, now[unit], unit_scan)
     pending.flush()
     summary.units_read = len(changed)
@@ -64,14 +83,40 @@ def day_refs(session: Session, source: str, day: date) -> list[SourceItem]:
 
 
 def day_problems(session: Session, source: str, day: date) -> list[SourceProblem]:
-    """Bad records of that day, and those whose day could not be told (they may be of it)."""
+    """Bad records of that day. Those whose day cannot be told belong to no day: they are
+    problems of the source (`source_problems`), so they fail no day's export."""
     return list(
         session.scalars(
             select(SourceProblem)
-            .where(SourceProblem.source == source)
-            .where((SourceProblem.day == day) | (SourceProblem.day.is_(None)))
+            .where(SourceProblem.source == source, SourceProblem.day == day)
+            .where(SourceProblem.repaired.is_(False))  # type: ignore[attr-defined]
             .order_by(SourceProblem.id)
         )
+    )
+
+
+def source_problems(
+    session: Session, sources: list[str], start: date | None = None, end: date | None = None
+) -> list[SourceProblem]:
+    """Every problem of these sources: undated ones always, dated ones in [start, end]."""
+    query = select(SourceProblem).where(SourceProblem.source.in_(sources))  # type: ignore[attr-defined]
+    if start:
+        query = query.where(SourceProblem.day.is_(None) | (SourceProblem.day >= start))  # type: ignore[union-attr]
+    if end:
+        query = query.where(SourceProblem.day.is_(None) | (SourceProblem.day <= end))  # type: ignore[union-attr]
+    return list(session.scalars(query.order_by(SourceProblem.source, SourceProblem.id)))
+
+
+def undated_count(session: Session, source: str) -> int:
+    """Bad records of a source whose day cannot be told: skipped, and counted here once."""
+    return len(
+        session.scalars(
+            select(SourceProblem.id).where(
+                SourceProblem.source == source,
+                SourceProblem.day.is_(None),  # type: ignore[union-attr]
+                SourceProblem.repaired.is_(False),  # type: ignore[attr-defined]
+            )
+        ).all()
     )
 
 
@@ -153,10 +198,14 @@ class _Rows:
                 "source": self.source,
                 "unit": unit,
                 "day": problem.day,
-                "location": f"{problem.path}:{problem.where}" if problem.where else problem.path,
-                "reason": problem.reason,
+                # a path or a reason may quote text that cannot be stored as it is
+                "location": repair_text(
+                    f"{problem.path}:{problem.where}" if problem.where else problem.path
+                ),
+                "reason": repair_text(problem.reason),
+                "repaired": isinstance(problem, Repaired),
             }
-            for problem in scan.problems
+            for problem in [*scan.problems, *scan.repairs]
         ]
         if len(self.items) >= 5000 or len(self.units) >= BATCH:
             self.flush()
@@ -187,7 +236,9 @@ def _recount_days(session: Session, source: str, days: set[date]) -> None:
         problems: dict[date, int] = defaultdict(int)
         for (day,) in session.execute(
             select(SourceProblem.day).where(
-                SourceProblem.source == source, SourceProblem.day.in_(chunk)
+                SourceProblem.source == source,
+                SourceProblem.day.in_(chunk),  # type: ignore[union-attr]
+                SourceProblem.repaired.is_(False),  # type: ignore[attr-defined]
             )
         ):
             problems[day] += 1

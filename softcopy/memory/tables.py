@@ -41,7 +41,11 @@ class SourceItem(SQLModel, table=True):
 
 
 class SourceProblem(SQLModel, table=True):
-    """A record the scan could not read; `day` is null when the record gave no day."""
+    """A record the scan could not read (a bad record), or read only by repairing its text.
+
+    `day` is null when the record gave no day: a problem of the source, which fails no day.
+    A `repaired` row is a warning: the item is indexed, with U+FFFD for what was unreadable.
+    """
 
     __tablename__ = "source_problem"
     __table_args__ = (Index("ix_source_problem_source_unit", "source", "unit"),)
@@ -51,6 +55,7 @@ class SourceProblem(SQLModel, table=True):
     day: date | None = Field(default=None, index=True)
     location: str  # file, and line or message number
     reason: str
+    repaired: bool = False
 
 
 class SourceDay(SQLModel, table=True):

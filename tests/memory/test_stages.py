@@ -122,10 +122,10 @@ def test_strict_policy_fails_the_day_naming_file_and_line(demo: tuple[Settings, 
     settings, engine = demo
     chat = settings.source("chat").path
     with chat.open("a") as handle:
-        handle.write('{"id": "broken", "ts": \n')
+        handle.write('{"id": "bad", "ts": "2026-03-20T10:00:00Z", "text": 5}\n')
     summary = run_stages(settings=settings, engine=engine, stages=[Stage.export], sources=["chat"])
-    assert not summary.ok
-    assert all("chat.jsonl:line" in f.error for f in summary.failures)
+    [failure] = summary.failures
+    assert failure.day == date(2026, 3, 20) and "chat.jsonl:line" in failure.error
     with Session(engine) as session:
         entry = ledger.get(session, source="chat", day=summary.failures[0].day, stage=Stage.export)
     assert entry is not None and entry.outcome is Outcome.failed and entry.input_digest is None

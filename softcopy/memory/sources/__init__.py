@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from softcopy.config import SourceConfig
-from softcopy.memory.sources.base import ItemRef, Source, UnitScan
+from softcopy.memory.sources.base import ItemRef, Repaired, Source, UnitScan
 
 _KINDS: dict[str, type] = {}
 
@@ -28,4 +28,4 @@ def _load_builtin_kinds() -> None:
         register(module.KIND, module.SOURCE)
 
 
-__all__ = ["ItemRef", "Source", "UnitScan", "open_source", "register"]
+__all__ = ["ItemRef", "Repaired", "Source", "UnitScan", "open_source", "register"]

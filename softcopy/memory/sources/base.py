@@ -18,6 +18,8 @@ from typing import ClassVar, Protocol
 from softcopy.errors import BadRecord
 from softcopy.memory.items import MemoryItem
 
+REPAIRED_REASON = "text repaired: lone surrogates or undecodable bytes are now U+FFFD"
+
 
 @dataclass(frozen=True, slots=True)
 class ItemRef:
@@ -29,10 +31,35 @@ class ItemRef:
     locator: str  # opaque to everyone but the source kind that wrote it
 
 
+@dataclass(frozen=True, slots=True)
+class Repaired:
+    """An item whose text was repaired to U+FFFD (see memory/items.py): it is indexed, and
+    this warning names the file and line so someone can fix the original."""
+
+    path: str
+    where: str | None
+    day: date | None
+    reason: str = REPAIRED_REASON
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}:{self.where}: {self.reason}"
+            if self.where
+            else f"{self.path}: {self.reason}"
+        )
+
+
 @dataclass(slots=True)
 class UnitScan:
     refs: list[ItemRef] = field(default_factory=list)
     problems: list[BadRecord] = field(default_factory=list)
+    repairs: list[Repaired] = field(default_factory=list)
+
+    def add_item(self, item: MemoryItem, locator: str, path: Path, where: str | None) -> None:
+        """A ref to a read item, and a repair warning when its text had to be repaired."""
+        self.refs.append(ItemRef(item.day, item.item_id, item.content_hash, locator))
+        if item.repaired:
+            self.repairs.append(Repaired(str(path), where, item.day))
 
 
 class Source(Protocol):

@@ -3,6 +3,8 @@
 Commits are immutable, so a unit's stamp is its hash and a scanned commit is never
 read again. Listing units is one `git log` call; `scan_units` reads any number of
 commits in one more, so a 10,000-commit history costs two subprocesses, not 10,000.
+A message with bytes that are not UTF-8 (git re-encodes what it can) is read with U+FFFD
+and a warning naming the commit, like every source kind (memory/items.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, ClassVar
 
 from softcopy.errors import BadRecord, ConfigError, OperationFailed
 from softcopy.memory.items import MemoryItem
-from softcopy.memory.sources.base import ItemRef, UnitScan, day_of
+from softcopy.memory.sources.base import UnitScan, day_of
 
 KIND = "git"
 
@@ -83,8 +85,7 @@ class GitSource:
             if isinstance(outcome, BadRecord):
                 scans[unit].problems.append(outcome)
             else:
-                ref = ItemRef(outcome.day, outcome.item_id, outcome.content_hash, unit)
-                scans[unit].refs.append(ref)
+                scans[unit].add_item(outcome, unit, self.path, f"commit {unit}")
         return scans
 
     def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
@@ -125,12 +126,22 @@ class GitSource:
 
     def _records(self, stdout: bytes) -> Iterator[tuple[str, MemoryItem | BadRecord]]:
         for record in stdout.split(_MARKER)[1:]:
-            fields = [_text(f) for f in record.split(b"\x00", 5)]
+            raw = record.split(b"\x00", 5)
+            fields = [_text(f) for f in raw]
             if len(fields) == 6 and _HASH.fullmatch(fields[0]):
-                yield fields[0], self._item(*fields)
+                repaired = any("\ufffd" in f for f in fields) and not all(_is_utf8(f) for f in raw)
+                yield fields[0], self._item(*fields, repaired=repaired)
 
     def _item(
-        self, commit: str, date: str, author: str, email: str, subject: str, body: str
+        self,
+        commit: str,
+        date: str,
+        author: str,
+        email: str,
+        subject: str,
+        body: str,
+        *,
+        repaired: bool = False,
     ) -> MemoryItem | BadRecord:
         try:
             ts = datetime.fromisoformat(date).astimezone(UTC)
@@ -144,6 +155,7 @@ class GitSource:
             title=subject.strip(),
             text=body.strip(),
             meta={"author": author, "email": email},
+            repaired=repaired,
         )
 
     def _git(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -194,6 +206,14 @@ def _last_line(stderr: bytes) -> str:
     """Git's conclusion: the last line of its error output (the "fatal:" one)."""
     lines = _text(stderr).strip().splitlines()
     return lines[-1] if lines else "no error message"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _text(data: bytes) -> str:

@@ -4,6 +4,12 @@ The source is one file, or a folder whose `*.jsonl` / `*.ndjson` files (not subf
 the units; either way a unit is keyed by its file name. A record's locator is the byte offset
 of its line, so a day's items load back with one seek each. Field names are options and may
 be dotted paths into nested objects ("message.body").
+
+Text that cannot be stored as it is, a lone surrogate escape (`"\\ud800"`) or bytes that are
+not UTF-8 inside a string, is repaired to U+FFFD (memory/items.py): the record indexes and a
+warning names the file and line. A line that is not a JSON object with a readable timestamp
+is a bad record; when not even its day can be told it is a problem of the source, never of
+some day's export.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from pathlib import Path
 from typing import IO, Any, ClassVar, NamedTuple
 
 from softcopy.errors import BadRecord, ConfigError
-from softcopy.memory.items import MemoryItem, canonical_json, content_hash
-from softcopy.memory.sources.base import ItemRef, UnitScan, day_of
+from softcopy.memory.items import MemoryItem, canonical, canonical_json, repair_text
+from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan, day_of
 
 KIND = "jsonl"
 SUFFIXES = (".jsonl", ".ndjson")
@@ -58,6 +64,7 @@ class _Record(NamedTuple):  # a tuple: built once per line, so it must be cheap
     title: str
     text: str
     meta: dict[str, Any]
+    repaired: bool  # bytes that were not UTF-8, or an id with a lone surrogate, became U+FFFD
 
 
 class JsonlSource:
@@ -89,7 +96,10 @@ class JsonlSource:
                 except _Invalid as bad:
                     scan.problems.append(BadRecord(path, f"line {number}", bad.reason, bad.day))
                     continue
-                chash = content_hash(record.title, record.text, record.meta)
+                fixed = canonical(record.title, record.text, record.meta)
+                chash = fixed.content_hash
+                if fixed.repaired or record.repaired:
+                    scan.repairs.append(Repaired(str(path), f"line {number}", record.day))
                 nth = seen[record.item_id] = seen.get(record.item_id, 0) + 1
                 if nth == 1:
                     refs.append(ItemRef(record.day, record.item_id, chash, str(offset)))
@@ -132,6 +142,7 @@ class JsonlSource:
             title=record.title,
             text=record.text,
             meta=record.meta,
+            repaired=record.repaired,
         )
 
     def _files(self) -> list[Path]:
@@ -151,9 +162,11 @@ class JsonlSource:
     def _parse(self, unit: str, line: bytes) -> _Record:
         """One line as a record; raises _Invalid saying what is wrong with it."""
         try:
-            record = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise _Invalid(f"not UTF-8 text (byte {exc.start} of the line)") from None
+            decoded, repaired = line.decode("utf-8"), False
+        except UnicodeDecodeError:  # bytes that are not UTF-8: U+FFFD, and a warning
+            decoded, repaired = line.decode("utf-8", errors="replace"), True
+        try:
+            record = json.loads(decoded)
         except json.JSONDecodeError as exc:
             raise _Invalid(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(record, dict):
@@ -167,13 +180,16 @@ class JsonlSource:
             raise _Invalid(f"text field {fields.text!r} is {what}", day)
         title = _as_text(_take(record, fields.title)) if fields.title else ""
         ident = _as_text(_take(record, fields.id)) if fields.id else ""
+        raw_id = f"jsonl:{unit}:{ident or _hash_id(ts, text)}"
+        item_id = repair_text(raw_id)
         return _Record(
-            item_id=f"jsonl:{unit}:{ident or _hash_id(ts, text)}",
+            item_id=item_id,
             ts=ts,
             day=day,
             title=title.strip() or _title_from(text),
             text=text,
             meta=record,  # what is left once the named fields are taken out
+            repaired=repaired or item_id != raw_id,
         )
 
 
@@ -318,7 +334,8 @@ def _hash_id(ts: datetime, text: str) -> str:
     whichever way the export wrote it (ISO, offset, epoch ms), at a fraction of isoformat's cost.
     """
     micros = (ts - _EPOCH) // _MICROSECOND
-    return hashlib.sha256(f"{micros}\n{text}".encode()).hexdigest()[:16]
+    # surrogatepass: a lone surrogate still hashes (the text itself is repaired later)
+    return hashlib.sha256(f"{micros}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 SOURCE = JsonlSource

@@ -8,6 +8,12 @@ Each message is parsed by the stdlib `email` package with its legacy `compat32` 
 the default policy builds header objects that make it several times slower, too slow for
 archives of tens of thousands of messages. The item reads what mail clients show:
 text/plain parts (else HTML as text), bodies in their declared charset with fallbacks.
+
+A message's time is its `Date:` header; many real archives have messages without one, so
+then the date of the mbox `From ` separator line is used, then the newest `Received:`
+header's date. Only a message with none of the three is a bad record, and since its day
+cannot be told it is a problem of the source (file and message number), failing no day.
+Text that cannot be stored (a lone surrogate) is repaired to U+FFFD with a warning.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem, canonical_json
-from softcopy.memory.sources.base import ItemRef, UnitScan, day_of
+from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan, day_of
 from softcopy.memory.sources.html_text import html_to_text
 
 KIND = "mbox"
@@ -74,6 +80,8 @@ class MboxSource:
                     continue
                 ref = ItemRef(item.day, item.item_id, item.content_hash, f"{start}:{stop}")
                 _add_ref(scan, seen, ref, file, n)
+                if item.repaired:
+                    scan.repairs.append(Repaired(str(file), f"message {n}", item.day))
         except (OSError, ValueError) as exc:
             scan.problems.append(BadRecord(file, None, f"cannot read mbox: {exc}"))
         return scan
@@ -172,18 +180,22 @@ def _read_message(
     file: Path, where: str, raw: bytes, source: str, tz: tzinfo
 ) -> MemoryItem | BadRecord:
     """The item for one message's bytes (From_ line included), or why it cannot be read."""
+    from_line, _, message = raw.partition(b"\n")
     try:
-        msg = _PARSER.parsebytes(_unquote(raw.partition(b"\n")[2]))
+        msg = _PARSER.parsebytes(_unquote(message))
     except Exception as exc:  # a last guard: one odd message must not stop the scan
         return BadRecord(file, where, f"cannot parse message: {exc!r}")
     if not msg.keys():
         return BadRecord(file, where, "cannot parse message: no headers")
     date_raw = _header(msg, "date")
-    if not date_raw:
-        return BadRecord(file, where, "no Date header")
-    ts = _timestamp(date_raw)
+    ts = _timestamp(date_raw) if date_raw else None
     if ts is None:
-        return BadRecord(file, where, f"unreadable Date header {date_raw!r}")
+        date_raw, ts = _fallback_time(msg, from_line)
+    if ts is None:
+        said = (
+            f"unreadable Date header {_header(msg, 'date')!r}" if msg["date"] else "no Date header"
+        )
+        return BadRecord(file, where, f"{said}, and no date in its From line or Received headers")
     day = day_of(ts, tz)
     try:
         return _item(msg, date_raw, ts, day, source)
@@ -217,6 +229,24 @@ def _item(msg: Message, date_raw: str, ts: datetime, day: date, source: str) -> 
         text=text,
         meta=meta,
     )
+
+
+def _fallback_time(msg: Message, from_line: bytes) -> tuple[str, datetime | None]:
+    """The time of a message without a readable Date header: the date of its mbox `From `
+    line (`From sender Sat Jan  3 01:05:34 1996`), else the newest `Received:` date."""
+    sender_and_date = from_line.decode("ascii", errors="replace").rstrip("\r")[5:].strip()
+    after_sender = sender_and_date.partition(" ")[2].strip()
+    if after_sender and (ts := _timestamp(after_sender)) is not None:
+        return after_sender, ts
+    received = [
+        (ts, value)
+        for value in (v.rpartition(";")[2].strip() for v in _headers(msg, "received"))
+        if value and (ts := _timestamp(value)) is not None
+    ]
+    if received:
+        ts, value = max(received)
+        return value, ts
+    return "", None
 
 
 def _unquote(data: bytes) -> bytes:

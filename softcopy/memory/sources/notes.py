@@ -4,6 +4,11 @@ Plain folders, Obsidian vaults and Logseq graphs work as they are. A note's day 
 in its file name, else a `date` in its header (YAML front matter, Org `#+date:`, Logseq
 `date::`), else its modification time. The header is parsed by hand: it is a handful of
 `key: value` lines, and a YAML dependency would buy nothing but failure modes.
+
+A date that is written but does not exist (`2024-02-30.md`, `date: 2024-13-45`) is never
+silently replaced by the modification time: unless the other place holds a valid date, the
+note is a bad record naming the file and the value (a problem of the source, since its day
+cannot be told). Bytes that are not UTF-8 are read as U+FFFD, with a warning (items.py).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, ClassVar
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem
-from softcopy.memory.sources.base import ItemRef, UnitScan, day_of
+from softcopy.memory.sources.base import UnitScan, day_of
 
 KIND = "notes"
 DEFAULT_EXTENSIONS = (".md", ".markdown", ".org", ".txt")
@@ -81,7 +86,9 @@ class NotesSource:
         got = self._read(unit)
         if isinstance(got, BadRecord):
             return UnitScan(problems=[got])
-        return UnitScan(refs=[ItemRef(got.day, got.item_id, got.content_hash, "")])
+        scan = UnitScan()
+        scan.add_item(got, "", self.path / unit, None)
+        return scan
 
     def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
         # The whole file is the one item, so any locator asks for it; ask once.
@@ -98,14 +105,15 @@ class NotesSource:
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except OSError as exc:
             return BadRecord(path, None, f"cannot read: {exc.strerror}", day=named and named.day)
-        try:
-            text = _decode(data)
-        except UnicodeDecodeError as exc:
-            return BadRecord(
-                path, None, f"not UTF-8 text (byte {exc.start})", day=named and named.day
-            )
+        text, repaired = _decode(data)
         fields, body = _split_header(text.replace("\r\n", "\n").replace("\r", "\n"))
-        dated = named or _date_field(fields, self.tz) or _Dated(day_of(mtime, self.tz), mtime)
+        dated = named or _date_field(fields, self.tz)
+        if dated is None:
+            if bad := _invalid_name_date(stem):
+                return BadRecord(path, None, f"the file name holds no valid date: {bad!r}")
+            if bad := _invalid_field_date(fields):
+                return BadRecord(path, None, f"the date field holds no valid date: {bad!r}")
+            dated = _Dated(day_of(mtime, self.tz), mtime)
         body = _LEADING_BLANK_LINES.sub("", body).rstrip()
         prose = list(_prose_lines(body))
         org = Path(unit).suffix.lower() == ".org"
@@ -117,6 +125,7 @@ class NotesSource:
             title=_title(fields, [] if org else prose) or stem,
             text=body,
             meta={"path": unit, "tags": _tags(fields, prose)},
+            repaired=repaired,
         )
 
 
@@ -162,15 +171,14 @@ def _is_logseq_internal(entry: os.DirEntry[str]) -> bool:
     )
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 text, with or without a byte-order mark; errors count bytes from the file start."""
+def _decode(data: bytes) -> tuple[str, bool]:
+    """UTF-8 text, with or without a byte-order mark, and whether bad bytes became U+FFFD."""
     if data.startswith(BOM):
-        try:
-            return data[len(BOM) :].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            exc.start += len(BOM)
-            raise
-    return data.decode("utf-8")
+        data = data[len(BOM) :]
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), True
 
 
 # --- header ----------------------------------------------------------------------------
@@ -283,12 +291,44 @@ def _date_in_name(stem: str, tz: tzinfo) -> _Dated | None:
     return None
 
 
-def _date_field(fields: dict[str, Field], tz: tzinfo) -> _Dated | None:
-    """The header's `date`: ISO date or datetime, Org timestamp, or `[[Mar 1st, 2024]]`."""
+def _invalid_name_date(stem: str) -> str | None:
+    """A date in the file name that does not exist (2024-02-30, 20241301), or None.
+
+    Digits that cannot be a date at all (a year outside 1900-2199, an 8-digit id with month
+    13) are not taken for one: they are a name like any other.
+    """
+    for match in _NAME_SEPARATED.finditer(stem):
+        if 1900 <= int(match[1]) < 2200:
+            return match[0]
+    for match in _NAME_COMPACT.finditer(stem):
+        if 1900 <= int(match[1]) < 2200 and 1 <= int(match[2]) <= 12 and 1 <= int(match[3]) <= 31:
+            return match[0]
+    return None
+
+
+def _invalid_field_date(fields: dict[str, Field]) -> str | None:
+    """The header's `date` when it is written as a date but is none (2024-13-45), or None.
+
+    Text that is no attempt at a date (a template's `{{date}}`) leaves the note to its mtime.
+    """
+    value = _date_value(fields)
+    if value and (_LOOSE_DATE.match(value) or _MONTH_NAME_DATE.match(value)):
+        return value
+    return None
+
+
+def _date_value(fields: dict[str, Field]) -> str:
     value = fields.get("date")
     if not isinstance(value, str):
+        return ""
+    return _WIKILINK.sub(r"\1", value).strip().strip("<>[]\"'").strip()
+
+
+def _date_field(fields: dict[str, Field], tz: tzinfo) -> _Dated | None:
+    """The header's `date`: ISO date or datetime, Org timestamp, or `[[Mar 1st, 2024]]`."""
+    value = _date_value(fields)
+    if not value:
         return None
-    value = _WIKILINK.sub(r"\1", value).strip().strip("<>[]\"'").strip()
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -295,19 +295,52 @@ def test_message_without_id_gets_a_stable_id(tmp_path: Path) -> None:
     assert first.item_id in {ref.item_id for ref in result.refs}
 
 
-def test_broken_messages_are_reported_by_position(tmp_path: Path) -> None:
+def test_a_message_without_a_date_takes_its_from_line_date(tmp_path: Path) -> None:
     path = write(tmp_path, PLAIN, NO_DATE, ALTERNATIVE, BAD_DATE)
-    _, _, result = scan(path)
-    assert [ref.item_id for ref in result.refs] == [
-        "mbox:plain-1@example.com",
-        "mbox:alt-1@example.com",
-    ]
-    [no_date, bad_date] = result.problems
-    assert isinstance(no_date, BadRecord)
-    assert (no_date.path, no_date.where, no_date.day) == (str(path), "message 2", None)
-    assert "Date" in no_date.reason
-    assert bad_date.where == "message 4"
-    assert "the day after tomorrow" in bad_date.reason
+    source, unit, result = scan(path)
+    assert result.problems == []
+    items = load_all(source, unit, result)
+    assert items["mbox:nodate@example.com"].ts == datetime(2024, 3, 5, 11, tzinfo=UTC)
+    assert items["mbox:baddate@example.com"].ts == datetime(2024, 3, 5, 12, tzinfo=UTC)
+    assert items["mbox:nodate@example.com"].day == date(2024, 3, 5)
+
+
+RECEIVED_ONLY = b"""\
+From MAILER-DAEMON
+Received: from a.example.com by b.example.com; Tue, 5 Mar 2024 09:00:00 +0000
+Received: from c.example.com by a.example.com;
+\tTue, 5 Mar 2024 23:30:00 -0500
+Received: junk without a date
+From: ann@example.com
+Subject: Relayed
+Message-ID: <relayed@example.com>
+
+Only the relays said when.
+
+"""
+
+NO_TIME_ANYWHERE = b"""\
+From MAILER-DAEMON
+From: ann@example.com
+Subject: Timeless
+Message-ID: <timeless@example.com>
+
+Nobody said when.
+
+"""
+
+
+def test_then_the_newest_received_date_and_only_then_a_bad_record(tmp_path: Path) -> None:
+    path = write(tmp_path, PLAIN, RECEIVED_ONLY, NO_TIME_ANYWHERE)
+    source, unit, result = scan(path, ZoneInfo("America/New_York"))
+    items = load_all(source, unit, result)
+    # the newest Received date, in the configured timezone's day
+    assert items["mbox:relayed@example.com"].ts == datetime(2024, 3, 6, 4, 30, tzinfo=UTC)
+    assert items["mbox:relayed@example.com"].day == date(2024, 3, 5)
+    [timeless] = result.problems
+    assert isinstance(timeless, BadRecord)
+    assert (timeless.path, timeless.where, timeless.day) == (str(path), "message 3", None)
+    assert "no Date header" in timeless.reason and "From line" in timeless.reason
 
 
 def test_load_round_trips_by_locator(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from softcopy.errors import BadRecord, ConfigError
+from softcopy.errors import ConfigError
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import notes
 from softcopy.memory.sources.base import ItemRef
@@ -182,20 +182,20 @@ def test_day_falls_back_to_mtime_in_tz(tmp_path: Path) -> None:
     assert (item.day, item.ts) == (date(2024, 2, 29), mtime)
 
 
-def test_non_utf8_file_is_a_problem_naming_it(tmp_path: Path) -> None:
+def test_non_utf8_file_is_indexed_repaired_with_a_warning_naming_it(tmp_path: Path) -> None:
     path = write(tmp_path, "2024-03-01 latin.md", b"caf\xe9 au lait")
     write(tmp_path, "bom.md", "\ufeff# With BOM\ntext".encode())
     src = source(tmp_path)
     scan = src.scan_unit("2024-03-01 latin.md")
-    assert scan.refs == []
-    [problem] = scan.problems
-    assert problem.path == str(path)
-    assert problem.reason == "not UTF-8 text (byte 3)"
-    assert problem.day == date(2024, 3, 1)
-    assert str(path) in str(problem)
+    assert scan.problems == []
+    [ref] = scan.refs
+    [warning] = scan.repairs
+    assert (warning.path, warning.day) == (str(path), date(2024, 3, 1))
+    assert "U+FFFD" in str(warning) and str(path) in str(warning)
     [again] = list(src.load("2024-03-01 latin.md", [""]))
-    assert isinstance(again, BadRecord)
-    assert src.scan_unit("bom.md").problems == []
+    assert isinstance(again, MemoryItem) and again.repaired
+    assert again.text == "caf\ufffd au lait" and again.content_hash == ref.content_hash
+    assert src.scan_unit("bom.md").repairs == []
 
 
 def test_edit_changes_hash_and_stamp_but_not_id(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from softcopy.errors import ConfigError
+from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import notes
 from softcopy.memory.sources.base import ItemRef
@@ -280,3 +280,47 @@ def test_vanished_file_is_a_problem(tmp_path: Path) -> None:
     assert scan.refs == []
     assert scan.problems[0].reason.startswith("cannot read")
     assert scan.problems[0].day == date(2024, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("2024-02-30.md", "no such day", "2024-02-30"),
+        ("Daily/2024_13_01 plan.md", "no such month", "2024_13_01"),
+        ("20240230-idea.md", "a Zettelkasten id on no day", "20240230"),
+        ("meeting.md", "---\ndate: 2024-13-45\n---\nbody", "2024-13-45"),
+        ("org.org", "#+date: <2024-02-30 Fri>\nbody", "2024-02-30 Fri"),
+        ("old.md", "---\ndate: 0024-03-01\n---\nbody", "0024-03-01"),
+    ],
+)
+def test_an_invalid_date_is_a_bad_record_naming_file_and_value_not_the_mtime(
+    tmp_path: Path, name: str, text: str, value: str
+) -> None:
+    path = write(tmp_path, name, text)
+    found = source(tmp_path).scan_unit(name)
+    assert found.refs == []
+    [problem] = found.problems
+    assert (problem.path, problem.day) == (str(path), None)  # a problem of the source
+    assert repr(value) in problem.reason and "no valid date" in problem.reason
+    [again] = list(source(tmp_path).load(name, [""]))
+    assert isinstance(again, BadRecord)
+
+
+def test_what_is_no_attempt_at_a_date_still_falls_back_to_the_mtime(tmp_path: Path) -> None:
+    mtime = datetime(2024, 2, 29, 12, tzinfo=UTC)
+    for name, text in [
+        ("template.md", "---\ndate: {{date}}\n---\nbody"),
+        ("12345678.md", "an id, not a date"),
+        ("20241399.md", "month 13: digits, not a date"),
+    ]:
+        path = write(tmp_path, name, text)
+        os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+    got = items(source(tmp_path))
+    assert {unit: item.day for unit, item in got.items()} == dict.fromkeys(got, date(2024, 2, 29))
+    assert len(got) == 3
+
+
+def test_an_invalid_name_date_yields_to_a_valid_date_field(tmp_path: Path) -> None:
+    write(tmp_path, "2024-02-30.md", "---\ndate: 2024-02-29\n---\nthe header knows")
+    [item] = items(source(tmp_path)).values()
+    assert item.day == date(2024, 2, 29)

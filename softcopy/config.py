@@ -6,6 +6,7 @@ Read from `<home>/softcopy.toml` and the environment (`SOFTCOPY_HOME`,
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,11 +18,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import platformdirs
 import tomlkit
 
+from softcopy.db import parse_url
 from softcopy.errors import ConfigError, UnknownSource
 
 CONFIG_FILE = "softcopy.toml"
 SOURCE_KINDS = ("notes", "jsonl", "mbox", "git")
 EMBEDDERS = ("hashing", "minilm")
+SETTING_KEYS = ("database_url", "timezone", "embedder", "lease_timeout", "sources")
+DEFAULT_LEASE_TIMEOUT = 60.0
+# A lease shorter than a second would expire between two heartbeats of a busy worker;
+# a day is the longest anyone should wait to learn that a worker died.
+LEASE_TIMEOUT_RANGE = (1.0, 86400.0)
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class Settings:
     timezone: ZoneInfo
     embedder: str = "hashing"
     sources: dict[str, SourceConfig] = field(default_factory=dict)
-    lease_timeout: float = 60.0  # seconds without a heartbeat before a job is interrupted
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT  # seconds without a heartbeat: interrupted
 
     @property
     def export_dir(self) -> Path:
@@ -73,23 +80,31 @@ def default_home(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.environ) -> Settings:
-    """Settings for `home` (else SOFTCOPY_HOME, else the user data dir)."""
+    """Settings for `home` (else SOFTCOPY_HOME, else the user data dir), validated: a bad
+    value is a ConfigError naming the file (or environment variable), the key, the value
+    and what is allowed."""
     home_path = (Path(home).expanduser() if home else default_home(env)).resolve()
-    doc = _read_toml(home_path / CONFIG_FILE)
-    url = env.get("SOFTCOPY_DATABASE_URL") or doc.get("database_url")
-    tz_name = env.get("SOFTCOPY_TIMEZONE") or doc.get("timezone") or "UTC"
+    _check_home(home_path)
+    config = home_path / CONFIG_FILE
+    doc = _read_toml(config)
+    unknown = sorted(set(doc) - set(SETTING_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{config}: unknown setting {unknown[0]!r}; settings: {', '.join(SETTING_KEYS)}"
+        )
+    url_origin, url = _setting(env, "SOFTCOPY_DATABASE_URL", doc, config, "database_url")
+    tz_origin, tz_name = _setting(env, "SOFTCOPY_TIMEZONE", doc, config, "timezone")
+    lease_origin, lease = _setting(env, "SOFTCOPY_LEASE_TIMEOUT", doc, config, "lease_timeout")
     embedder = doc.get("embedder", "hashing")
     if embedder not in EMBEDDERS:
-        raise ConfigError(f"{home_path / CONFIG_FILE}: embedder must be one of {EMBEDDERS}")
-    try:
-        lease_timeout = float(env.get("SOFTCOPY_LEASE_TIMEOUT") or doc.get("lease_timeout", 60))
-    except ValueError:
-        raise ConfigError("lease_timeout must be a number of seconds") from None
+        raise ConfigError(
+            f"{config}: embedder = {_shown(embedder)}: must be one of {', '.join(EMBEDDERS)}"
+        )
     return Settings(
-        lease_timeout=lease_timeout,
+        lease_timeout=_lease_timeout(lease_origin, lease),
         home=home_path,
-        database_url=url or f"sqlite:///{home_path / 'softcopy.db'}",
-        timezone=_zone(tz_name),
+        database_url=_database_url(url_origin, url) or f"sqlite:///{home_path / 'softcopy.db'}",
+        timezone=_zone(tz_origin, tz_name),
         embedder=embedder,
         sources=_sources(home_path, doc.get("sources", {})),
     )
@@ -122,6 +137,16 @@ def add_source(
     return SourceConfig(name=name, kind=kind, path=resolved, options=dict(options or {}))
 
 
+def _check_home(home: Path) -> None:
+    """The home is a folder, or can become one (no file stands in its path)."""
+    for folder in (home, *home.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == home else f"cannot be made: {folder} is a file"
+                raise ConfigError(f"home {home} {what}, not a folder")
+            return
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -129,22 +154,86 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
-def _zone(name: str) -> ZoneInfo:
+def _setting(
+    env: Mapping[str, str], variable: str, doc: dict[str, Any], config: Path, key: str
+) -> tuple[str, Any]:
+    """(where the value comes from, the value): the environment wins over the file."""
+    if env.get(variable):
+        return variable, env[variable]
+    return f"{config}: {key}", doc.get(key)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value as a message may echo it: short, and a string quoted."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def _lease_timeout(origin: str, value: Any) -> float:
+    low, high = LEASE_TIMEOUT_RANGE
+    problem = f"must be a number of seconds between {low:g} and {high:g}"
+    if value is None:
+        return DEFAULT_LEASE_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{origin} = {_shown(value)}: {problem}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{origin} = {_shown(value)}: {problem}") from None
+    if not (math.isfinite(seconds) and low <= seconds <= high):
+        raise ConfigError(f"{origin} = {_shown(value)}: {problem}")
+    return seconds
+
+
+def _database_url(origin: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{origin}: must be a database URL (a string)")
+    try:
+        parse_url(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None  # the value may hold a password
+    return value
+
+
+def _zone(origin: str, name: Any) -> ZoneInfo:
+    if name is None:
+        return ZoneInfo("UTC")
+    if not isinstance(name, str):
+        raise ConfigError(f"{origin} = {_shown(name)}: must be a timezone name such as 'UTC'")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown timezone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"{origin} = {_shown(name)}: unknown timezone") from None
 
 
-def _sources(home: Path, table: dict[str, Any]) -> dict[str, SourceConfig]:
+def _sources(home: Path, table: Any) -> dict[str, SourceConfig]:
+    config = home / CONFIG_FILE
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{config}: sources = {_shown(table)}: must be a table of [sources.<name>] entries"
+        )
     out = {}
     for name, entry in table.items():
+        where = f"{config}: sources.{name}"
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{where}: bad source name; use letters, digits, '-' and '_'")
         if not isinstance(entry, dict) or "kind" not in entry or "path" not in entry:
-            raise ConfigError(f"{home / CONFIG_FILE}: source {name!r} needs 'kind' and 'path'")
+            raise ConfigError(f"{config}: source {name!r} needs 'kind' and 'path'")
         if entry["kind"] not in SOURCE_KINDS:
-            raise ConfigError(f"{home / CONFIG_FILE}: source {name!r} has unknown kind")
+            raise ConfigError(
+                f"{where}.kind = {_shown(entry['kind'])}: unknown kind; "
+                f"kinds: {', '.join(SOURCE_KINDS)}"
+            )
+        if not isinstance(entry["path"], str) or not entry["path"].strip():
+            raise ConfigError(
+                f"{where}.path = {_shown(entry['path'])}: must be a file or folder path (a string)"
+            )
         path = Path(entry["path"]).expanduser()
         options = {k: v for k, v in entry.items() if k not in ("kind", "path")}
         out[name] = SourceConfig(

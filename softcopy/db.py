@@ -3,11 +3,18 @@ control plane; migrations are applied on first use.
 
 SQLite (the default) gets WAL and a busy timeout so that several processes can share it;
 PostgreSQL runs the same code through `SOFTCOPY_DATABASE_URL`.
+
+Faults of the machine become `DatabaseFault`s here, at the engine, so no face ever prints
+a driver's traceback: an unreachable server, a file locked past the busy timeout, a full
+disk, a read-only home. A home whose folder cannot be written is opened read-only (no WAL
+switch, no migration), so reads keep working there.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event, types
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from softcopy.errors import ConfigError, DatabaseFault, EnvironmentFault, StorageFault
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # default; `?timeout=<seconds>` in a sqlite URL overrides it
+PG_CONNECT_TIMEOUT_S = 10  # default; `?connect_timeout=<seconds>` in the URL overrides it
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -113,8 +125,15 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", "softcopy:migrations")
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return
+    if _read_only(engine):
+        raise DatabaseFault(
+            display_url(engine.url),
+            f"cannot bring the schema from {current or 'nothing'} to {head}: "
+            "its folder is read-only",
+        )
     with _migration_lock(engine), engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
@@ -143,22 +162,260 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def _create(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = parse_url(url)
+    display = display_url(parsed)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+        engine = _create_sqlite(parsed)
+    else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        connect_args = {}
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+        try:
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        except ImportError as exc:
+            raise ConfigError(f"database {display}: its driver is not installed ({exc})") from None
+    event.listen(engine, "handle_error", _fault_translator(display))
+    return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def parse_url(url: str) -> URL:
+    """A database URL softcopy can use (sqlite or postgresql), else ConfigError."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "not a database URL; expected sqlite:///<path> or postgresql://<user>@<host>/<db>"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"database {display_url(parsed)}: unsupported backend "
+            f"{parsed.get_backend_name()!r}; use sqlite or postgresql"
+        )
+    return parsed
+
+
+def display_url(url: URL) -> str:
+    """How a database is named in messages: a SQLite file's path; a server URL without
+    its password or options."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ":memory:"
+        return database.removeprefix("file:")
+    shown = url.set(query={}, drivername=url.get_backend_name())
+    return shown.render_as_string(hide_password=True)
+
+
+def _create_sqlite(parsed: URL) -> Engine:
+    timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+    if "timeout" in parsed.query:
+        try:
+            timeout = float(parsed.query["timeout"])  # type: ignore[arg-type]
+        except ValueError:
+            raise ConfigError(
+                f"database {display_url(parsed)}: timeout must be a number of seconds"
+            ) from None
+        parsed = parsed.difference_update_query(["timeout"])
+    database = parsed.database
+    read_only = False
+    if database and database != ":memory:" and not parsed.query.get("uri"):
+        path = Path(database)
+        _make_folder(path.parent, f"the database {path}")
+        if not writable(path):
+            parsed = _read_only_url(parsed, path)
+            read_only = True
+    engine = create_engine(parsed, connect_args={"timeout": timeout})
+    event.listen(engine, "connect", _sqlite_pragmas(int(timeout * 1000), wal=not read_only))
+    return engine
+
+
+def writable(path: Path) -> bool:
+    """Can this process write `path` (a file that may not exist yet) and its folder (or,
+    when the folder does not exist yet, the nearest folder that does)?"""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def _make_folder(folder: Path, what: str) -> None:
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise ConfigError(f"{folder} is not a folder: it cannot hold {what}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{folder} cannot be made: part of its path is a file") from None
+    except OSError as exc:
+        fault = StorageFault.from_os_error(exc, folder)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _read_only_url(parsed: URL, path: Path) -> URL:
+    """A URL that opens `path` without writing anything beside it.
+
+    `mode=ro` reads a WAL database only when its -shm file exists (or can be made);
+    without one, `immutable=1` reads the main file, which is complete when no -wal file
+    holds pages not yet copied back into it."""
+    if not path.exists():
+        raise DatabaseFault(str(path), f"does not exist, and its folder {path.parent} is read-only")
+    wal = path.with_name(path.name + "-wal")
+    shm = path.with_name(path.name + "-shm")
+    if shm.exists():
+        flags = {"mode": "ro"}
+    elif not wal.exists() or wal.stat().st_size == 0:
+        flags = {"immutable": "1"}
+    else:
+        raise DatabaseFault(
+            str(path), f"cannot be read: {wal.name} holds changes and the folder is read-only"
+        )
+    return parsed.set(database=f"file:{path}").update_query_dict({**flags, "uri": "true"})
+
+
+def _read_only(engine: Engine) -> bool:
+    query = engine.url.query
+    return query.get("mode") == "ro" or query.get("immutable") == "1"
+
+
+def _sqlite_pragmas(busy_timeout_ms: int, *, wal: bool) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        if wal:  # a read-only open never switches the journal mode (that is a write)
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+class DatabaseUnavailable(DatabaseFault, OperationalError):
+    """A DatabaseFault that is still a SQLAlchemy OperationalError, so code that retries
+    transient database errors (a worker's heartbeat and day retries) keeps doing so,
+    while every face sees a SoftcopyError with one line to show. The SQLAlchemy side is
+    read through properties, so the error's facts (`vars()`) hold no SQL."""
+
+    statement = None
+    params = None
+    hide_parameters = True
+    ismulti = None
+    detail: list[str] = []  # noqa: RUF012 - read-only, as DBAPIError expects it
+
+    def __init__(self, database: str, reason: str, cause: DBAPIError | None = None) -> None:
+        # set by hand: the two bases' constructors do not cooperate
+        self.database = database
+        self.what = f"database {database}"
+        self.reason = reason
+        self._cause = cause
+        Exception.__init__(self, f"{self.what}: {reason}")
+
+    @property
+    def orig(self) -> BaseException | None:  # type: ignore[override]
+        return self._cause.orig if self._cause is not None else None
+
+    @property
+    def connection_invalidated(self) -> bool:  # type: ignore[override]
+        return bool(self._cause is not None and self._cause.connection_invalidated)
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+    def __reduce__(self) -> Any:
+        return (self.__class__, (self.database, self.reason))
+
+
+def _fault_translator(display: str) -> Any:
+    def translate(context: ExceptionContext) -> None:
+        if context.is_pre_ping:
+            return  # the pool is checking a connection: let it reconnect
+        reason = database_fault_reason(context.original_exception, context.is_disconnect)
+        if reason is not None:
+            raise DatabaseUnavailable(display, reason, context.sqlalchemy_exception)
+
+    return translate
+
+
+# SQLite result codes that mean the machine (the file, the disk, another process)
+_SQLITE_REASONS = (
+    ("SQLITE_FULL", "the disk is full"),
+    ("SQLITE_READONLY", "cannot write: the file or its folder is read-only"),
+    ("SQLITE_BUSY", "locked by another process past the busy timeout"),
+    ("SQLITE_LOCKED", "locked by another process past the busy timeout"),
+    ("SQLITE_CANTOPEN", "cannot open the file"),
+    ("SQLITE_IOERR", "input/output error (is the disk full or gone?)"),
+    ("SQLITE_PERM", "permission denied"),
+    ("SQLITE_NOTADB", "not a SQLite database"),
+    ("SQLITE_CORRUPT", "the file is corrupt"),
+)
+# PostgreSQL SQLSTATE classes that mean the server or the machine, not the statement
+_PG_STATES = {
+    "08": "the connection failed",
+    "53": "the server is out of resources",
+    "57": "the server is shutting down or restarting",
+    "58": "the server hit a system error",
+    "25006": "the server is read-only",
+}
+
+
+def sqlite_fault_reason(error: BaseException) -> str | None:
+    """What a sqlite3 error says about the machine, or None when it is a bug."""
+    if not isinstance(error, sqlite3.Error):
+        return None
+    name = getattr(error, "sqlite_errorname", "") or ""
+    reason = next((r for code, r in _SQLITE_REASONS if name.startswith(code)), None)
+    if reason is None and isinstance(error, sqlite3.OperationalError):
+        message = str(error)  # a few errors come without a result code
+        if "unable to open database file" in message:
+            reason = "cannot open the file"
+        elif "database or disk is full" in message:
+            reason = "the disk is full"
+        elif "readonly database" in message:
+            reason = "cannot write: the file or its folder is read-only"
+        elif "database is locked" in message:
+            reason = "locked by another process past the busy timeout"
+    return reason
+
+
+def database_fault_reason(error: BaseException, disconnected: bool = False) -> str | None:
+    """What a driver error says about the machine, or None when it is a bug (a statement
+    the database rejects, a constraint, a serialization conflict the caller retries)."""
+    if isinstance(error, sqlite3.Error):
+        return sqlite_fault_reason(error)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - the postgres extra is not installed
+        return None
+    if not isinstance(error, psycopg.Error):
+        return None
+    state = getattr(error, "sqlstate", None)
+    first_line = (str(error).strip().splitlines() or ["no answer"])[0]
+    if state is None:
+        if disconnected or isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+            return first_line if "connect" in first_line else f"connection lost: {first_line}"
+        return None
+    reason = _PG_STATES.get(state) or _PG_STATES.get(state[:2])
+    if reason is None:
+        return f"connection lost: {first_line}" if disconnected else None
+    return f"{reason}: {first_line}"
+
+
+def environment_fault(error: BaseException) -> EnvironmentFault | None:
+    """The EnvironmentFault an exception that escaped the lower layers stands for (the
+    faces' last line of defence), or None when it is a bug and should stay loud."""
+    if isinstance(error, EnvironmentFault):
+        return error
+    if isinstance(error, DBAPIError):
+        reason = database_fault_reason(error.orig, error.connection_invalidated)
+        return DatabaseFault(None, reason) if reason else None
+    if isinstance(error, sqlite3.Error):
+        reason = sqlite_fault_reason(error)
+        return DatabaseFault(None, reason) if reason else None
+    if isinstance(error, OSError):
+        return StorageFault.from_os_error(error)
+    return None

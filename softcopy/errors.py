@@ -7,15 +7,20 @@
     │   └── BadDate               a date or range that does not parse or is reversed
     ├── NotFound                  an id that does not exist: exit 2, HTTP 404
     ├── Conflict                  the request contradicts persisted state: exit 2, HTTP 409
-    └── OperationFailed           the operation ran and found a failure: exit 1, HTTP 500
-        ├── BadRecord             a source record that cannot be read (file, line)
-        └── StageFailed           a stage could not complete a (source, day)
+    ├── OperationFailed           the operation ran and found a failure: exit 1, HTTP 500
+    │   ├── BadRecord             a source record that cannot be read (file, line)
+    │   └── StageFailed           a stage could not complete a (source, day)
+    └── EnvironmentFault          the machine, not the request: exit 3, HTTP 503
+        ├── StorageFault          a file cannot be written: full disk, read-only, no permission
+        │   └── ReadOnlyStorage   a home (or folder) on a read-only file system
+        └── DatabaseFault         the database is unreachable, locked, full or read-only
 
 Facts travel as attributes so each face can render them its own way.
 """
 
 from __future__ import annotations
 
+import errno
 from datetime import date
 from pathlib import Path
 
@@ -80,3 +85,64 @@ class StageFailed(OperationFailed):
         self.day = day
         self.reason = reason
         super().__init__(f"{stage} {source} {day.isoformat()}: {reason}")
+
+
+class EnvironmentFault(SoftcopyError):
+    """The machine is at fault, not the request: the same operation can succeed once the
+    disk has room, the home is writable or the database answers again."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what}: {reason}")
+
+
+# errno values that mean "the machine", worded for one line; anything else is a bug
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on device (the disk is full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+}
+
+
+class StorageFault(EnvironmentFault):
+    """A file or folder cannot be written (or read) for a reason of the machine."""
+
+    def __init__(
+        self, path: Path | str, reason: str, *, code: int | None = None, what: str | None = None
+    ) -> None:
+        self.path = str(path)
+        self.code = code  # the errno, when an OSError said it
+        super().__init__(what or f"cannot write {self.path}", reason)
+
+    @classmethod
+    def from_os_error(cls, error: OSError, path: Path | str | None = None) -> StorageFault | None:
+        """The fault an OSError stands for, or None when it is not one of the machine's."""
+        if error.errno not in STORAGE_ERRNOS:
+            return None
+        where = Path(path if path is not None else (error.filename or "."))
+        if error.errno == errno.EROFS:
+            return ReadOnlyStorage(where.parent, f"write {where}")
+        return cls(where, STORAGE_ERRNOS[error.errno], code=error.errno)
+
+
+class ReadOnlyStorage(StorageFault):
+    """A home or folder on a read-only file system: reads work, writes cannot."""
+
+    def __init__(self, folder: Path | str, action: str, *, label: str = "folder") -> None:
+        self.action = action
+        super().__init__(
+            folder, f"cannot {action}", code=errno.EROFS, what=f"{label} {folder} is read-only"
+        )
+
+
+class DatabaseFault(EnvironmentFault):
+    """The database cannot be reached, is locked past its busy timeout, or cannot take
+    writes (a full disk, a read-only file). `database` never shows a password."""
+
+    def __init__(self, database: str | None, reason: str) -> None:
+        self.database = database
+        super().__init__(f"database {database}" if database else "database", reason)

@@ -1,7 +1,9 @@
 """The `softcopy` command: assembles the Typer apps and maps errors to exit codes, once.
 
 Exit codes: 0 success; 1 the operation ran and found a failure; 2 bad input (usage,
-unknown id, conflicts with persisted state).
+unknown id, conflicts with persisted state); 3 the machine is at fault (a full disk, a
+read-only home, an unreachable or locked database): the same command can succeed once
+that is fixed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import sys
 import typer
 
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
-from softcopy.errors import OperationFailed, SoftcopyError
+from softcopy.db import environment_fault
+from softcopy.errors import EnvironmentFault, OperationFailed, SoftcopyError
 
 app = typer.Typer(
     name="softcopy",
@@ -31,6 +34,8 @@ app.command("serve")(serve.serve)
 
 
 def exit_code(error: SoftcopyError) -> int:
+    if isinstance(error, EnvironmentFault):
+        return 3
     return 1 if isinstance(error, OperationFailed) else 2
 
 
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(error)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as error:  # a driver or OS error the lower layers did not translate
+        fault = environment_fault(error)
+        if fault is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {fault}", file=sys.stderr)
+        return exit_code(fault)
     return 0
 
 

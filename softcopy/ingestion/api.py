@@ -26,7 +26,15 @@ from tornado import web
 from tornado.httputil import responses
 from traitlets import Unicode
 
-from softcopy.errors import Conflict, NotFound, OperationFailed, SoftcopyError, UserError
+from softcopy.db import environment_fault
+from softcopy.errors import (
+    Conflict,
+    EnvironmentFault,
+    NotFound,
+    OperationFailed,
+    SoftcopyError,
+    UserError,
+)
 from softcopy.ingestion import api_spec, service
 from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
 from softcopy.ingestion.coverage import totals
@@ -44,6 +52,7 @@ _STATUS: tuple[tuple[type[SoftcopyError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (OperationFailed, 500),
+    (EnvironmentFault, 503),  # a full disk, a read-only home, a database that went away
 )
 
 
@@ -86,6 +95,8 @@ class IngestionHandler(ExtensionHandlerMixin, APIHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        if error is not None and not isinstance(error, SoftcopyError):
+            error = environment_fault(error) or error  # a driver or OS error not yet translated
         if not isinstance(error, SoftcopyError):
             super().write_error(status_code, **kwargs)
             return

@@ -12,13 +12,15 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
+from softcopy.db import sqlite_fault_reason, writable
+from softcopy.errors import ReadOnlyStorage, StorageFault
 from softcopy.memory.items import MemoryItem, digest
 
 SCHEMA = """
@@ -61,24 +63,75 @@ class Hit:
     score: float
 
 
-_connections: dict[tuple[int, Path], sqlite3.Connection] = {}
+_connections: dict[tuple[int, Path, bool], sqlite3.Connection] = {}
 
 
 @contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
+def connect(path: Path, *, write: bool = False) -> Iterator[sqlite3.Connection]:
     """This process's connection to the index at `path` (opened, and the schema made, once:
-    closing the last connection of a WAL database checkpoints it, which is slow per day)."""
-    key = (os.getpid(), path.resolve())
-    conn = _connections.get(key)
-    if conn is None:
+    closing the last connection of a WAL database checkpoints it, which is slow per day).
+
+    A home that cannot be written is opened read-only, without switching the journal mode
+    or making the schema, so search and verify work there; a write is a ReadOnlyStorage
+    fault. Machine faults (a full disk, a locked file) become StorageFaults."""
+    read_only = not writable(path)
+    if write and read_only:
+        raise ReadOnlyStorage(path.parent, f"write the search index {path}", label="home")
+    key = (os.getpid(), path.resolve(), read_only)
+    try:
+        conn = _connections.get(key)
+        if conn is None:
+            conn = _open_read_only(path) if read_only else _open(path)
+            _connections[key] = conn
+        with _lock:
+            yield conn
+    except sqlite3.Error as exc:
+        reason = sqlite_fault_reason(exc)
+        if reason is None:
+            raise  # a bug (a statement SQLite rejects), not the machine
+        raise StorageFault(path, reason, what=f"search index {path}") from exc
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    except OSError as exc:
+        fault = StorageFault.from_os_error(exc, path.parent)
+        if fault is None:
+            raise
+        raise fault from exc
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
-        _connections[key] = conn
-    with _lock:
-        yield conn
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Read the index without writing beside it: `mode=ro` when its -shm file exists,
+    `immutable=1` when no -wal file holds pages not yet in the main file; a home with no
+    index yet reads as an empty one."""
+    if not path.exists():
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(SCHEMA)
+        return conn
+    wal = path.with_name(path.name + "-wal")
+    if path.with_name(path.name + "-shm").exists():
+        flags = "mode=ro"
+    elif not wal.exists() or wal.stat().st_size == 0:
+        flags = "immutable=1"
+    else:
+        raise StorageFault(
+            path,
+            f"cannot be read: {wal.name} holds changes and the folder is read-only",
+            what=f"search index {path}",
+        )
+    uri = f"{path.resolve().as_uri()}?{flags}"
+    return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
 
 
 def close_all() -> None:
@@ -104,7 +157,7 @@ def replace_day(
         )
         for i, item in enumerate(items)
     ]
-    with connect(path) as conn:
+    with connect(path, write=True) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("DELETE FROM docs WHERE source = ? AND day = ?", (source, day.isoformat()))
@@ -115,7 +168,11 @@ def replace_day(
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk does): a second ROLLBACK
+            # would fail and hide the first error
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
 
 

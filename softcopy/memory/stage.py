@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import utcnow
+from softcopy.errors import StorageFault
 from softcopy.ingestion.states import Stage
 from softcopy.memory import scan
 from softcopy.memory.embedders import Embedder, get_embedder
@@ -100,6 +101,16 @@ def write_atomic(path: Path, data: bytes) -> str:
     Readers see the old bytes or the new ones, never a torn file, whatever process dies.
     (No fsync: after an OS crash a day may need redoing, which verify and reconcile catch.)
     """
+    try:
+        return _write_atomic(path, data)
+    except OSError as exc:  # a full disk or a read-only home: one line, not a traceback
+        fault = StorageFault.from_os_error(exc, path)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+def _write_atomic(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

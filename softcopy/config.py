@@ -19,7 +19,7 @@ import platformdirs
 import tomlkit
 
 from softcopy.db import parse_url
-from softcopy.errors import ConfigError, UnknownSource
+from softcopy.errors import ConfigError, SourceExists, UnknownSource
 
 CONFIG_FILE = "softcopy.toml"
 SOURCE_KINDS = ("notes", "jsonl", "mbox", "git")
@@ -111,9 +111,19 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
 
 
 def add_source(
-    home: Path, *, name: str, kind: str, path: Path | str, options: dict[str, Any] | None = None
+    home: Path,
+    *,
+    name: str,
+    kind: str,
+    path: Path | str,
+    options: dict[str, Any] | None = None,
+    replace: bool = False,
 ) -> SourceConfig:
-    """Add (or replace) a source in `<home>/softcopy.toml`, keeping the file's comments."""
+    """Add a source to `<home>/softcopy.toml`, keeping the file's comments.
+
+    Adding a name again with the same path and kind updates its options (the same again
+    changes nothing); another path or kind re-points the name, whose published days would
+    then be removed by plans that run, so it needs `replace` (`SourceExists` otherwise)."""
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"unknown source kind {kind!r}; kinds: {', '.join(SOURCE_KINDS)}")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -125,6 +135,9 @@ def add_source(
     home.mkdir(parents=True, exist_ok=True)
     doc = tomlkit.parse(config_path.read_text()) if config_path.exists() else tomlkit.document()
     sources = doc.setdefault("sources", tomlkit.table(is_super_table=True))
+    old = sources.get(name)
+    if old is not None and not replace:
+        _check_same(home, name, old, kind, resolved)
     entry = tomlkit.table()
     entry.add("kind", kind)
     entry.add("path", str(path))
@@ -145,6 +158,20 @@ def _check_home(home: Path) -> None:
                 what = "is a file" if folder == home else f"cannot be made: {folder} is a file"
                 raise ConfigError(f"home {home} {what}, not a folder")
             return
+
+
+def _check_same(home: Path, name: str, old: Any, kind: str, resolved: Path) -> None:
+    """Refuse to re-point source `name` at another path or kind without `replace`."""
+    old_kind = old.get("kind") if isinstance(old, Mapping) else None
+    old_path = old.get("path") if isinstance(old, Mapping) else None
+    if not isinstance(old_path, str):
+        raise SourceExists(name, f"an entry without a path ({home / CONFIG_FILE})", str(resolved))
+    was = Path(old_path).expanduser()
+    was = was if was.is_absolute() else (home / was).resolve()
+    if was != resolved:
+        raise SourceExists(name, str(was), str(resolved))
+    if old_kind != kind:
+        raise SourceExists(name, f"{was} as {old_kind}", f"{resolved} as {kind}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

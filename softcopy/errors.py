@@ -4,9 +4,11 @@
     ├── UserError                 bad input: exit 2, HTTP 400
     │   ├── ConfigError           softcopy.toml or settings are wrong
     │   ├── UnknownSource         no source of that name
+    │   ├── SourceExists          a source name already reads another path or kind
     │   └── BadDate               a date or range that does not parse or is reversed
     ├── NotFound                  an id that does not exist: exit 2, HTTP 404
     ├── Conflict                  the request contradicts persisted state: exit 2, HTTP 409
+    │   └── DestructivePlan       a plan would remove published items; not allowed
     ├── OperationFailed           the operation ran and found a failure: exit 1, HTTP 500
     │   ├── BadRecord             a source record that cannot be read (file, line)
     │   └── StageFailed           a stage could not complete a (source, day)
@@ -49,6 +51,20 @@ class BadDate(UserError):
     """A date or day range that does not parse or is reversed."""
 
 
+class SourceExists(UserError):
+    """A source of that name already reads another path (or is another kind): re-pointing
+    it must be asked for, since the published days of the old path would go stale."""
+
+    def __init__(self, name: str, old: str, new: str) -> None:
+        self.name = name
+        self.old = old
+        self.new = new
+        super().__init__(
+            f"source {name!r} already reads {old}; re-pointing it at {new} must be asked for "
+            "explicitly (its published days would be removed by the next plans)"
+        )
+
+
 class NotFound(SoftcopyError):
     def __init__(self, kind: str, ident: object) -> None:
         self.kind = kind
@@ -58,6 +74,35 @@ class NotFound(SoftcopyError):
 
 class Conflict(SoftcopyError):
     """The request contradicts persisted state (held cells, stale plans, illegal moves)."""
+
+
+class DestructivePlan(Conflict):
+    """A plan would remove published items: empty a day that had items, or drop items of
+    days outside the window it was asked to re-check. Refused unless shrinking is allowed.
+
+    `source` is the first source it would shrink, `days` its shrunk days, `published` and
+    `remaining` their item counts before and after; `removals` holds every shrunk
+    (source, day, published, remaining), of every source."""
+
+    def __init__(self, removals: list[tuple[str, date, int, int]]) -> None:
+        assert removals, "a destructive plan removes something"
+        self.removals = sorted(removals)
+        self.source = self.removals[0][0]
+        mine = [r for r in self.removals if r[0] == self.source]
+        self.days = [day for _, day, _, _ in mine]
+        self.published = sum(p for _, _, p, _ in mine)
+        self.remaining = sum(r for _, _, _, r in mine)
+        self.removed = self.published - self.remaining
+        self.sources = sorted({r[0] for r in self.removals})
+        shown = ", ".join(f"{day} ({p} → {r})" for _, day, p, r in mine[:3])
+        more = f", … {len(mine) - 3} more days" if len(mine) > 3 else ""
+        others = len(self.sources) - 1
+        also = f"; and {others} more source(s): {', '.join(self.sources[1:])}" if others else ""
+        super().__init__(
+            f"the plan would remove {self.removed} of {self.published} published items of "
+            f"source {self.source!r} on {len(mine)} day(s): {shown}{more}{also}; refused "
+            "unless removing published items is allowed"
+        )
 
 
 class OperationFailed(SoftcopyError):

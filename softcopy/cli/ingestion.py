@@ -38,6 +38,14 @@ Lookback = Annotated[
     int, typer.Option("--lookback-days", min=0, help="catch_up_recent: days to re-check.")
 ]
 Force = Annotated[bool, typer.Option("--force", help="backfill_range: redo current cells too.")]
+AllowShrink = Annotated[
+    bool,
+    typer.Option(
+        "--allow-shrink",
+        help="Allow the plan to remove published items (empty a day that had items, or drop "
+        "items of days outside the lookback window); refused otherwise.",
+    ),
+]
 ReconciliationId = Annotated[
     int | None, typer.Option("--reconciliation-id", help="repair: which reconciliation.")
 ]
@@ -56,6 +64,7 @@ def _options(
     lookback_days: int,
     force: bool,
     reconciliation_id: int | None,
+    allow_shrink: bool,
 ) -> service.PlanOptions:
     start, end = day_range(start, end)
     return service.PlanOptions(
@@ -67,6 +76,7 @@ def _options(
         lookback_days=lookback_days,
         force=force,
         reconciliation_id=reconciliation_id,
+        allow_shrink=allow_shrink,
     )
 
 
@@ -84,7 +94,9 @@ def coverage(
         service.open_context(home), sources=sources, range_start_day=start, range_end_day=end
     )
     if as_json:
-        print_json({"snapshot": report.snapshot, "cells": report.cells})
+        print_json(
+            {"snapshot": report.snapshot, "cells": report.cells, "future_days": report.future_days}
+        )
         return
     counts = Counter((c.source, c.stage, c.state) for c in report.cells)
     states = list(CellState)
@@ -104,6 +116,8 @@ def coverage(
         f"took {report.snapshot.seconds * 1000:.0f} ms; "
         f"fingerprint {report.snapshot.fingerprint[:12]}"
     )
+    for future in report.future_days:
+        console.print(f"warning: {future.describe()}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -114,6 +128,7 @@ def plan(
     lookback_days: Lookback = DEFAULT_LOOKBACK_DAYS,
     force: Force = False,
     reconciliation_id: ReconciliationId = None,
+    allow_shrink: AllowShrink = False,
     sources: Sources = None,
     stages: Stages = None,
     home: Home = None,
@@ -129,6 +144,7 @@ def plan(
         lookback_days,
         force,
         reconciliation_id,
+        allow_shrink,
     )
     view = service.plan(service.open_context(home), options=options)
     if as_json:
@@ -148,6 +164,7 @@ def run(
     lookback_days: Lookback = DEFAULT_LOOKBACK_DAYS,
     force: Force = False,
     reconciliation_id: ReconciliationId = None,
+    allow_shrink: AllowShrink = False,
     sources: Sources = None,
     stages: Stages = None,
     engine: Annotated[
@@ -175,6 +192,7 @@ def run(
             lookback_days,
             force,
             reconciliation_id,
+            allow_shrink,
         )
     with progress_bar(not as_json and not detach) as progress:
         outcome = service.run(
@@ -278,6 +296,13 @@ def reconcile(
                 str(x) for x in (f.source, f.day, f.stage, f.job_id and f"job {f.job_id}") if x
             )
             console.print(f"  {f.kind}: {where}: {f.detail}", markup=False)
+        if report.repair_refused is not None:
+            console.print(f"no repair plan: {report.repair_refused}", markup=False, soft_wrap=True)
+            console.print(
+                "plan it anyway: softcopy ingestion plan --mode repair "
+                f"--reconciliation-id {report.run.id} --allow-shrink",
+                soft_wrap=True,
+            )
         if report.repair_plan is not None:
             console.print(
                 f"repair plan {report.repair_plan.id} ({report.repair_plan.cells} cells): "

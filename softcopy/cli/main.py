@@ -14,7 +14,13 @@ import typer
 
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
 from softcopy.db import environment_fault
-from softcopy.errors import EnvironmentFault, OperationFailed, SoftcopyError
+from softcopy.errors import (
+    DestructivePlan,
+    EnvironmentFault,
+    OperationFailed,
+    SoftcopyError,
+    SourceExists,
+)
 
 app = typer.Typer(
     name="softcopy",
@@ -33,6 +39,18 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
 
+# What to type to do it anyway: the core's messages name no flags, the CLI adds them.
+HINTS: dict[type[SoftcopyError], str] = {
+    DestructivePlan: "pass --allow-shrink to do it anyway",
+    SourceExists: "pass --replace to re-point it",
+}
+
+
+def hinted(error: SoftcopyError) -> str:
+    hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), None)
+    return f"{error}; {hint}" if hint else str(error)
+
+
 def exit_code(error: SoftcopyError) -> int:
     if isinstance(error, EnvironmentFault):
         return 3
@@ -48,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="softcopy", standalone_mode=True)
     except SoftcopyError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {hinted(error)}", file=sys.stderr)
         return exit_code(error)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)

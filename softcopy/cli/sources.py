@@ -27,12 +27,25 @@ def add(
         list[str] | None,
         typer.Option("--option", "-o", help="Kind option as KEY=VALUE (e.g. ts_field=time)."),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Re-point an existing source of this name at another path or kind."
+        ),
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Add a source (or replace one of the same name)."""
+    """Add a source (the same name and path again updates its options)."""
     home_path = (home or default_home()).expanduser().resolve()
-    added = add_source(home_path, name=name, kind=kind, path=path, options=_options(option or []))
+    added = add_source(
+        home_path,
+        name=name,
+        kind=kind,
+        path=path,
+        options=_options(option or []),
+        replace=replace,
+    )
     if as_json:
         print_json(added)
     else:

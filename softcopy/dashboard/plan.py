@@ -1,9 +1,12 @@
-"""The plan panel: choose a mode, days, sources, stages and force; Preview shows the cells
-and steps the plan would run; Run starts it in a detached worker."""
+"""The plan panel: choose a mode, days, sources, stages, force and whether the plan may
+remove published items; Preview shows the cells and steps the plan would run; Run starts it
+in a detached worker."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -11,6 +14,7 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.dashboard.base import Panel, button, day_span, guarded, html_table
+from softcopy.errors import DestructivePlan
 from softcopy.ingestion import service
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
@@ -25,7 +29,9 @@ FORM_TRAITS = [
     "stages",
     "force",
     "reconciliation_id",
+    "allow_shrink",
 ]
+ALLOW_SHRINK = "Allow removing published items"
 
 
 def preview_html(view: service.PlanView, *, cell_limit: int = 60, step_limit: int = 40) -> str:
@@ -62,6 +68,7 @@ class PlanPanel(Panel):
     sources = traitlets.List(traitlets.Unicode())  # empty: every source
     stages = traitlets.List(traitlets.Unicode())  # empty: every stage
     force = traitlets.Bool(False)
+    allow_shrink = traitlets.Bool(False)  # may the plan remove published items?
     reconciliation_id = traitlets.Int(None, allow_none=True)
     engine = traitlets.Unicode(DEFAULT_ENGINE)
     plan_id = traitlets.Int(None, allow_none=True)
@@ -82,6 +89,7 @@ class PlanPanel(Panel):
             options=[s.value for s in Stage], rows=3, description="Stages"
         )
         self.force_box = widgets.Checkbox(description="force (redo current cells too)")
+        self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK)
         self.engine_picker = widgets.Dropdown(options=engine_names(), description="Engine")
         for name, picker in [
             ("mode", self.mode_picker),
@@ -91,6 +99,7 @@ class PlanPanel(Panel):
             ("sources", self.source_picker),
             ("stages", self.stage_picker),
             ("force", self.force_box),
+            ("allow_shrink", self.shrink_box),
             ("engine", self.engine_picker),
         ]:
             picker.add_class(f"sc-plan-{name.replace('_', '-')}")
@@ -106,7 +115,7 @@ class PlanPanel(Panel):
             widgets.HBox([self.lookback, self.reconciliation]),
             widgets.HBox([self.source_picker, self.stage_picker]),
             widgets.HTML('<div class="sc-hint">none chosen: all sources, all stages</div>'),
-            self.force_box,
+            widgets.HBox([self.force_box, self.shrink_box]),
             widgets.HBox([self.preview_button, self.run_button]),
             self.message_area,
             self.preview_area,
@@ -126,13 +135,26 @@ class PlanPanel(Panel):
             lookback_days=self.lookback_days,
             force=self.force,
             reconciliation_id=self.reconciliation_id,
+            allow_shrink=self.allow_shrink,
         )
 
     def refresh(self) -> None:
         """The form reads no persisted state; nothing to reload."""
 
+    @contextmanager
+    def _shrink_hint(self, doing: str) -> Iterator[None]:
+        """A destructive plan is refused; say which box lets it through."""
+        try:
+            yield
+        except DestructivePlan as error:
+            self.say(f"{doing} refused: {error}; tick “{ALLOW_SHRINK}” to do it anyway", "error")
+
     @guarded("preview")
     def preview(self) -> None:
+        with self._shrink_hint("preview"):
+            self._preview()
+
+    def _preview(self) -> None:
         view = service.plan(self.ctx, options=self.options())
         self.preview_area.value = preview_html(view)
         self.plan_id = view.plan.id
@@ -144,6 +166,10 @@ class PlanPanel(Panel):
     @guarded("run")
     def run(self) -> None:
         """Apply the previewed plan (refused if its cells changed), else plan and run."""
+        with self._shrink_hint("run"):
+            self._run()
+
+    def _run(self) -> None:
         outcome = service.run(
             self.ctx,
             plan_id=self.plan_id,

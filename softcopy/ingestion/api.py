@@ -326,7 +326,12 @@ def _pattern(template: str) -> str:
 
 
 def _coverage(report: service.CoverageReport) -> dict[str, Any]:
-    return {"snapshot": report.snapshot, "totals": totals(report.cells), "cells": report.cells}
+    return {
+        "snapshot": report.snapshot,
+        "totals": totals(report.cells),
+        "cells": report.cells,
+        "future_days": report.future_days,
+    }
 
 
 def _step_notebook(ctx: service.Context, job_id: int, step_id: int) -> bytes:

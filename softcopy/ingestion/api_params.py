@@ -28,6 +28,7 @@ PLAN_FIELDS = frozenset(
         "lookback_days",
         "force",
         "reconciliation_id",
+        "allow_shrink",
     }
 )
 RUN_FIELDS = PLAN_FIELDS | {"plan_id", "engine", "chunk_days", "replan"}
@@ -157,4 +158,5 @@ def plan_options(params: Params, *, required: bool) -> PlanOptions | None:
         lookback_days=DEFAULT_LOOKBACK_DAYS if lookback is None else lookback,
         force=params.flag("force"),
         reconciliation_id=params.integer("reconciliation_id"),
+        allow_shrink=params.flag("allow_shrink"),
     )

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from softcopy import __version__
 from softcopy.ingestion import service
-from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.coverage import Cell, FutureDays
 from softcopy.ingestion.engines import DEFAULT_ENGINE
 from softcopy.ingestion.models import (
     CoverageSnapshot,
@@ -74,6 +74,12 @@ PLAN_REQUEST = _object(
         "lookback_days": {"type": "integer", "minimum": 0},
         "force": {"type": "boolean", "description": "backfill_range: redo current cells too."},
         "reconciliation_id": {"type": "integer", "description": "repair: which reconciliation."},
+        "allow_shrink": {
+            "type": "boolean",
+            "description": "Allow the plan to remove published items (empty a day that had "
+            "items, or drop items of days outside the lookback window); refused with 409 "
+            "otherwise.",
+        },
     },
     required=("mode",),
 )
@@ -283,6 +289,7 @@ def _model_schemas() -> dict[str, Any]:
     """JSON schemas of everything the handlers serialize, from the types themselves."""
     types: dict[str, Any] = {
         "Cell": Cell,
+        "FutureDays": FutureDays,
         "CoverageSnapshot": CoverageSnapshot,
         "PlanView": service.PlanView,
         "JobView": service.JobView,
@@ -309,8 +316,9 @@ def _schemas() -> dict[str, Any]:
                 "snapshot": _ref("CoverageSnapshot"),
                 "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "cells": _array(_ref("Cell")),
+                "future_days": _array(_ref("FutureDays")),
             },
-            required=("snapshot", "totals", "cells"),
+            required=("snapshot", "totals", "cells", "future_days"),
         ),
         "Plans": _object({"plans": _array(_ref("IngestionPlan")), **paged}),
         "Jobs": _object({"jobs": _array(_ref("IngestionJob")), **paged}),

@@ -47,6 +47,39 @@ def compute(
 STAGE_ORDER = {stage: i for i, stage in enumerate(Stage)}
 
 
+@dataclass(frozen=True, slots=True)
+class FutureDays:
+    """Days after today a source has items for: a wrong clock or a typo in a record. They
+    are never caught up (catch_up_recent stops at today), so coverage warns of them."""
+
+    source: str
+    days: list[date]
+    items: int
+    today: date  # the day they are after, in the configured timezone
+
+    def describe(self) -> str:
+        shown = ", ".join(map(str, self.days[:3]))
+        more = f", … {len(self.days) - 3} more" if len(self.days) > 3 else ""
+        return (
+            f"source {self.source!r} has {self.items} items dated after today ({self.today}) "
+            f"on {len(self.days)} day(s): {shown}{more}"
+        )
+
+
+def future_days(session: Session, *, sources: Iterable[str], today: date) -> list[FutureDays]:
+    """Per source, the days after `today` it has items for, as the last scan found."""
+    days: dict[str, list[date]] = {}
+    items: Counter[str] = Counter()
+    for source, day, count in session.execute(
+        select(SourceDay.source, SourceDay.day, SourceDay.items)
+        .where(SourceDay.source.in_(list(sources)), SourceDay.day > today, SourceDay.items > 0)  # type: ignore[attr-defined]
+        .order_by(SourceDay.source, SourceDay.day)  # type: ignore[arg-type]
+    ):
+        days.setdefault(source, []).append(day)
+        items[source] += count
+    return [FutureDays(source, found, items[source], today) for source, found in days.items()]
+
+
 def fingerprint(cells: Iterable[Cell]) -> str:
     """A digest of which cells are in which state, with their expected digests."""
     lines = sorted(

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from softcopy.errors import BadDate, Conflict, NotFound, UserError
+from softcopy.errors import BadDate, Conflict, DestructivePlan, NotFound, UserError
 from softcopy.ingestion import coverage
-from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.coverage import STAGE_ORDER, Cell
 from softcopy.ingestion.models import (
     CoverageSnapshot,
     IngestionPlan,
@@ -21,7 +21,15 @@ from softcopy.ingestion.models import (
     ReconciliationFinding,
     ReconciliationRun,
 )
-from softcopy.ingestion.states import NEEDS_WORK, CellState, PlanMode, PlanStatus, Stage
+from softcopy.ingestion.states import (
+    NEEDS_WORK,
+    CellState,
+    FindingKind,
+    PlanMode,
+    PlanStatus,
+    Stage,
+)
+from softcopy.memory.tables import SourceDay
 
 DEFAULT_LOOKBACK_DAYS = 7
 WANTED = NEEDS_WORK | {CellState.running}  # a running cell is wanted; run names its holder
@@ -37,6 +45,7 @@ class PlanRequest:
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     force: bool = False
     reconciliation_id: int | None = None
+    allow_shrink: bool = False  # may the plan remove published items (see `shrinks`)?
 
     def params(self) -> dict[str, Any]:
         return {
@@ -47,6 +56,7 @@ class PlanRequest:
             "lookback_days": self.lookback_days,
             "force": self.force,
             "reconciliation_id": self.reconciliation_id,
+            "allow_shrink": self.allow_shrink,
         }
 
 
@@ -66,9 +76,18 @@ class StalePlan(Conflict):
 def make_plan(
     session: Session, *, request: PlanRequest, model: str, today: date, now: datetime
 ) -> tuple[IngestionPlan, CoverageSnapshot]:
-    """Choose the cells, persist the coverage they came from and the plan."""
+    """Choose the cells, persist the coverage they came from and the plan.
+
+    A destructive plan (see `shrinks`) is refused before anything is written, unless the
+    request allows shrinking."""
     start, end = _scope(session, request)
     cells = coverage.compute(session, sources=request.sources, start=start, end=end, model=model)
+    chosen = [c for c in _choose(session, request, cells, today) if c.stage in request.stages]
+    if not request.allow_shrink:
+        window = _window(request, today)
+        removals = shrinks(session, chosen=chosen, cells=cells, window_start=window)
+        if removals:
+            raise DestructivePlan(removals)
     snapshot = coverage.persist(
         session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
     )
@@ -164,11 +183,17 @@ def _choose(session: Session, request: PlanRequest, cells: list[Cell], today: da
 
 
 def _catch_up(cells: list[Cell], today: date, lookback_days: int) -> list[Cell]:
-    """New days after each source's last current day, plus changed days in the lookback."""
-    last_current: dict[str, date] = {}
+    """New days after each source's last published day, plus changed days in the lookback.
+
+    The last published day is the newest day up to today that a publish ever completed,
+    current or stale since: a source whose published days all went stale (a truncated
+    file, a re-pointed path) still has its history, and only the lookback window of it is
+    re-checked. A day after today (a record dated 9999-12-31) is never the last published
+    day, so it cannot hide new days. A source never published is caught up whole."""
+    last_published: dict[str, date] = {}
     for c in cells:
-        if c.stage is Stage.publish and c.state is CellState.current:
-            last_current[c.source] = max(c.day, last_current.get(c.source, c.day))
+        if c.stage is Stage.publish and _published(c) is not None and c.day <= today:
+            last_published[c.source] = max(c.day, last_published.get(c.source, c.day))
     window_start = today - timedelta(days=lookback_days)
     return [
         c
@@ -176,9 +201,83 @@ def _catch_up(cells: list[Cell], today: date, lookback_days: int) -> list[Cell]:
         if c.state in WANTED
         and c.day <= today
         and (
-            c.source not in last_current or c.day > last_current[c.source] or c.day >= window_start
+            c.source not in last_published
+            or c.day > last_published[c.source]
+            or c.day >= window_start
         )
     ]
+
+
+def _window(request: PlanRequest, today: date) -> date | None:
+    """The first day a plan was asked to re-check: catch_up_recent's lookback window.
+    Other modes name their days one by one (a range, findings), so they have none."""
+    if request.mode is PlanMode.catch_up_recent:
+        return today - timedelta(days=request.lookback_days)
+    return None
+
+
+def _published(cell: Cell) -> int | None:
+    """Items a publish cell's last good run put in the index; None if it never completed
+    (a failed attempt keeps the last good run's digests and count)."""
+    return cell.items if cell.recorded_digest is not None else None
+
+
+def shrinks(
+    session: Session, *, chosen: list[Cell], cells: list[Cell], window_start: date | None
+) -> list[tuple[str, date, int, int]]:
+    """(source, day, published, remaining) for each day the chosen cells would shrink.
+
+    A day shrinks when the plan publishes it and the items it would publish now are fewer
+    than the publish ledger says the index holds: all of them gone (an emptied day,
+    anywhere), or some gone from a day before `window_start` (a day the plan was not asked
+    to re-check; with no window, every day). What would be published is the upstream of
+    the earliest chosen stage of the day: the source's items now when export is redone,
+    else what the stage before it recorded."""
+    by_key = {(c.source, c.day, c.stage): c for c in cells}
+    earliest: dict[tuple[str, date], Stage] = {}
+    publishes: set[tuple[str, date]] = set()
+    for c in chosen:
+        first = earliest.get((c.source, c.day))
+        if first is None or STAGE_ORDER[c.stage] < STAGE_ORDER[first]:
+            earliest[(c.source, c.day)] = c.stage
+        if c.stage is Stage.publish:
+            publishes.add((c.source, c.day))
+    before: dict[tuple[str, date], int] = {}
+    for key in publishes:
+        cell = by_key.get((*key, Stage.publish))
+        published = _published(cell) if cell is not None else None
+        if published:
+            before[key] = published
+    now = _source_items(session, [key for key in before if earliest[key] is Stage.export])
+    removals = []
+    for key, published in sorted(before.items()):
+        first = earliest[key]
+        if first is Stage.export:
+            remaining = now.get(key, 0)
+        else:  # the stage before the first one redone feeds it what it recorded
+            upstream = by_key.get((*key, list(Stage)[STAGE_ORDER[first] - 1]))
+            remaining = upstream.items if upstream and upstream.recorded_digest else 0
+        outside = window_start is None or key[1] < window_start
+        if remaining < published and (remaining == 0 or outside):
+            removals.append((key[0], key[1], published, remaining))
+    return removals
+
+
+def _source_items(session: Session, keys: list[tuple[str, date]]) -> dict[tuple[str, date], int]:
+    """Items each (source, day) has now, as the last scan found (absent: none)."""
+    found: dict[tuple[str, date], int] = {}
+    for source in sorted({s for s, _ in keys}):
+        days = sorted(d for s, d in keys if s == source)
+        for begin in range(0, len(days), 500):
+            found.update(
+                ((source, day), items)
+                for day, items in session.execute(
+                    select(SourceDay.day, SourceDay.items).where(
+                        SourceDay.source == source, SourceDay.day.in_(days[begin : begin + 500])
+                    )
+                )
+            )
+    return found
 
 
 def _repair(session: Session, request: PlanRequest, cells: list[Cell]) -> list[Cell]:
@@ -219,6 +318,8 @@ def _flagged(findings: Iterable[ReconciliationFinding]) -> dict[tuple[str, date]
     for f in findings:
         if f.source is None or f.day is None:
             continue  # dead leases: resume the job, there is no cell to redo
+        if f.kind is FindingKind.future_dated:
+            continue  # the source must be fixed; redoing the day changes nothing
         stage = f.stage or Stage.export
         key = (f.source, f.day)
         if key not in flagged or order.index(stage) < order.index(flagged[key]):

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import within
-from softcopy.ingestion import jobs
+from softcopy.ingestion import coverage, jobs
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import index, scan
@@ -55,6 +55,7 @@ def reconcile(
     for source in sources:
         scan.refresh(session, open_source(settings.source(source), settings.timezone))
         findings += _source_findings(session, settings, source, start, end)
+    findings += _future_findings(session, settings, sources, start, end, now)
     run = ReconciliationRun(
         created_at=now,
         sources=sources,
@@ -164,6 +165,34 @@ def _source_findings(
                     FindingKind.orphan_index_rows,
                     f"{rows} index rows that no publish recorded",
                     source,
+                    day,
+                    Stage.export,
+                )
+            )
+    return findings
+
+
+def _future_findings(
+    session: Session,
+    settings: Settings,
+    sources: list[str],
+    start: date | None,
+    end: date | None,
+    now: datetime,
+) -> list[Finding]:
+    """A finding per day after today (in the configured timezone) a source has items for."""
+    today = now.astimezone(settings.timezone).date()
+    findings = []
+    for future in coverage.future_days(session, sources=sources, today=today):
+        for day in future.days:
+            if (start and day < start) or (end and day > end):
+                continue
+            findings.append(
+                Finding(
+                    FindingKind.future_dated,
+                    f"items dated {day}, after today ({today}): catch_up_recent never reaches "
+                    "them; check the record's date or the clock that wrote it",
+                    future.source,
                     day,
                     Stage.export,
                 )

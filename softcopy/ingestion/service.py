@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -24,12 +24,12 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow, within
-from softcopy.errors import BadDate, Conflict, NotFound
+from softcopy.errors import BadDate, Conflict, DestructivePlan, NotFound
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
 from softcopy.ingestion import verify as verify_
-from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.coverage import Cell, FutureDays
 from softcopy.ingestion.engines import get_engine as get_step_engine
 from softcopy.ingestion.models import (
     Checkpoint,
@@ -80,6 +80,7 @@ def open_context(home: Path | str | None = None) -> Context:
 class CoverageReport:
     snapshot: CoverageSnapshot
     cells: list[Cell]
+    future_days: list[FutureDays] = field(default_factory=list)  # items dated after today
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class ReconcileReport:
     run: ReconciliationRun
     findings: list[ReconciliationFinding]
     repair_plan: IngestionPlan | None = None
+    repair_refused: str | None = None  # why no repair plan was made (it would shrink)
 
 
 @dataclass
@@ -126,6 +128,7 @@ class PlanOptions:
     lookback_days: int = planner.DEFAULT_LOOKBACK_DAYS
     force: bool = False
     reconciliation_id: int | None = None
+    allow_shrink: bool = False  # may the plan remove published items (planner.shrinks)?
 
 
 def coverage(
@@ -153,7 +156,8 @@ def coverage(
             now=ctx.clock(),
             seconds=time.perf_counter() - began,
         )
-    return CoverageReport(snapshot=snapshot, cells=cells)
+        future = coverage_.future_days(session, sources=names, today=ctx.today())
+    return CoverageReport(snapshot=snapshot, cells=cells, future_days=future)
 
 
 def latest_coverage(
@@ -185,7 +189,10 @@ def latest_coverage(
             .where(*within(CoverageCell.day, range_start_day, range_end_day))
             .order_by(CoverageCell.id)  # type: ignore[arg-type]
         )
-        return CoverageReport(snapshot=found, cells=[Cell(*row) for row in rows])
+        future = coverage_.future_days(session, sources=names, today=ctx.today())
+        return CoverageReport(
+            snapshot=found, cells=[Cell(*row) for row in rows], future_days=future
+        )
 
 
 def plan(ctx: Context, *, options: PlanOptions) -> PlanView:
@@ -289,17 +296,21 @@ def reconcile(
             end=range_end_day,
             now=ctx.clock(),
         )
-        repair_plan = None
+        repair_plan, refused = None, None
         if repair and run_.findings_count:
-            repair_plan = _make_plan(
-                ctx,
-                session,
-                PlanOptions(mode=PlanMode.repair, sources=names, reconciliation_id=run_.id),
-            )
-            run_.repair_plan_id = repair_plan.id
-            session.add(run_)
+            try:  # refused before the planner writes anything: the findings are kept
+                repair_plan = _make_plan(
+                    ctx,
+                    session,
+                    PlanOptions(mode=PlanMode.repair, sources=names, reconciliation_id=run_.id),
+                )
+            except DestructivePlan as error:
+                refused = str(error)
+            else:
+                run_.repair_plan_id = repair_plan.id
+                session.add(run_)
         assert run_.id is not None
-        return ReconcileReport(run_, reconcile_.findings_of(session, run_.id), repair_plan)
+        return ReconcileReport(run_, reconcile_.findings_of(session, run_.id), repair_plan, refused)
 
 
 def get_reconciliation(ctx: Context, *, reconciliation_id: int) -> ReconcileReport:
@@ -502,6 +513,7 @@ def _make_plan(ctx: Context, session: Session, options: PlanOptions) -> Ingestio
             lookback_days=options.lookback_days,
             force=options.force,
             reconciliation_id=options.reconciliation_id,
+            allow_shrink=options.allow_shrink,
         ),
         model=_model(ctx),
         today=ctx.today(),
@@ -523,6 +535,7 @@ def _options_of(saved: IngestionPlan) -> PlanOptions:
         lookback_days=p.get("lookback_days", planner.DEFAULT_LOOKBACK_DAYS),
         force=p.get("force", False),
         reconciliation_id=p.get("reconciliation_id"),
+        allow_shrink=p.get("allow_shrink", False),
     )
 
 

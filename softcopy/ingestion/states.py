@@ -133,3 +133,4 @@ class FindingKind(StrEnum):
     missing_index_rows = "missing_index_rows"  # a published day with no rows in the index
     index_mismatch = "index_mismatch"  # the index holds other items than were published
     dead_lease = "dead_lease"  # a running job whose worker stopped heartbeating
+    future_dated = "future_dated"  # a source has items dated after today (a bad clock, a typo)

@@ -1,0 +1,121 @@
+"""The CLI face of the destructive-plan guard: one line naming what would be removed and
+what to pass, exit 2, nothing written; `source add --replace`; future-dated warnings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from softcopy.cli.main import main
+from softcopy.demo import build_demo
+
+INLINE = ["--engine", "inline"]
+# the CLI reads the real clock: these demos end today, and the catch-up window spans them
+TODAY = datetime.now(UTC).date()
+RANGE = ["--range-start-day", str(TODAY - timedelta(days=29)), "--range-end-day", str(TODAY)]
+CATCH_UP = ["--mode", "catch_up_recent", "--lookback-days", "29"]
+
+
+@pytest.fixture
+def live_home(home: Path) -> Path:
+    build_demo(home, days=30, today=TODAY)
+    return home
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_source_add_needs_replace_to_repoint(live_home: Path, capsys) -> None:
+    config = live_home / "softcopy.toml"
+    before = config.read_bytes()
+    other = live_home / "sources" / "other.jsonl"
+    other.write_text('{"ts": "2026-03-30T10:00:00Z", "text": "hi"}\n')
+    code, _, err = run(
+        capsys, "source", "add", "chat", "--kind", "jsonl", "--path", "sources/other.jsonl"
+    )
+    line = one_line(err)
+    assert code == 2 and "source 'chat' already reads" in line and "chat.jsonl" in line
+    assert str(other) in line and line.endswith("pass --replace to re-point it")
+    assert config.read_bytes() == before  # nothing written
+    code, _, err = run(
+        capsys, "source", "add", "chat", "--kind", "mbox", "--path", "sources/chat.jsonl"
+    )
+    assert code == 2 and "as jsonl" in one_line(err)  # another kind is re-pointing too
+
+    code, _, err = run(
+        capsys, "source", "add", "chat", "--kind", "jsonl", "--path", "sources/chat.jsonl"
+    )
+    assert code == 0, err  # the same path again: idempotent
+    assert config.read_bytes() == before
+    code, _, err = run(
+        capsys,
+        "source",
+        "add",
+        "chat",
+        "--kind",
+        "jsonl",
+        "--path",
+        "sources/other.jsonl",
+        "--replace",
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "source", "list", "--json")
+    assert {r["name"]: r["path"] for r in json.loads(out)}["chat"] == str(other)
+
+
+def test_truncated_source_plan_is_one_line_and_exit_2(live_home: Path, capsys) -> None:
+    code, _, err = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
+    assert code == 0, err
+    (live_home / "sources" / "chat.jsonl").write_text("")
+    for command in ("plan", "run"):
+        code, out, err = run(capsys, "ingestion", command, *CATCH_UP)
+        line = one_line(err)
+        assert code == 2 and out == ""
+        assert line.startswith("error: the plan would remove ")
+        assert "published items of source 'chat' on " in line and " → 0)" in line
+        assert line.endswith("pass --allow-shrink to do it anyway")
+    code, out, _ = run(capsys, "ingestion", "jobs", "--json")
+    assert len(json.loads(out)) == 1  # only the backfill: the refused run made no job
+    code, out, err = run(capsys, "ingestion", "plan", *CATCH_UP, "--allow-shrink", "--json")
+    assert code == 0, err
+    plan = json.loads(out)["plan"]
+    assert plan["params"]["allow_shrink"] is True and plan["cells"] > 0
+    code, out, err = run(capsys, "ingestion", "run", "--plan-id", str(plan["id"]), *INLINE)
+    assert code == 0, err
+
+
+def test_reconcile_repair_says_why_there_is_no_repair_plan(live_home: Path, capsys) -> None:
+    run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
+    (live_home / "sources" / "chat.jsonl").write_text("")
+    code, out, _ = run(capsys, "ingestion", "reconcile", "--repair")
+    assert code == 1 and "source_drift" in out
+    assert "no repair plan: the plan would remove" in out
+    assert "--reconciliation-id" in out and "--allow-shrink" in out
+
+
+def test_coverage_warns_of_future_dated_items(live_home: Path, capsys) -> None:
+    with (live_home / "sources" / "chat.jsonl").open("a") as handle:
+        handle.write('{"id": "z", "ts": "9999-12-31T12:00:00Z", "text": "from the future"}\n')
+    code, out, err = run(capsys, "ingestion", "coverage", "--source", "chat")
+    assert code == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "source 'chat' has 1 items dated after today" in warnings[0]
+    assert warnings[0].endswith("on 1 day(s): 9999-12-31")
+    code, out, _ = run(capsys, "ingestion", "coverage", "--json")
+    (future,) = json.loads(out)["future_days"]
+    assert future["source"] == "chat" and future["days"] == ["9999-12-31"] and future["items"] == 1
+    code, out, _ = run(capsys, "ingestion", "reconcile")
+    assert code == 1 and "future_dated: chat 9999-12-31" in out

@@ -36,7 +36,14 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
     console.print(table)
     problems = sorted({p for r in summary.results for p in r.problems})
     _lines("skipped", problems)
-    _lines("skipped, day unknown", [p for lines in summary.undated.values() for p in lines])
+    undated = [p for lines in summary.undated.values() for p in lines]
+    _lines("skipped, day unknown", undated)
+    if undated and not summary.skip_bad_records:
+        err_console.print(
+            f"not ok: {len(undated)} record(s) whose day cannot be told (no day failed); "
+            "fix them, or --skip-bad-records accepts them",
+            soft_wrap=True,
+        )
     _lines("failed", [failure.error for failure in summary.failures])
 
 

@@ -41,9 +41,11 @@ class Failure:
 class RunSummary:
     results: list[StageResult] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    # bad records whose day cannot be told, per source (when export ran): skipped by every
-    # run, failing no day; each is counted once, here and by scan.undated_count
+    # bad records whose day cannot be told, per source (when export ran): no day can hold
+    # them, so they fail no day and are skipped; each is counted once, here and by
+    # scan.undated_count. A strict run (no skip_bad_records) still ends not ok for them.
     undated: dict[str, list[str]] = field(default_factory=dict)
+    skip_bad_records: bool = False
 
     def skipped(self, source: str, stage: Stage) -> int:
         """Records skipped: the days' counts (as their ledger entries say) plus, for export,
@@ -53,7 +55,7 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and (self.skip_bad_records or not any(self.undated.values()))
 
 
 def run_stages(
@@ -71,7 +73,7 @@ def run_stages(
 ) -> RunSummary:
     """Run `stages` in order for each (source, day). With `exact_days`, every day of
     [start, end] runs; otherwise the days the source has data for (or once had)."""
-    summary = RunSummary()
+    summary = RunSummary(skip_bad_records=skip_bad_records)
     with Session(engine, expire_on_commit=False) as session:
         ctx = StageContext(
             settings=settings, session=session, done_by=done_by, skip_bad_records=skip_bad_records

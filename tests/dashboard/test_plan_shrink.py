@@ -1,0 +1,41 @@
+"""The plan panel's "Allow removing published items" box: a destructive plan is refused
+with the checkbox named, and goes through once it is ticked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from softcopy.dashboard.plan import ALLOW_SHRINK, PlanPanel
+from softcopy.ingestion import service
+from softcopy.ingestion.states import PlanMode
+from tests.conftest import DEMO_TODAY
+
+
+def test_destructive_preview_names_the_checkbox_and_passes_once_ticked(
+    ctx: service.Context,
+) -> None:
+    week = service.PlanOptions(
+        mode=PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=DEMO_TODAY - timedelta(days=6),
+        range_end_day=DEMO_TODAY,
+    )
+    service.run(ctx, options=week)
+    ctx.settings.source("chat").path.write_text("")
+    panel = PlanPanel(ctx)
+    panel.mode = PlanMode.backfill_range.value
+    panel.range_start, panel.range_end = week.range_start_day, week.range_end_day
+    panel.sources = ["chat"]
+    assert panel.shrink_box.description == ALLOW_SHRINK and not panel.shrink_box.value
+    assert panel.shrink_box.layout.display is None  # shown in every mode
+    panel.preview()
+    assert panel.message_kind == "error" and panel.plan_id is None
+    assert panel.message.startswith("preview refused: the plan would remove ")
+    assert "source 'chat'" in panel.message
+    assert panel.message.endswith(f"tick “{ALLOW_SHRINK}” to do it anyway")
+    assert "--allow-shrink" not in panel.message
+    panel.shrink_box.value = True  # the box drives the trait, and the plan's options
+    assert panel.options().allow_shrink is True
+    panel.preview()
+    assert panel.message_kind == "ok" and panel.plan_id is not None
+    assert service.get_plan(ctx, plan_id=panel.plan_id).plan.params["allow_shrink"] is True

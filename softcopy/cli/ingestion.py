@@ -29,6 +29,7 @@ from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, Stage
 
 app = typer.Typer(help="The ingestion control plane: coverage, plans, jobs, verify, reconcile.")
+PROBLEM_LINES = 10  # coverage prints this many source problems, then "and N more"
 
 Stages = Annotated[
     list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")
@@ -95,7 +96,13 @@ def coverage(
     )
     if as_json:
         print_json(
-            {"snapshot": report.snapshot, "cells": report.cells, "future_days": report.future_days}
+            {
+                "snapshot": report.snapshot,
+                "cells": report.cells,
+                "future_days": report.future_days,
+                "problems": report.problems,
+                "problems_total": report.problems_total,
+            }
         )
         return
     counts = Counter((c.source, c.stage, c.state) for c in report.cells)
@@ -118,6 +125,10 @@ def coverage(
     )
     for future in report.future_days:
         console.print(f"warning: {future.describe()}", markup=False, soft_wrap=True)
+    for problem in report.problems[:PROBLEM_LINES]:
+        console.print(f"problem: {problem.describe()}", markup=False, soft_wrap=True)
+    if report.problems_total > PROBLEM_LINES:
+        console.print(f"problem: … and {report.problems_total - PROBLEM_LINES} more (--json)")
 
 
 @app.command()

@@ -3,6 +3,7 @@ totals, a range picker, and the details of one chosen day."""
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ import traitlets
 from softcopy.dashboard.base import Panel, button, guarded, html_table
 from softcopy.dashboard.heatmap import heatmap_svg, last_job, legend_html
 from softcopy.ingestion import service
-from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.coverage import Cell, RecordProblem
 
 ALL_DAYS = 0
 PRESETS: list[tuple[str, int]] = [
@@ -51,6 +52,8 @@ class CoveragePanel(Panel):
         self.show_button = button("Show", self.refresh)
         self.summary = widgets.HTML()
         self.summary.add_class("sc-coverage-summary")
+        self.problems = widgets.HTML()  # records the sources could not read, a line each
+        self.problems.add_class("sc-coverage-problems")
         self.legend = widgets.HTML()
         self.heatmap = widgets.HTML()
         self.heatmap.add_class("sc-heatmap-widget")
@@ -63,6 +66,7 @@ class CoveragePanel(Panel):
             widgets.HBox([self.preset, self.start_picker, self.end_picker, self.show_button]),
             self.message_area,
             self.summary,
+            self.problems,
             self.legend,
             self.heatmap,
             widgets.HTML("<b>A day in detail</b> (or hover a cell)"),
@@ -97,6 +101,7 @@ class CoveragePanel(Panel):
             f"coverage {report.snapshot.seconds * 1000:.0f} ms · "
             f"drawn in {self.render_seconds * 1000:.0f} ms"
         )
+        self.problems.value = problems_html(report.problems, report.problems_total)
         self.say("")
         self._show_day()
 
@@ -134,3 +139,15 @@ class CoveragePanel(Panel):
         self.day_details.value = html_table(
             ["source", "stage", "state", "items", "input digest", "expected", "job"], rows
         )
+
+
+PROBLEMS_SHOWN = 5
+
+
+def problems_html(problems: list[RecordProblem], total: int) -> str:
+    """A short list of the records the sources could not read; empty when there are none."""
+    if not total:
+        return ""
+    lines = "".join(f"<li>{html.escape(p.describe())}</li>" for p in problems[:PROBLEMS_SHOWN])
+    more = f"<li>… and {total - PROBLEMS_SHOWN} more</li>" if total > PROBLEMS_SHOWN else ""
+    return f"<b>{total} source problem(s)</b><ul>{lines}{more}</ul>"

@@ -331,6 +331,8 @@ def _coverage(report: service.CoverageReport) -> dict[str, Any]:
         "totals": totals(report.cells),
         "cells": report.cells,
         "future_days": report.future_days,
+        "problems": report.problems,
+        "problems_total": report.problems_total,
     }
 
 

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from softcopy import __version__
 from softcopy.ingestion import service
-from softcopy.ingestion.coverage import Cell, FutureDays
+from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
 from softcopy.ingestion.engines import DEFAULT_ENGINE
 from softcopy.ingestion.models import (
     CoverageSnapshot,
@@ -290,6 +290,7 @@ def _model_schemas() -> dict[str, Any]:
     types: dict[str, Any] = {
         "Cell": Cell,
         "FutureDays": FutureDays,
+        "RecordProblem": RecordProblem,
         "CoverageSnapshot": CoverageSnapshot,
         "PlanView": service.PlanView,
         "JobView": service.JobView,
@@ -317,8 +318,17 @@ def _schemas() -> dict[str, Any]:
                 "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "cells": _array(_ref("Cell")),
                 "future_days": _array(_ref("FutureDays")),
+                "problems": _array(_ref("RecordProblem")),
+                "problems_total": {"type": "integer"},
             },
-            required=("snapshot", "totals", "cells", "future_days"),
+            required=(
+                "snapshot",
+                "totals",
+                "cells",
+                "future_days",
+                "problems",
+                "problems_total",
+            ),
         ),
         "Plans": _object({"plans": _array(_ref("IngestionPlan")), **paged}),
         "Jobs": _object({"jobs": _array(_ref("IngestionJob")), **paged}),

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from softcopy.db import within
 from softcopy.ingestion.models import CellClaim, CoverageCell, CoverageSnapshot
 from softcopy.ingestion.states import CellState, Outcome, Stage
+from softcopy.memory import scan
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.stage import embed_input_digest
 from softcopy.memory.tables import LedgerEntry, SourceDay
@@ -78,6 +79,37 @@ def future_days(session: Session, *, sources: Iterable[str], today: date) -> lis
         days.setdefault(source, []).append(day)
         items[source] += count
     return [FutureDays(source, found, items[source], today) for source, found in days.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    """A record a source scan could not read as it is, as coverage reports it."""
+
+    source: str
+    location: str  # file, and line, message number or commit
+    reason: str
+    day: date | None  # None: its day cannot be told, a problem of the source (fails no day)
+    repaired: bool  # a warning: the item is indexed, with U+FFFD for unreadable text
+
+    def describe(self) -> str:
+        what = "repaired" if self.repaired else "day unknown" if self.day is None else self.day
+        return f"{self.source} ({what}): {self.location}: {self.reason}"
+
+
+PROBLEMS_LISTED = 1000  # a report lists this many; `problems` says how many there are
+
+
+def problems(
+    session: Session, *, sources: Iterable[str], start: date | None, end: date | None
+) -> tuple[list[RecordProblem], int]:
+    """The sources' problems as the last scan found them: undated ones, then those of days
+    in [start, end] by day; at most PROBLEMS_LISTED of them, and how many there are."""
+    found = [
+        RecordProblem(p.source, p.location, p.reason, p.day, p.repaired)
+        for p in scan.source_problems(session, list(sources), start, end)
+    ]
+    found.sort(key=lambda p: (p.day is not None, p.day or date.min, p.repaired))
+    return found[:PROBLEMS_LISTED], len(found)
 
 
 def fingerprint(cells: Iterable[Cell]) -> str:

@@ -56,6 +56,7 @@ def reconcile(
         scan.refresh(session, open_source(settings.source(source), settings.timezone))
         findings += _source_findings(session, settings, source, start, end)
     findings += _future_findings(session, settings, sources, start, end, now)
+    findings += _problem_findings(session, sources, start, end)
     run = ReconciliationRun(
         created_at=now,
         sources=sources,
@@ -197,6 +198,27 @@ def _future_findings(
                     Stage.export,
                 )
             )
+    return findings
+
+
+PROBLEM_FINDINGS = 100  # per source; one more finding counts the rest
+
+
+def _problem_findings(
+    session: Session, sources: list[str], start: date | None, end: date | None
+) -> list[Finding]:
+    """A finding per record a source scan could not read (or read only repaired). They
+    carry no day: redoing a day cannot fix a source's record, so repair plans skip them."""
+    findings: list[Finding] = []
+    for source in sources:
+        found, total = coverage.problems(session, sources=[source], start=start, end=end)
+        findings += [
+            Finding(FindingKind.source_problem, p.describe(), source)
+            for p in found[:PROBLEM_FINDINGS]
+        ]
+        if total > PROBLEM_FINDINGS:
+            more = f"{source}: … and {total - PROBLEM_FINDINGS} more problems (coverage lists them)"
+            findings.append(Finding(FindingKind.source_problem, more, source))
     return findings
 
 

@@ -29,7 +29,7 @@ from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
 from softcopy.ingestion import verify as verify_
-from softcopy.ingestion.coverage import Cell, FutureDays
+from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
 from softcopy.ingestion.engines import get_engine as get_step_engine
 from softcopy.ingestion.models import (
     Checkpoint,
@@ -81,6 +81,8 @@ class CoverageReport:
     snapshot: CoverageSnapshot
     cells: list[Cell]
     future_days: list[FutureDays] = field(default_factory=list)  # items dated after today
+    problems: list[RecordProblem] = field(default_factory=list)  # records the scan could not read
+    problems_total: int = 0  # how many there are; `problems` lists the first PROBLEMS_LISTED
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,16 @@ def coverage(
             seconds=time.perf_counter() - began,
         )
         future = coverage_.future_days(session, sources=names, today=ctx.today())
-    return CoverageReport(snapshot=snapshot, cells=cells, future_days=future)
+        problems, total = coverage_.problems(
+            session, sources=names, start=range_start_day, end=range_end_day
+        )
+    return CoverageReport(
+        snapshot=snapshot,
+        cells=cells,
+        future_days=future,
+        problems=problems,
+        problems_total=total,
+    )
 
 
 def latest_coverage(
@@ -190,8 +201,15 @@ def latest_coverage(
             .order_by(CoverageCell.id)  # type: ignore[arg-type]
         )
         future = coverage_.future_days(session, sources=names, today=ctx.today())
+        problems, total = coverage_.problems(
+            session, sources=names, start=range_start_day, end=range_end_day
+        )
         return CoverageReport(
-            snapshot=found, cells=[Cell(*row) for row in rows], future_days=future
+            snapshot=found,
+            cells=[Cell(*row) for row in rows],
+            future_days=future,
+            problems=problems,
+            problems_total=total,
         )
 
 

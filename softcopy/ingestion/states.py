@@ -134,3 +134,4 @@ class FindingKind(StrEnum):
     index_mismatch = "index_mismatch"  # the index holds other items than were published
     dead_lease = "dead_lease"  # a running job whose worker stopped heartbeating
     future_dated = "future_dated"  # a source has items dated after today (a bad clock, a typo)
+    source_problem = "source_problem"  # a record the scan could not read, or read repaired

@@ -1,0 +1,94 @@
+"""Bad and repaired records through the control plane: coverage, runs, reconcile, the CLI
+and the dashboard see them; none of them raises, and none fails a day it is not of."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from softcopy.cli.main import main
+from softcopy.dashboard.coverage import problems_html
+from softcopy.ingestion import service
+from softcopy.ingestion.states import FindingKind, JobStatus, PlanMode
+from softcopy.memory.search import search
+from tests.conftest import DEMO_TODAY
+
+CUT_DAY = DEMO_TODAY - timedelta(days=3)
+CUT = f'{{"id": "cut", "ts": "{CUT_DAY}T10:00:00Z", "text": "half an emoji: \\ud83d"}}\n'
+UNDATED = '{"id": "broken", "ts": \n'
+
+
+def break_sources(ctx: service.Context, undated: int = 1) -> None:
+    with ctx.settings.source("chat").path.open("a") as handle:
+        handle.write(CUT + UNDATED * undated)
+    notes = ctx.settings.source("notes").path
+    (notes / "2026-02-30.md").write_text("a day that does not exist")
+
+
+def test_coverage_of_a_lone_surrogate_and_undated_records_lists_them(
+    ctx: service.Context,
+) -> None:
+    break_sources(ctx)
+    report = service.coverage(ctx)
+    described = [(p.source, p.day, p.repaired) for p in report.problems]
+    assert described == [
+        ("chat", None, False),  # undated first: problems of the source
+        ("notes", None, False),
+        ("chat", CUT_DAY, True),  # a warning: the item indexes, repaired
+    ]
+    assert report.problems_total == 3
+    assert "2026-02-30" in report.problems[1].reason
+    latest = service.latest_coverage(ctx)
+    assert latest is not None and latest.problems == report.problems
+
+
+def test_a_strict_backfill_succeeds_and_indexes_the_repaired_text(ctx: service.Context) -> None:
+    break_sources(ctx)
+    outcome = service.run(
+        ctx,
+        options=service.PlanOptions(
+            mode=PlanMode.backfill_range,
+            range_start_day=DEMO_TODAY - timedelta(days=29),
+            range_end_day=DEMO_TODAY,
+        ),
+    )
+    assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
+    hits = search(ctx.settings, query="emoji", k=5, sources=["chat"], since=None)
+    assert [h.title for h in hits if h.item_id == "jsonl:chat.jsonl:cut"] == [
+        "half an emoji: \ufffd"
+    ]
+
+
+def test_reconcile_reports_each_problem_as_a_source_problem(ctx: service.Context) -> None:
+    break_sources(ctx)
+    report = service.reconcile(ctx)
+    found = [f for f in report.findings if f.kind is FindingKind.source_problem]
+    assert sorted((f.source, f.day) for f in found) == [("chat", None)] * 2 + [("notes", None)]
+    assert any("line" in f.detail and "repaired" in f.detail for f in found)
+
+
+def test_cli_coverage_prints_a_line_per_problem_capped(
+    ctx: service.Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    break_sources(ctx, undated=12)
+    assert main(["ingestion", "coverage"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(lines) == 11 and lines[-1] == "problem: … and 4 more (--json)"
+    assert "chat (day unknown): " in lines[0] and "chat.jsonl:line" in lines[0]
+    assert main(["ingestion", "coverage", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["problems_total"] == 14 and len(got["problems"]) == 14
+
+
+def test_dashboard_lists_a_few_problems() -> None:
+    from softcopy.ingestion.coverage import RecordProblem
+
+    problems = [
+        RecordProblem("chat", f"chat.jsonl:line {n}", "<bad>", None, False) for n in range(7)
+    ]
+    shown = problems_html(problems, 7)
+    assert shown.count("<li>") == 6 and "… and 2 more" in shown and "&lt;bad&gt;" in shown
+    assert problems_html([], 0) == ""

@@ -17,6 +17,7 @@ from softcopy.ingestion.coverage import FutureDays
 from softcopy.ingestion.states import FindingKind, JobStatus, PlanMode, Stage
 from softcopy.memory import index
 from tests.conftest import DEMO_TODAY
+from tests.memory.sources.test_git import commit, run_git
 
 START, END = DEMO_TODAY - timedelta(days=29), DEMO_TODAY
 BACKFILL = service.PlanOptions(
@@ -225,3 +226,27 @@ def test_today_is_in_the_configured_timezone(ctx: service.Context, monkeypatch) 
     assert service.coverage(ctx, sources=["chat"]).future_days == []
     view = service.plan(ctx, options=with_(CATCH_UP, sources=["chat"]))
     assert tomorrow in {i.day for i in view.items}
+
+
+def test_commit_dated_2099_does_not_hide_new_days(ctx: service.Context) -> None:
+    repo = ctx.settings.home / "repo"
+    repo.mkdir()
+    run_git(repo, "init", "-q")
+    (repo / "log.txt").write_bytes(b"")
+    old, new, future = (
+        DEMO_TODAY - timedelta(days=20),
+        DEMO_TODAY - timedelta(days=10),
+        date(2099, 6, 1),
+    )
+    for day in (old, future):
+        commit(repo, f"work of {day}".encode(), f"{day}T12:00:00+00:00")
+    add_source(ctx.settings.home, name="code", kind="git", path="repo")
+    ctx = reopen(ctx)
+    code = with_(BACKFILL, sources=["code"])
+    service.run(ctx, options=code)
+    service.run(ctx, options=with_(code, range_start_day=future, range_end_day=future))
+    commit(repo, b"late work", f"{new}T12:00:00+00:00")  # a new day, older than the lookback
+    view = service.plan(ctx, options=with_(CATCH_UP, sources=["code"], lookback_days=2))
+    assert {i.day for i in view.items} == {new}
+    report = service.coverage(ctx, sources=["code"])
+    assert report.future_days == [FutureDays("code", [future], 1, DEMO_TODAY)]

@@ -22,7 +22,7 @@ from softcopy.cli.common import (
     progress_bar,
 )
 from softcopy.errors import UserError
-from softcopy.ingestion import service
+from softcopy.ingestion import leases, service
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
@@ -333,7 +333,8 @@ def list_jobs(
     as_json: AsJson = False,
 ) -> None:
     """Recent jobs, newest first."""
-    rows = service.list_jobs(service.open_context(home), status=status, limit=limit)
+    ctx = service.open_context(home)
+    rows = service.list_jobs(ctx, status=status, limit=limit)
     if as_json:
         print_json(rows)
         return
@@ -341,7 +342,7 @@ def list_jobs(
     for job in rows:
         table.add_row(
             str(job.id),
-            str(job.status),
+            f"{job.status}, {leases.describe_wait(waited)}" if waited else str(job.status),
             str(job.plan_id),
             job.engine,
             f"{job.days_done}/{job.days_total}",
@@ -359,6 +360,7 @@ def show(job_id: JobId, home: Home = None, as_json: AsJson = False) -> None:
 
 @app.command("logs")
 def job_logs(
+        waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
     job_id: JobId,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
@@ -445,6 +447,12 @@ def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
 
 
 def _print_plan(view: service.PlanView) -> None:
+    if view.unclaimed_seconds:
+        console.print(
+            f"  queued, {leases.describe_wait(view.unclaimed_seconds)}: no worker took it; "
+            f"`softcopy ingestion worker --job-id {job.id}` runs it",
+            markup=False,
+        )
     p = view.plan
     console.print(f"plan {p.id} ({p.mode}): {p.cells} cells in {len(view.steps)} steps")
     counts = Counter((i.source, i.stage, i.state) for i in view.items)

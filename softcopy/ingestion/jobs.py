@@ -3,19 +3,16 @@ cancelled, fenced, expired and resumed. The worker side is in runtime.py."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from softcopy import limits
 from softcopy.errors import Conflict, NotFound
-from softcopy.ingestion import logs, planner
+from softcopy.ingestion import leases, logs, planner
 from softcopy.ingestion.models import (
     CellClaim,
     Checkpoint,
@@ -34,7 +31,7 @@ from softcopy.ingestion.states import (
     Stage,
     StepStatus,
 )
-from softcopy.ingestion.transitions import move_job, move_step
+from softcopy.ingestion.transitions import IllegalTransition, LeaseLost, move_job, move_step
 
 DEFAULT_CHUNK_DAYS = 7
 
@@ -53,14 +50,20 @@ def steps_of(session: Session, job_id: int) -> list[JobStep]:
 
 
 def create_job(
-    session: Session, *, plan: IngestionPlan, engine: str, chunk_days: int, now: datetime
+    session: Session,
+    *,
+    plan: IngestionPlan,
+    engine: str,
+    chunk_days: int,
+    now: datetime,
+    lease_timeout: float,
 ) -> IngestionJob:
-    """A queued job for the plan's cells, its steps, and its claim on every cell."""
+    """A queued job for the plan's cells, its steps, and its claim on every cell (taking
+    cells from queued jobs no worker claimed within `lease_timeout`)."""
     assert plan.id is not None
     if plan.status is not PlanStatus.ready:
         raise Conflict(f"plan {plan.id} was already run; make a new plan")
-    if chunk_days < 1:
-        raise Conflict("--chunk-days must be at least 1")
+    limits.CHUNK_DAYS.check(chunk_days)
     items = planner.plan_items(session, plan.id)
     job = IngestionJob(
         plan_id=plan.id,
@@ -68,12 +71,14 @@ def create_job(
         engine=engine,
         chunk_days=chunk_days,
         created_at=now,
+        queued_at=now,
         days_total=len(items),
     )
     session.add(job)
     session.flush()
     assert job.id is not None
-    _claim_cells(session, job.id, [(i.source, i.day, i.stage) for i in items])
+    cells = [(i.source, i.day, i.stage) for i in items]
+    _claim_cells(session, job.id, cells, now=now, lease_timeout=lease_timeout)
     for ordinal, (stage, source, days) in enumerate(split_steps(items, chunk_days)):
         session.add(
             JobStep(
@@ -101,9 +106,12 @@ def create_job(
     return job
 
 
-def cancel(session: Session, *, job_id: int, force: bool, now: datetime) -> IngestionJob:
-    """A queued job cancels at once; a running one at its next day boundary, or now with
-    `force`, which also signals the worker and fences it by bumping the lease epoch."""
+def cancel(
+    session: Session, *, job_id: int, force: bool, now: datetime, lease_timeout: float
+) -> IngestionJob:
+    """A queued job cancels at once, and so does a leased one whose worker is gone; a
+    running one at its next day boundary, or now with `force`, which also signals the
+    worker (only if host, pid and start time prove it is that process) and fences it."""
     job = get_job(session, job_id)
     if job.status is JobStatus.queued:
         move_job(session, job, JobStatus.cancelled, now=now)
@@ -113,33 +121,83 @@ def cancel(session: Session, *, job_id: int, force: bool, now: datetime) -> Inge
         raise Conflict(
             f"job {job_id} is {job.status}; only queued or running jobs can be cancelled"
         )
-    if job.status is JobStatus.running:
-        move_job(session, job, JobStatus.cancelling, now=now, cancel_requested=True)
-    if force:
-        _signal_worker(job)
-        fence_out(session, job)
-        move_job(session, job, JobStatus.cancelled, now=now, error="cancelled with --force")
-        _close(session, job, now)
+    gone = _why_gone(job, leases.deadline(now, lease_timeout))
+    if gone is None and not force:
+        if job.status is JobStatus.running:
+            move_job(session, job, JobStatus.cancelling, now=now, cancel_requested=True)
+        return job
+    if gone is None:
+        leases.signal_worker(job)
+    error = "cancelled with --force" if gone is None else f"cancelled at once: {gone}"
+    move_job(
+        session,
+        job,
+        JobStatus.cancelled,
+        now=now,
+        epoch=job.lease_epoch,
+        error=error,
+        lease_epoch=job.lease_epoch + 1,  # fenced in the same UPDATE
+        cancel_requested=True,
+    )
+    _close(session, job, now)
     return job
 
 
 def expire_leases(session: Session, *, now: datetime, timeout: float) -> list[int]:
-    """Interrupt leased jobs whose worker stopped heartbeating (or died on this host)."""
-    expired = []
-    deadline = now - timedelta(seconds=timeout)
+    """End every leased job whose worker is gone: its heartbeat is older than `timeout`, or
+    (on this host) its process no longer exists. A running job becomes interrupted, a
+    cancelling one cancelled (as asked); either way the old lease is fenced and the claims
+    released. Cheap when nothing expired: one indexed read of the few leased jobs.
+
+    Every service path that reads or claims job state calls this first, so no face ever
+    shows (or waits on) a live job whose worker is gone."""
+    before = leases.deadline(now, timeout)
+    ended = []
     for job in session.scalars(select(IngestionJob).where(IngestionJob.status.in_(JOB_LEASED))):  # type: ignore[attr-defined]
-        stale = job.heartbeat_at is None or job.heartbeat_at < deadline
-        if stale or _worker_is_gone(job):
-            fence_out(session, job)
-            reason = "lease expired" if stale else f"worker process {job.worker_pid} is gone"
-            move_job(session, job, JobStatus.interrupted, now=now, error=reason)
-            _close(session, job, now)
-            assert job.id is not None
-            expired.append(job.id)
-    return expired
+        reason = _why_gone(job, before)
+        if reason is None:
+            continue
+        to = JobStatus.cancelled if job.status is JobStatus.cancelling else JobStatus.interrupted
+        try:
+            move_job(
+                session,
+                job,
+                to,
+                now=now,
+                epoch=job.lease_epoch,
+                error=reason,
+                # a heartbeat that lands meanwhile wins: the worker is alive after all
+                stale_before=before if leases.lease_expired(job, before) else None,
+                lease_epoch=job.lease_epoch + 1,
+            )
+        except (IllegalTransition, LeaseLost):
+            continue  # it heartbeated, or another reader ended it first
+        _close(session, job, now)
+        assert job.id is not None
+        ended.append(job.id)
+    return ended
 
 
-def prepare_resume(session: Session, *, job_id: int, now: datetime) -> IngestionJob:
+def unclaimed_jobs(
+    session: Session, *, now: datetime, timeout: float
+) -> list[tuple[IngestionJob, float]]:
+    """Queued jobs no worker claimed within the lease timeout, with how long they waited."""
+    waiting = session.scalars(select(IngestionJob).where(IngestionJob.status == JobStatus.queued))
+    found = [(job, leases.unclaimed_for(job, now=now, timeout=timeout)) for job in waiting]
+    return [(job, seconds) for job, seconds in found if seconds is not None]
+
+
+def _why_gone(job: IngestionJob, before: datetime) -> str | None:
+    if leases.lease_expired(job, before):
+        return "lease expired (the worker stopped heartbeating)"
+    if leases.worker_is_gone(job):
+        return f"worker process {job.worker_pid} is gone"
+    return None
+
+
+def prepare_resume(
+    session: Session, *, job_id: int, now: datetime, lease_timeout: float
+) -> IngestionJob:
     """Put a failed, cancelled or interrupted job back in the queue, claiming its cells."""
     job = get_job(session, job_id)
     if job.status not in JOB_RESUMABLE:
@@ -156,7 +214,7 @@ def prepare_resume(session: Session, *, job_id: int, now: datetime) -> Ingestion
         for d in step.days
         if (step.source, date.fromisoformat(d), step.stage) not in done
     ]
-    _claim_cells(session, job.id, todo)
+    _claim_cells(session, job.id, todo, now=now, lease_timeout=lease_timeout)
     for step in steps_of(session, job.id):
         if step.status not in STEP_DONE and step.status is not StepStatus.pending:
             move_step(session, step, StepStatus.pending, now=now)
@@ -204,27 +262,41 @@ def _close(session: Session, job: IngestionJob, now: datetime) -> None:
     release_claims(session, job.id)
 
 
-def _claim_cells(session: Session, job_id: int, cells: list[tuple[str, date, Stage]]) -> None:
-    """Claim cells for a job, refusing (and naming the holder) when a live job has any."""
+def _claim_cells(
+    session: Session,
+    job_id: int,
+    cells: list[tuple[str, date, Stage]],
+    *,
+    now: datetime,
+    lease_timeout: float,
+) -> None:
+    """Claim cells for a job, refusing (and naming the holder) when a live job has any.
+
+    A queued job that no worker claimed within the lease timeout does not block: it gives
+    up its cells (it becomes interrupted, resumable) rather than hold them forever."""
     by_source: dict[str, list[date]] = defaultdict(list)
     for source, day, _ in cells:
         by_source[source].append(day)
     wanted = set(cells)
+    holders: dict[int, IngestionJob] = {}
     for source, days in by_source.items():
         held = session.execute(
-            select(CellClaim, IngestionJob.status)
+            select(CellClaim, IngestionJob)
             .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
             .where(
                 CellClaim.source == source, CellClaim.day >= min(days), CellClaim.day <= max(days)
             )
         ).all()
-        for claim, status in held:
-            if (claim.source, claim.day, claim.stage) in wanted and status in JOB_LIVE:
-                raise Conflict(
-                    f"cell {claim.source} {claim.day} {claim.stage} is held by job {claim.job_id}"
-                    f" ({status}); wait for it, or cancel it with "
-                    f"`softcopy ingestion cancel {claim.job_id}`"
-                )
+        for claim, holder in held:
+            if (claim.source, claim.day, claim.stage) not in wanted:
+                continue
+            if holder.status not in JOB_LIVE:
+                continue
+            if leases.unclaimed_for(holder, now=now, timeout=lease_timeout) is None:
+                raise _held(claim, holder.status)
+            holders[claim.job_id] = holder
+    for holder in holders.values():
+        _give_up_cells(session, holder, taker=job_id, now=now, lease_timeout=lease_timeout)
     rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
     try:
         with session.begin_nested():  # a concurrent claim that won the race: a clean refusal
@@ -235,6 +307,38 @@ def _claim_cells(session: Session, job_id: int, cells: list[tuple[str, date, Sta
             f"job {job_id}: another job claimed some of these cells a moment ago; "
             "`softcopy ingestion jobs --status running` shows it"
         ) from None
+
+
+def _held(claim: CellClaim, status: JobStatus) -> Conflict:
+    return Conflict(
+        f"cell {claim.source} {claim.day} {claim.stage} is held by job {claim.job_id}"
+        f" ({status}); wait for it, or cancel it with "
+        f"`softcopy ingestion cancel {claim.job_id}`"
+    )
+
+
+def _give_up_cells(
+    session: Session, holder: IngestionJob, *, taker: int, now: datetime, lease_timeout: float
+) -> None:
+    """An unclaimed queued job hands its cells to `taker`: it becomes interrupted (nothing
+    of it ran, nothing is lost) and `resume` continues it later."""
+    assert holder.id is not None
+    waited = leases.unclaimed_for(holder, now=now, timeout=lease_timeout) or 0.0
+    try:  # guarded by status: a worker that claims it this instant wins, and we refuse
+        move_job(
+            session,
+            holder,
+            JobStatus.interrupted,
+            now=now,
+            error=f"no worker claimed it ({leases.describe_wait(waited)}); job {taker} took "
+            f"its cells; `softcopy ingestion resume {holder.id}` continues it",
+        )
+    except IllegalTransition:
+        raise Conflict(
+            f"job {holder.id} ({holder.status}) holds cells job {taker} needs; wait for it, or "
+            f"cancel it with `softcopy ingestion cancel {holder.id}`"
+        ) from None
+    release_claims(session, holder.id)
 
 
 def split_steps(
@@ -267,33 +371,3 @@ def _chunks(days: list[date], size: int) -> list[list[date]]:
         else:
             chunks.append([day])
     return chunks
-
-
-def _worker_is_gone(job: IngestionJob) -> bool:
-    """Only provable for a worker on this host: its process no longer exists."""
-    if job.worker_pid is None or job.worker_host != socket.gethostname():
-        return False
-    try:
-        os.kill(job.worker_pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(job.worker_pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _signal_worker(job: IngestionJob) -> None:
-    if job.worker_pid is None or job.worker_host != socket.gethostname():
-        return
-    if job.worker_pid == os.getpid():
-        return  # a foreground run cancelled from its own process stops at the day boundary
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(job.worker_pid, signal.SIGTERM)

@@ -101,8 +101,10 @@ class IngestionJob(SQLModel, table=True):
     heartbeat_at: datetime | None = _when(nullable=True)
     worker_pid: int | None = None
     worker_host: str | None = None
+    worker_started: float | None = None  # process start time: with host and pid, one process
     cancel_requested: bool = False
     created_at: datetime = _when(index=True)
+    queued_at: datetime | None = _when(nullable=True)  # when it last began to wait for a worker
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
     error: str | None = None

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import within
-from softcopy.ingestion import coverage, jobs
+from softcopy.ingestion import coverage, jobs, leases
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import index, scan
@@ -46,11 +46,21 @@ def reconcile(
     findings = [
         Finding(
             FindingKind.dead_lease,
-            f"job {job_id} stopped heartbeating: now interrupted; "
+            f"job {job_id}'s worker is gone (no heartbeat, or no process): ended; "
             f"`softcopy ingestion resume {job_id}` continues it",
             job_id=job_id,
         )
         for job_id in jobs.expire_leases(session, now=now, timeout=settings.lease_timeout)
+    ]
+    findings += [
+        Finding(
+            FindingKind.unclaimed_job,
+            f"job {job.id} is queued, {leases.describe_wait(waited)}: its worker never started "
+            f"or died first; `softcopy ingestion worker --job-id {job.id}` runs it, a new run "
+            "of its cells takes them over",
+            job_id=job.id,
+        )
+        for job, waited in jobs.unclaimed_jobs(session, now=now, timeout=settings.lease_timeout)
     ]
     for source in sources:
         scan.refresh(session, open_source(settings.source(source), settings.timezone))

@@ -1,5 +1,7 @@
-"""The worker side of a job: take the lease, heartbeat, run steps through an engine, write a
-checkpoint after each day (in the ledger's transaction), stop at a day boundary when asked.
+"""The worker side of a job: take the lease, heartbeat (both in leases.py), run steps through
+an engine, write a checkpoint after each day (in the ledger's transaction), stop at a day
+boundary when asked, and end the job `failed` with the error when the machine fails under
+it (a full or read-only disk, a database that refuses writes).
 
 Every write carries the lease epoch (`transitions.fence`): a worker that lost its lease
 stops at its next write and cannot overwrite the one that took over.
@@ -7,22 +9,20 @@ stops at its next write and cannot overwrite the one that took over.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import get_engine, session_scope, utcnow
-from softcopy.errors import OperationFailed, SoftcopyError
+from softcopy.errors import Conflict, OperationFailed, SoftcopyError
 from softcopy.ingestion import jobs, logs
 from softcopy.ingestion.engines import StageRunner, StepEngine, StepTicket, run_stage
+from softcopy.ingestion.leases import Heartbeat, claim, new_owner  # noqa: F401 (the worker's API)
 from softcopy.ingestion.models import Checkpoint, IngestionJob, JobStep
 from softcopy.ingestion.states import (
     STEP_DONE,
@@ -30,13 +30,14 @@ from softcopy.ingestion.states import (
     LogLevel,
     StepStatus,
 )
-from softcopy.ingestion.transitions import IllegalTransition, LeaseLost, fence, move_job, move_step
+from softcopy.ingestion.transitions import LeaseLost, fence, move_job, move_step
 from softcopy.memory import ledger
 from softcopy.memory.stage import StageContext, StageResult
 
 Clock = Callable[[], datetime]
 Progress = Callable[[int, int, str], None]  # days done, days total, what runs now
 TRANSIENT_ATTEMPTS = 3
+STOP_PAUSES = (0.0, 0.1, 0.4, 1.0)  # waits before each try to record a job's end
 
 
 class StepFailed(OperationFailed):
@@ -51,38 +52,24 @@ class CancelRequested(SoftcopyError):
     """Raised at a day boundary when the job was asked to stop."""
 
 
-def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+class JobNotEnded(OperationFailed):
+    """The job's end could not be written (the database refuses writes): its lease expires
+    and the next read of job state makes it interrupted, resumable."""
+
+    def __init__(self, job_id: int, wanted: JobStatus, fault: str) -> None:
+        self.job_id = job_id
+        self.wanted = wanted
+        self.fault = fault
+        super().__init__(f"job {job_id} could not be recorded as {wanted}: {fault}")
 
 
-def claim(
-    settings: Settings, *, owner: str, job_id: int | None = None, now: datetime
-) -> tuple[int, int] | None:
-    """Take the lease of a queued job (that one, or the oldest): (job id, epoch), or None."""
-    engine = get_engine(settings.database_url)
-    with session_scope(engine) as session:
-        query = select(IngestionJob.id).where(IngestionJob.status == JobStatus.queued)
-        if job_id is not None:
-            query = query.where(IngestionJob.id == job_id)
-        for candidate in session.scalars(query.order_by(IngestionJob.id).limit(20)):
-            job = session.get(IngestionJob, candidate)
-            assert job is not None
-            try:
-                move_job(
-                    session,
-                    job,
-                    JobStatus.running,
-                    now=now,
-                    lease_owner=owner,
-                    lease_epoch=job.lease_epoch + 1,
-                    heartbeat_at=now,
-                    worker_pid=os.getpid(),
-                    worker_host=socket.gethostname(),
-                )
-            except IllegalTransition:
-                continue  # another worker took it first
-            return candidate, job.lease_epoch
-    return None
+def describe_fault(exc: BaseException) -> str:
+    """One line for an exception: a database error without the SQL it was running."""
+    if isinstance(exc, SoftcopyError):
+        return str(exc)  # already one line that names what failed
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    return f"{type(exc).__name__}: {exc}"
 
 
 def execute(
@@ -98,6 +85,7 @@ def execute(
     engine = get_engine(settings.database_url)
     heartbeat = Heartbeat(settings, job_id=job_id, epoch=epoch, clock=clock)
     heartbeat.start()
+    step_id: int | None = None
     try:
         with session_scope(engine) as session:
             job = jobs.get_job(session, job_id)
@@ -123,17 +111,13 @@ def execute(
                 )
             except CancelRequested:
                 return _stop(settings, job_id, epoch, clock, JobStatus.cancelled, None, step_id)
-            except LeaseLost:
-                return None
-            except Exception as exc:  # a step is an error boundary: any failure fails it
-                reason = (
-                    exc.reason if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
-                )
-                return _stop(settings, job_id, epoch, clock, JobStatus.failed, reason, step_id)
             _finish_step(settings, job_id, step_id, epoch, clock, artifact)
+            step_id = None
         return _stop(settings, job_id, epoch, clock, JobStatus.succeeded, None, None)
     except LeaseLost:
         return None
+    except JobNotEnded:
+        raise  # nothing more can be written; the lease expires instead
     except KeyboardInterrupt:
         _stop(
             settings,
@@ -145,6 +129,9 @@ def execute(
             None,
         )
         raise
+    except Exception as exc:  # a step is an error boundary, and so is the machine under it
+        reason = exc.reason if isinstance(exc, StepFailed) else describe_fault(exc)
+        return _stop(settings, job_id, epoch, clock, JobStatus.failed, reason, step_id)
     finally:
         heartbeat.stop()
 
@@ -191,33 +178,6 @@ def run_step_days(
         return count
 
 
-class Heartbeat(threading.Thread):
-    """Keeps the lease fresh while a long day runs; every day's checkpoint also heartbeats."""
-
-    def __init__(self, settings: Settings, *, job_id: int, epoch: int, clock: Clock) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.settings = settings
-        self.job_id = job_id
-        self.epoch = epoch
-        self.clock = clock
-        self.interval = max(0.2, settings.lease_timeout / 4)
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        engine = get_engine(self.settings.database_url)
-        while not self._stopped.wait(self.interval):
-            try:
-                with session_scope(engine) as session:
-                    fence(session, job_id=self.job_id, epoch=self.epoch, now=self.clock())
-            except LeaseLost:
-                return  # the job moved on; the worker stops at its next write
-            except OperationalError:
-                continue  # a busy database: the next beat tries again
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-
 def _still_ours(session: Session, ticket: StepTicket) -> None:
     """Before a stage replaces a file or index rows: stop if the lease moved on."""
     epoch = session.scalar(select(IngestionJob.lease_epoch).where(IngestionJob.id == ticket.job_id))
@@ -245,6 +205,8 @@ def _run_day(
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
             return stage_runner(ctx, step.stage, step.source, day)
+        except (Conflict, CancelRequested):
+            raise  # the lease moved on, or a stop was asked for: not the day's failure
         except OperationFailed as exc:
             ctx.session.rollback()
             _record_day_failure(ctx, step, day, ticket, str(exc))
@@ -252,7 +214,7 @@ def _run_day(
         except OperationalError as exc:
             ctx.session.rollback()
             if attempt == TRANSIENT_ATTEMPTS:
-                raise
+                raise _day_failed(ctx, step, day, ticket, exc) from exc
             fence(ctx.session, job_id=ticket.job_id, epoch=ticket.epoch, now=ctx.clock())
             logs.write(
                 ctx.session,
@@ -267,7 +229,23 @@ def _run_day(
                 attempt=attempt,
             )
             ctx.session.commit()
+        except Exception as exc:  # the machine under the day (a full disk), or a bug
+            ctx.session.rollback()
+            raise _day_failed(ctx, step, day, ticket, exc) from exc
     raise AssertionError("unreachable")
+
+
+def _day_failed(
+    ctx: StageContext, step: JobStep, day: date, ticket: StepTicket, exc: BaseException
+) -> StepFailed:
+    """The day's failure, recorded in the ledger and the log if the database still takes
+    writes (when it does not, the job's end records the error, or its lease expires)."""
+    reason = f"{step.stage} {step.source} {day}: {describe_fault(exc)}"
+    try:
+        _record_day_failure(ctx, step, day, ticket, reason)
+    except (OperationalError, OSError):
+        ctx.session.rollback()
+    return StepFailed(step.id or 0, day, reason)
 
 
 def _record_day_failure(
@@ -381,7 +359,29 @@ def _stop(
     error: str | None,
     step_id: int | None,
 ) -> JobStatus:
-    """End the job: the current step, then the job, then its claims, in one transaction."""
+    """End the job, trying again for a few seconds while the database refuses writes (a
+    disk that was full may have room once the failed day's transaction is rolled back)."""
+    fault: BaseException | None = None
+    for pause in STOP_PAUSES:
+        time.sleep(pause)
+        try:
+            return _end_job(settings, job_id, epoch, clock, to, error, step_id)
+        except (OperationalError, OSError) as exc:
+            fault = exc
+    assert fault is not None
+    raise JobNotEnded(job_id, to, describe_fault(fault)) from fault
+
+
+def _end_job(
+    settings: Settings,
+    job_id: int,
+    epoch: int,
+    clock: Clock,
+    to: JobStatus,
+    error: str | None,
+    step_id: int | None,
+) -> JobStatus:
+    """The current step, then the job, then its claims, in one transaction."""
     engine = get_engine(settings.database_url)
     now = clock()
     with session_scope(engine) as session:

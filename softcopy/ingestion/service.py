@@ -26,7 +26,7 @@ from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow, within
 from softcopy.errors import BadDate, Conflict, DestructivePlan, NotFound
 from softcopy.ingestion import coverage as coverage_
-from softcopy.ingestion import jobs, logs, planner, runtime
+from softcopy.ingestion import jobs, leases, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
@@ -103,6 +103,8 @@ class JobView:
     job: IngestionJob
     steps: list[StepView]
     verification: Verification | None = None
+    # queued, and no worker claimed it within the lease timeout: for this many seconds
+    unclaimed_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def coverage(
     """Scan the sources (incrementally), compare with the ledger, persist a snapshot."""
     _check_range(range_start_day, range_end_day)
     names = _source_names(ctx, sources)
+    _expire_leases(ctx)  # a dead worker's cells are not `running`
     with session_scope(ctx.engine) as session:
         began = time.perf_counter()
         _refresh(ctx, session, names)
@@ -214,6 +217,7 @@ def latest_coverage(
 
 
 def plan(ctx: Context, *, options: PlanOptions) -> PlanView:
+    _expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         made = _make_plan(ctx, session, options)
         return _plan_view(session, made)
@@ -239,12 +243,18 @@ def enqueue(
     """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
     new one; any worker (`softcopy ingestion worker`) can then run it."""
     get_step_engine(engine)  # an unknown engine is refused before anything is written
+    _expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
     with session_scope(ctx.engine) as session:
         chosen = _plan_to_run(ctx, session, plan_id, options, replan)
         if chosen.cells == 0:
             return RunOutcome(plan=chosen, job=None)
         job = jobs.create_job(
-            session, plan=chosen, engine=engine, chunk_days=chunk_days, now=ctx.clock()
+            session,
+            plan=chosen,
+            engine=engine,
+            chunk_days=chunk_days,
+            now=ctx.clock(),
+            lease_timeout=ctx.settings.lease_timeout,
         )
     assert job.id is not None
     return RunOutcome(plan=chosen, job=show_job(ctx, job_id=job.id))
@@ -275,10 +285,11 @@ def resume(
     ctx: Context, *, job_id: int, detach: bool = False, progress: Progress | None = None
 ) -> JobView:
     """Continue a failed, cancelled or interrupted job from its checkpoints."""
+    _expire_leases(ctx)
     with session_scope(ctx.engine) as session:
-        jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
-    with session_scope(ctx.engine) as session:
-        jobs.prepare_resume(session, job_id=job_id, now=ctx.clock())
+        jobs.prepare_resume(
+            session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
+        )
     view = _execute(ctx, job_id, detach, progress)["job"]
     assert view is not None
     return view
@@ -286,7 +297,15 @@ def resume(
 
 def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
     with session_scope(ctx.engine) as session:
-        jobs.cancel(session, job_id=job_id, force=force, now=ctx.clock())
+    """Stop a job: a queued one, or one whose worker is gone, at once; a running one at its
+    next day boundary (`force`: now, fencing its worker)."""
+        jobs.cancel(
+            session,
+            job_id=job_id,
+            force=force,
+            now=ctx.clock(),
+            lease_timeout=ctx.settings.lease_timeout,
+        )
     return show_job(ctx, job_id=job_id)
 
 
@@ -350,7 +369,8 @@ def list_plans(
 def list_jobs(
     ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
 ) -> list[IngestionJob]:
-    """Jobs, newest first."""
+    """Jobs, newest first (`leases.unclaimed_for` tells which queued ones wait in vain)."""
+    _expire_leases(ctx)
     return _newest(ctx, IngestionJob, status, limit, offset)
 
 
@@ -370,6 +390,7 @@ def _newest(
 
 def show_job(ctx: Context, *, job_id: int) -> JobView:
     with Session(ctx.engine) as session:
+    _expire_leases(ctx)
         job = jobs.get_job(session, job_id)
         done = dict(
             session.execute(
@@ -385,7 +406,8 @@ def show_job(ctx: Context, *, job_id: int) -> JobView:
             .limit(1)
         )
         steps = [StepView(s, done.get(s.id, 0)) for s in jobs.steps_of(session, job_id)]
-        return JobView(job=job, steps=steps, verification=verification)
+        waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+        return JobView(job=job, steps=steps, verification=verification, unclaimed_seconds=waited)
 
 
 def job_logs(
@@ -397,6 +419,7 @@ def job_logs(
     limit: int = 500,
 ) -> list[LogRecord]:
     with Session(ctx.engine) as session:
+    _expire_leases(ctx)
         jobs.get_job(session, job_id)
         return logs.query(session, job_id=job_id, after_id=after_id, level=level, limit=limit)
 
@@ -404,10 +427,12 @@ def job_logs(
 def follow_logs(
     ctx: Context, *, job_id: int, level: LogLevel | None = None, poll_seconds: float = 0.5
 ) -> Iterator[LogRecord]:
-    """Yield a job's log rows as they are written, until the job has ended."""
+    """Yield a job's log rows as they are written, until the job has ended (interrupted
+    included: a dead worker's lease expires here too)."""
     after = 0
     while True:
         with Session(ctx.engine) as session:
+        _expire_leases(ctx)
             status = jobs.get_job(session, job_id).status
             rows = logs.query(session, job_id=job_id, after_id=after, level=level)
         for row in rows:
@@ -427,8 +452,7 @@ def work(
     owner = runtime.new_owner()
     ran: list[int] = []
     while True:
-        with session_scope(ctx.engine) as session:
-            jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+        _expire_leases(ctx)
         claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
         if claimed is not None:
             _run_claimed(ctx, *claimed, progress=None)
@@ -581,3 +605,9 @@ def _model(ctx: Context) -> str:
 def _check_range(start: date | None, end: date | None) -> None:
     if start and end and end < start:
         raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
+def _expire_leases(ctx: Context) -> list[int]:
+    """End jobs whose worker is gone, in a transaction of its own (see jobs.expire_leases)."""
+    with session_scope(ctx.engine) as session:
+        return jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+
+

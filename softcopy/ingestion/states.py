@@ -49,7 +49,9 @@ class JobStatus(StrEnum):
     succeeded = "succeeded"  # every step finished
     failed = "failed"  # a step failed; resumable
     cancelled = "cancelled"  # stopped on request; resumable
-    interrupted = "interrupted"  # the lease expired: the worker died; resumable
+    # the lease expired (the worker died), or a queued job nobody claimed within the lease
+    # timeout gave its cells to a newer run; resumable either way
+    interrupted = "interrupted"
 
 
 class StepStatus(StrEnum):
@@ -92,7 +94,7 @@ JOB_LEASED = frozenset({JobStatus.running, JobStatus.cancelling})  # a worker sh
 STEP_DONE = frozenset({StepStatus.succeeded, StepStatus.skipped})
 
 JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled}),
+    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled, JobStatus.interrupted}),
     JobStatus.running: frozenset(
         {
             JobStatus.succeeded,
@@ -133,5 +135,6 @@ class FindingKind(StrEnum):
     missing_index_rows = "missing_index_rows"  # a published day with no rows in the index
     index_mismatch = "index_mismatch"  # the index holds other items than were published
     dead_lease = "dead_lease"  # a running job whose worker stopped heartbeating
+    unclaimed_job = "unclaimed_job"  # a queued job no worker claimed within the lease timeout
     future_dated = "future_dated"  # a source has items dated after today (a bad clock, a typo)
     source_problem = "source_problem"  # a record the scan could not read, or read repaired

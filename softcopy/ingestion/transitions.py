@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session
 
 from softcopy.errors import Conflict
@@ -68,9 +68,12 @@ def move_job(
     now: datetime,
     epoch: int | None = None,
     error: str | None = None,
+    stale_before: datetime | None = None,
     **values: Any,
 ) -> None:
-    """Move `job` to `to`, refusing an illegal move and (with `epoch`) a lost lease."""
+    """Move `job` to `to`, refusing an illegal move and (with `epoch`) a lost lease; with
+    `stale_before`, only if the worker has not heartbeaten since (an expiry that a fresh
+    heartbeat overtook does not happen)."""
     assert job.id is not None
     if to not in JOB_TRANSITIONS[job.status]:
         raise IllegalTransition("job", job.id, job.status, to)
@@ -80,7 +83,7 @@ def move_job(
     if to in JOB_TERMINAL:
         values["finished_at"] = now
     if to is JobStatus.queued:
-        values |= {"finished_at": None, "error": None, "cancel_requested": False}
+        values |= {"finished_at": None, "error": None, "cancel_requested": False, "queued_at": now}
     if error is not None:
         values["error"] = error
     statement = update(IngestionJob).where(
@@ -89,6 +92,9 @@ def move_job(
     )
     if epoch is not None:
         statement = statement.where(IngestionJob.lease_epoch == epoch)  # type: ignore[arg-type]
+    if stale_before is not None:
+        beat = IngestionJob.heartbeat_at
+        statement = statement.where(or_(beat.is_(None), beat < stale_before))  # type: ignore[union-attr,operator]
     before = job.status  # the UPDATE below also refreshes `job` in the session
     if session.execute(statement.values(**values)).rowcount != 1:
         session.refresh(job)

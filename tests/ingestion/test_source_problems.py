@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from softcopy.ingestion import service
 from softcopy.ingestion.states import FindingKind, JobStatus, PlanMode
 from softcopy.memory.search import search
 from tests.conftest import DEMO_TODAY
+from tests.ingestion.test_api import fetch, jp_server_config  # noqa: F401 (fixtures)
 
 CUT_DAY = DEMO_TODAY - timedelta(days=3)
 CUT = f'{{"id": "cut", "ts": "{CUT_DAY}T10:00:00Z", "text": "half an emoji: \\ud83d"}}\n'
@@ -92,3 +94,20 @@ def test_dashboard_lists_a_few_problems() -> None:
     shown = problems_html(problems, 7)
     assert shown.count("<li>") == 6 and "… and 2 more" in shown and "&lt;bad&gt;" in shown
     assert problems_html([], 0) == ""
+
+
+async def test_the_api_answers_with_the_problems_never_a_500(
+    ctx: service.Context,
+    fetch: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    break_sources(ctx)
+    code, taken = await fetch("coverage", body={})
+    assert code == 201 and taken["problems_total"] == 3
+    assert [p["repaired"] for p in taken["problems"]] == [False, False, True]
+    code, latest = await fetch("coverage")
+    assert code == 200 and latest["problems"] == taken["problems"]
+    assert (await fetch("jobs"))[0] == 200
+    code, report = await fetch("reconcile", body={})
+    assert code in (200, 201)
+    kinds = [f["kind"] for f in report["findings"]]
+    assert kinds.count("source_problem") == 3

@@ -75,3 +75,5 @@ def test_every_skip_is_counted_once_and_the_sum_is_what_is_printed(
     export_row = next(line for line in out.splitlines() if "export" in line and "chat" in line)
     cells = [c.strip() for c in export_row.split("│") if c.strip()]
     assert cells[4] == str(day_skips + undated)  # the table's "skipped" column
+    assert main(["ledger", "list", "--source", "chat"]) == 0
+    assert "chat: 3 more skipped, day unknown" in capsys.readouterr().out

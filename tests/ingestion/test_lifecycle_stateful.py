@@ -1,0 +1,363 @@
+"""The job lifecycle as a hypothesis state machine: random sequences of plan, run, enqueue
+(a detached job whose worker never comes), cancel, force-cancel, a worker that claims a
+job and dies mid-step, a fenced worker that wakes up and tries to write, resume,
+reconcile and clock advances, all through the service with an injected clock.
+
+After every step: no two live jobs hold a cell, every ended job has released its claims,
+no job stays live with an expired lease after a service read, checkpoints are only
+written under the current epoch, and a job's checkpointed days are never redone.
+
+SQLite only: every example starts from a fresh copy of a small demo home, which a
+PostgreSQL schema per example would make several times slower; the PostgreSQL leg of
+the same rules runs in test_stuck_jobs.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from softcopy.config import load_settings
+from softcopy.db import dispose_engines, get_engine
+from softcopy.demo import build_demo
+from softcopy.errors import Conflict
+from softcopy.ingestion import engines, leases, runtime, service
+from softcopy.ingestion.engines import InlineEngine, StepTicket, run_stage
+from softcopy.ingestion.models import CellClaim, Checkpoint, IngestionJob, JobStep
+from softcopy.ingestion.states import (
+    JOB_LEASED,
+    JOB_LIVE,
+    JOB_RESUMABLE,
+    JobStatus,
+    PlanMode,
+    Stage,
+)
+from softcopy.ingestion.transitions import LeaseLost
+from softcopy.memory import index
+from softcopy.memory.stage import StageContext, StageResult
+
+TODAY = date(2026, 3, 31)
+DAYS = [TODAY - timedelta(days=i) for i in range(3)][::-1]
+ENGINE = "stateful"
+
+
+class WorkerDied(BaseException):
+    """A worker killed mid-step (SIGKILL): nothing below catches it, nothing is cleaned."""
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo home with a migrated SQLite database: each example starts from a copy."""
+    home = tmp_path_factory.mktemp("lifecycle") / "home"
+    home.mkdir()
+    build_demo(home, days=len(DAYS), today=TODAY)
+    settings_ = load_settings(home, env={})
+    get_engine(settings_.database_url)
+    dispose_engines()
+    return home
+
+
+class Clock:
+    """Starts at the real time (a worker's checkpoints heartbeat with it), then moves only
+    when a rule says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return max(self.now, datetime.now(UTC))
+
+
+class Lifecycle(RuleBasedStateMachine):
+    template: Path
+    current: Lifecycle  # the machine whose stage the registered engine runs
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="lifecycle-"))
+        home = self.tmp / "home"
+        shutil.copytree(self.template, home)
+        self.clock = Clock()
+        settings_ = load_settings(home, env={})
+        self.ctx = service.Context(
+            settings=settings_, engine=get_engine(settings_.database_url), clock=self.clock
+        )
+        self.fail_after: int | None = None  # the stage runner raises ENOSPC after n days
+        self.die_after: int | None = None  # ... or the worker dies after n days
+        self.redone: list[str] = []
+        self.old_epochs: dict[tuple[int, int], int] = {}  # (job, superseded epoch) -> checkpoints
+        Lifecycle.current = self
+
+    def teardown(self) -> None:
+        index.close_all()
+        dispose_engines()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the stage every job runs: real stages, a fault on demand, and a redo detector --
+
+    def stage(self, c: StageContext, stage: Stage, source: str, day: date) -> StageResult:
+        job_id = int(c.done_by.split(":")[1])
+        done = c.session.scalar(
+            select(func.count())
+            .select_from(Checkpoint)
+            .where(
+                Checkpoint.job_id == job_id,
+                Checkpoint.source == source,
+                Checkpoint.day == day,
+                Checkpoint.stage == stage,
+            )
+        )
+        if done:
+            self.redone.append(f"job {job_id} redid {stage} {source} {day}")
+        if self.die_after is not None:
+            if self.die_after == 0:
+                raise WorkerDied
+            self.die_after -= 1
+        if self.fail_after is not None:
+            if self.fail_after == 0:
+                self.fail_after = None
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.fail_after -= 1
+        return run_stage(c, stage, source, day)
+
+    def _options(self, first: int, span: int, force: bool, source: str | None):
+        return service.PlanOptions(
+            mode=PlanMode.backfill_range,
+            range_start_day=DAYS[first],
+            range_end_day=DAYS[min(first + span, len(DAYS) - 1)],
+            force=force,
+            sources=[source] if source else None,
+        )
+
+    def _jobs(self, statuses: frozenset[JobStatus] | None = None) -> list[int]:
+        query = select(IngestionJob.id).order_by(IngestionJob.id)  # type: ignore[arg-type]
+        if statuses is not None:
+            query = query.where(IngestionJob.status.in_(statuses))  # type: ignore[attr-defined]
+        with Session(self.ctx.engine) as session:
+            return list(session.scalars(query))
+
+    def _pick(self, pick: int, statuses: frozenset[JobStatus] | None = None) -> int | None:
+        found = self._jobs(statuses)
+        return found[pick % len(found)] if found else None
+
+    def _plan(self, cells, saved: bool) -> dict:  # type: ignore[type-arg]
+        """Plan first and apply the saved plan, or plan and run in one call."""
+        options = self._options(*cells)
+        if not saved:
+            return {"options": options}
+        try:
+            return {"plan_id": service.plan(self.ctx, options=options).plan.id}
+        except Conflict:  # e.g. a destructive plan: nothing to apply
+            return {"options": options}
+
+    # -- rules --------------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        service.list_jobs(self.ctx)
+
+    cells = st.tuples(
+        st.integers(0, len(DAYS) - 1),
+        st.integers(0, len(DAYS) - 1),
+        st.booleans(),
+        st.sampled_from([None, "notes", "chat", "mail"]),
+    )
+    picks = st.integers(0, 50)
+    faults = st.none() | st.integers(0, 8)
+
+    @rule(cells=cells, saved=st.booleans(), fail_after=faults)
+    def run(self, cells, saved: bool, fail_after: int | None) -> None:
+        """A foreground run (inline), failing with ENOSPC after `fail_after` days."""
+        plan = self._plan(cells, saved)
+        self.fail_after = fail_after
+        try:
+            outcome = service.run(self.ctx, engine=ENGINE, **plan)
+        except Conflict:
+            event("run: refused")
+            return
+        finally:
+            self.fail_after = None
+        event(f"run: {outcome.job.job.status if outcome.job else 'nothing to do'}")
+
+    @rule(cells=cells, saved=st.booleans())
+    def enqueue(self, cells, saved: bool) -> None:
+        """A detached job whose worker never starts (the API always detaches)."""
+        try:
+            outcome = service.enqueue(self.ctx, engine=ENGINE, **self._plan(cells, saved))
+        except Conflict:
+            event("enqueue: refused")
+            return
+        event(f"enqueue: {'queued' if outcome.job else 'nothing to do'}")
+
+    @rule(pick=picks, days=st.integers(0, 8), cells=cells)
+    def worker_claims_then_dies(self, pick: int, days: int, cells) -> None:
+        """A worker takes a queued job's lease (a new one's if none waits), checkpoints some
+        days, and is killed."""
+        job_id = self._pick(pick, frozenset({JobStatus.queued}))
+        if job_id is None:
+            try:
+                outcome = service.enqueue(self.ctx, engine=ENGINE, options=self._options(*cells))
+            except Conflict:
+                return
+            if outcome.job is None:
+                return
+            job_id = outcome.job.job.id
+        claimed = runtime.claim(self.ctx.settings, owner="doomed", job_id=job_id, now=self.clock())
+        assert claimed is not None
+        self.die_after = days
+        try:
+            runtime.execute(
+                self.ctx.settings,
+                job_id=job_id,
+                epoch=claimed[1],
+                step_engine=engines.get_engine(ENGINE),
+                clock=self.clock,
+            )
+            event("a worker finished before it could die")
+        except WorkerDied:
+            event("a worker died mid-step")
+        finally:
+            self.die_after = None
+
+    @precondition(lambda self: self._jobs())
+    @rule(pick=picks, epoch_back=st.integers(1, 3))
+    def fenced_worker_wakes(self, pick: int, epoch_back: int) -> None:
+        """A worker from an older lease wakes up and tries to run a step: it writes nothing."""
+        job_id = self._pick(pick)
+        with Session(self.ctx.engine) as session:
+            job = session.get(IngestionJob, job_id)
+            step = session.scalars(select(JobStep).where(JobStep.job_id == job_id)).first()
+        assert job is not None and step is not None and step.id is not None
+        old = job.lease_epoch - epoch_back
+        if old < 1:
+            return
+        event("a fenced worker woke up")
+        with pytest.raises(LeaseLost):
+            runtime.run_step_days(
+                StepTicket(self.ctx.settings, job.id, step.id, old),  # type: ignore[arg-type]
+                stage_runner=self.stage,
+            )
+
+    @precondition(lambda self: self._jobs(JOB_LIVE))
+    @rule(pick=picks, force=st.booleans())
+    def cancel(self, pick: int, force: bool) -> None:
+        job_id = self._pick(pick, JOB_LIVE)
+        assert job_id is not None
+        before = service.show_job(self.ctx, job_id=job_id).job.status  # a read: may expire it
+        try:
+            view = service.cancel(self.ctx, job_id=job_id, force=force)
+        except Conflict:
+            event(f"cancel{' --force' if force else ''} of a {before} job: refused")
+            return
+        event(f"cancel{' --force' if force else ''} of a {before} job: {view.job.status}")
+        assert view.job.status in (JobStatus.cancelled, JobStatus.cancelling)
+        if force or before is JobStatus.queued:
+            assert view.job.status is JobStatus.cancelled
+
+    @precondition(lambda self: self._jobs(JOB_RESUMABLE))
+    @rule(pick=picks, fail_after=faults)
+    def resume(self, pick: int, fail_after: int | None) -> None:
+        job_id = self._pick(pick, JOB_RESUMABLE)
+        assert job_id is not None
+        before = service.show_job(self.ctx, job_id=job_id).job.status
+        self.fail_after = fail_after
+        try:
+            view = service.resume(self.ctx, job_id=job_id)
+        except Conflict:
+            event(f"resume of a {before} job: refused")
+            return
+        finally:
+            self.fail_after = None
+        event(f"resume of a {before} job: {view.job.status}")
+
+    @precondition(lambda self: self._jobs(frozenset({JobStatus.queued})))
+    @rule()
+    def work(self) -> None:
+        """Any worker: claims the oldest queued job, whoever queued it."""
+        event(f"a worker ran {len(service.work(self.ctx, once=True))} job")
+
+    @rule()
+    def reconcile(self) -> None:
+        service.reconcile(self.ctx)
+
+    @rule(seconds=st.sampled_from([1.0, 30.0, 59.0, 61.0, 600.0]))
+    def advance_clock(self, seconds: float) -> None:
+        self.clock.now = self.clock() + timedelta(seconds=seconds)
+
+    # -- invariants ---------------------------------------------------------------------
+
+    @invariant()
+    def ended_jobs_hold_no_cells(self) -> None:
+        with Session(self.ctx.engine) as session:
+            held = session.execute(
+                select(CellClaim.job_id, IngestionJob.status).join(
+                    IngestionJob,
+                    IngestionJob.id == CellClaim.job_id,  # type: ignore[arg-type]
+                )
+            ).all()
+        # the claim table's key makes one holder per cell; its holder must be live
+        assert all(status in JOB_LIVE for _, status in held), held
+
+    @invariant()
+    def no_live_job_with_an_expired_lease_after_a_read(self) -> None:
+        rows = service.list_jobs(self.ctx, limit=1000)
+        before = leases.deadline(self.clock(), self.ctx.settings.lease_timeout)
+        for job in rows:
+            if job.status in JOB_LEASED:
+                assert not leases.lease_expired(job, before), job
+                assert not leases.worker_is_gone(job), job
+
+    @invariant()
+    def checkpoints_only_under_the_current_epoch(self) -> None:
+        with Session(self.ctx.engine) as session:
+            epochs = dict(session.execute(select(IngestionJob.id, IngestionJob.lease_epoch)).all())
+            counts = session.execute(
+                select(Checkpoint.job_id, Checkpoint.lease_epoch, func.count()).group_by(
+                    Checkpoint.job_id, Checkpoint.lease_epoch
+                )
+            ).all()
+        for job_id, epoch, n in counts:
+            assert epoch <= epochs[job_id]
+            if epoch < epochs[job_id]:  # superseded: it may never gain a checkpoint again
+                seen = self.old_epochs.setdefault((job_id, epoch), n)
+                assert n == seen, f"job {job_id}: epoch {epoch} wrote after it was fenced"
+
+    @invariant()
+    def checkpointed_days_are_never_redone(self) -> None:
+        assert self.redone == []
+
+
+def test_job_lifecycle_keeps_its_invariants(
+    template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Lifecycle.template = template
+    monkeypatch.setitem(
+        engines._ENGINES, ENGINE, lambda: InlineEngine(stage_runner=Lifecycle.current.stage)
+    )
+    run_state_machine_as_test(
+        Lifecycle,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=15,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

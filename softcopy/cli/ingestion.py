@@ -340,6 +340,7 @@ def list_jobs(
         return
     table = Table("id", "status", "plan", "engine", "days", "created", "error")
     for job in rows:
+        waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
         table.add_row(
             str(job.id),
             f"{job.status}, {leases.describe_wait(waited)}" if waited else str(job.status),
@@ -360,7 +361,6 @@ def show(job_id: JobId, home: Home = None, as_json: AsJson = False) -> None:
 
 @app.command("logs")
 def job_logs(
-        waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
     job_id: JobId,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
@@ -424,6 +424,12 @@ def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
     )
     if job.error:
         console.print(f"  error: {job.error}", markup=False)
+    if view.unclaimed_seconds:
+        console.print(
+            f"  queued, {leases.describe_wait(view.unclaimed_seconds)}: no worker took it; "
+            f"`softcopy ingestion worker --job-id {job.id}` runs it",
+            markup=False,
+        )
     table = Table("#", "stage", "source", "days", "done", "status", "attempts")
     table.add_column("artifact", overflow="fold")
     for sv in view.steps:
@@ -447,12 +453,6 @@ def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
 
 
 def _print_plan(view: service.PlanView) -> None:
-    if view.unclaimed_seconds:
-        console.print(
-            f"  queued, {leases.describe_wait(view.unclaimed_seconds)}: no worker took it; "
-            f"`softcopy ingestion worker --job-id {job.id}` runs it",
-            markup=False,
-        )
     p = view.plan
     console.print(f"plan {p.id} ({p.mode}): {p.cells} cells in {len(view.steps)} steps")
     counts = Counter((i.source, i.stage, i.state) for i in view.items)

@@ -296,9 +296,9 @@ def resume(
 
 
 def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
-    with session_scope(ctx.engine) as session:
     """Stop a job: a queued one, or one whose worker is gone, at once; a running one at its
     next day boundary (`force`: now, fencing its worker)."""
+    with session_scope(ctx.engine) as session:
         jobs.cancel(
             session,
             job_id=job_id,
@@ -389,8 +389,8 @@ def _newest(
 
 
 def show_job(ctx: Context, *, job_id: int) -> JobView:
-    with Session(ctx.engine) as session:
     _expire_leases(ctx)
+    with Session(ctx.engine) as session:
         job = jobs.get_job(session, job_id)
         done = dict(
             session.execute(
@@ -418,8 +418,8 @@ def job_logs(
     level: LogLevel | None = None,
     limit: int = 500,
 ) -> list[LogRecord]:
-    with Session(ctx.engine) as session:
     _expire_leases(ctx)
+    with Session(ctx.engine) as session:
         jobs.get_job(session, job_id)
         return logs.query(session, job_id=job_id, after_id=after_id, level=level, limit=limit)
 
@@ -431,8 +431,8 @@ def follow_logs(
     included: a dead worker's lease expires here too)."""
     after = 0
     while True:
-        with Session(ctx.engine) as session:
         _expire_leases(ctx)
+        with Session(ctx.engine) as session:
             status = jobs.get_job(session, job_id).status
             rows = logs.query(session, job_id=job_id, after_id=after, level=level)
         for row in rows:
@@ -587,6 +587,12 @@ def _plan_view(session: Session, made: IngestionPlan) -> PlanView:
     return PlanView(plan=made, items=items, steps=jobs.split_steps(items, jobs.DEFAULT_CHUNK_DAYS))
 
 
+def _expire_leases(ctx: Context) -> list[int]:
+    """End jobs whose worker is gone, in a transaction of its own (see jobs.expire_leases)."""
+    with session_scope(ctx.engine) as session:
+        return jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+
+
 def _refresh(ctx: Context, session: Session, names: list[str]) -> None:
     for name in names:
         scan.refresh(session, open_source(ctx.settings.source(name), ctx.settings.timezone))
@@ -605,9 +611,3 @@ def _model(ctx: Context) -> str:
 def _check_range(start: date | None, end: date | None) -> None:
     if start and end and end < start:
         raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
-def _expire_leases(ctx: Context) -> list[int]:
-    """End jobs whose worker is gone, in a transaction of its own (see jobs.expire_leases)."""
-    with session_scope(ctx.engine) as session:
-        return jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
-
-

@@ -104,12 +104,15 @@ def problems(
 ) -> tuple[list[RecordProblem], int]:
     """The sources' problems as the last scan found them: undated ones, then those of days
     in [start, end] by day; at most PROBLEMS_LISTED of them, and how many there are."""
+    names = list(sources)
     found = [
         RecordProblem(p.source, p.location, p.reason, p.day, p.repaired)
-        for p in scan.source_problems(session, list(sources), start, end)
+        for p in scan.source_problems(session, names, start, end, limit=PROBLEMS_LISTED)
     ]
-    found.sort(key=lambda p: (p.day is not None, p.day or date.min, p.repaired))
-    return found[:PROBLEMS_LISTED], len(found)
+    total = len(found)
+    if total == PROBLEMS_LISTED:
+        total = scan.count_problems(session, names, start, end)
+    return found, total
 
 
 def fingerprint(cells: Iterable[Cell]) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlmodel import Session
 
 from softcopy.errors import BadRecord
@@ -96,15 +96,39 @@ def day_problems(session: Session, source: str, day: date) -> list[SourceProblem
 
 
 def source_problems(
-    session: Session, sources: list[str], start: date | None = None, end: date | None = None
+    session: Session,
+    sources: list[str],
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[SourceProblem]:
-    """Every problem of these sources: undated ones always, dated ones in [start, end]."""
+    """Problems of these sources: undated ones always, dated ones in [start, end]; undated
+    first, then by day, bad records before repair warnings; the first `limit` of them."""
+    query = _problems(sources, start, end).order_by(
+        SourceProblem.day.is_not(None),  # type: ignore[union-attr]
+        SourceProblem.day,
+        SourceProblem.repaired,
+        SourceProblem.source,
+        SourceProblem.id,
+    )
+    return list(session.scalars(query.limit(limit) if limit is not None else query))
+
+
+def count_problems(
+    session: Session, sources: list[str], start: date | None = None, end: date | None = None
+) -> int:
+    subquery = _problems(sources, start, end).subquery()
+    return session.scalar(select(func.count()).select_from(subquery)) or 0
+
+
+def _problems(sources: list[str], start: date | None, end: date | None) -> Select:
     query = select(SourceProblem).where(SourceProblem.source.in_(sources))  # type: ignore[attr-defined]
     if start:
         query = query.where(SourceProblem.day.is_(None) | (SourceProblem.day >= start))  # type: ignore[union-attr]
     if end:
         query = query.where(SourceProblem.day.is_(None) | (SourceProblem.day <= end))  # type: ignore[union-attr]
-    return list(session.scalars(query.order_by(SourceProblem.source, SourceProblem.id)))
+    return query
 
 
 def undated_count(session: Session, source: str) -> int:

@@ -46,6 +46,18 @@ def test_coverage_of_a_lone_surrogate_and_undated_records_lists_them(
     assert latest is not None and latest.problems == report.problems
 
 
+def test_a_report_lists_a_bounded_number_and_counts_them_all(
+    ctx: service.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softcopy.ingestion import coverage
+
+    break_sources(ctx, undated=4)
+    monkeypatch.setattr(coverage, "PROBLEMS_LISTED", 3)
+    report = service.coverage(ctx)
+    assert [(p.source, p.day) for p in report.problems] == [("chat", None)] * 3
+    assert report.problems_total == 6
+
+
 def test_a_strict_backfill_succeeds_and_indexes_the_repaired_text(ctx: service.Context) -> None:
     break_sources(ctx)
     outcome = service.run(

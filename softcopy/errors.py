@@ -5,7 +5,11 @@
     │   ├── ConfigError           softcopy.toml or settings are wrong
     │   ├── UnknownSource         no source of that name
     │   ├── SourceExists          a source name already reads another path or kind
-    │   └── BadDate               a date or range that does not parse or is reversed
+    │   ├── BadDate               a date or range that does not parse or is reversed
+    │   └── FieldError            bad input about named fields (each face names them)
+    │       ├── OutOfRange        a number outside its allowed range
+    │       ├── MissingFields     fields a request needs but lacks
+    │       └── ReversedRange     an end day before the start day (also a BadDate)
     ├── NotFound                  an id that does not exist: exit 2, HTTP 404
     ├── Conflict                  the request contradicts persisted state: exit 2, HTTP 409
     │   └── DestructivePlan       a plan would remove published items; not allowed
@@ -23,6 +27,7 @@ Facts travel as attributes so each face can render them its own way.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -44,11 +49,67 @@ class UnknownSource(UserError):
         self.name = name
         self.known = known
         hint = f"; known sources: {', '.join(known)}" if known else "; no sources are configured"
-        super().__init__(f"unknown source {name!r}{hint}")
+        super().__init__(f"unknown source {echo(name)}{hint}")
 
 
 class BadDate(UserError):
     """A date or day range that does not parse or is reversed."""
+
+
+class FieldError(UserError):
+    """Bad input about named fields. The message is a template with one `{}` per field, so
+    each face can name the fields its own way (a JSON key, a --flag); `str()` uses the
+    field names themselves."""
+
+    def __init__(self, template: str, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self._template = template
+        super().__init__(template.format(*fields))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with every field named by `name` (e.g. `lambda f: "--" + f`)."""
+        return self._template.format(*map(name, self.fields))
+
+
+class OutOfRange(FieldError):
+    """A number outside the range `softcopy.limits` allows for its field."""
+
+    def __init__(self, field: str, value: object, minimum: int, maximum: int) -> None:
+        self.field = field
+        self.value = value
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(
+            f"{{}}: {echo(value)} is out of range; allowed: {minimum}..{maximum}", (field,)
+        )
+
+
+class MissingFields(FieldError):
+    """A request lacks fields it needs (`what` says which request)."""
+
+    def __init__(self, what: str, fields: tuple[str, ...]) -> None:
+        self.what = what
+        super().__init__(f"{what} needs " + " and ".join("{}" for _ in fields), fields)
+
+
+class ReversedRange(FieldError, BadDate):
+    """A day range whose end is before its start."""
+
+    def __init__(
+        self, start: date, end: date, fields: tuple[str, str] = ("range_start_day", "range_end_day")
+    ) -> None:
+        self.start = start
+        self.end = end
+        super().__init__(f"{{1}} {end} is before {{0}} {start}", fields)
+
+
+ECHO_CHARS = 80
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """A value as a message may echo it: its repr, cut to `limit` characters."""
+    text = repr(value) if not isinstance(value, int) else str(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
 class SourceExists(UserError):

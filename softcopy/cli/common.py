@@ -1,8 +1,10 @@
-"""What every command shares: --home and --json, date parsing, opening the home, output."""
+"""What every command shares: --home and --json, date parsing, number bounds, opening the
+home, output, and how a core error's field names become this face's flags."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +19,8 @@ from sqlalchemy.engine import Engine
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine
-from softcopy.errors import BadDate
+from softcopy.errors import BadDate, FieldError, ReversedRange, SoftcopyError
+from softcopy.limits import Bound
 from softcopy.serialize import jsonable
 
 console = Console()
@@ -29,6 +32,32 @@ def parse_iso_day(value: str, what: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise BadDate(f"bad date {value!r} for {what}: expected YYYY-MM-DD") from None
+
+
+def flag(field: str) -> str:
+    """The option a core field name stands for here: `range_end_day` → `--range-end-day`."""
+    return "--" + field.replace("_", "-") if re.fullmatch(r"[a-z][a-z0-9_]*", field) else field
+
+
+def describe(error: SoftcopyError) -> str:
+    """A core error worded for the command line: its fields named by their flags."""
+    return error.worded(flag) if isinstance(error, FieldError) else str(error)
+
+
+def bounded(bound: Bound) -> Callable[[typer.Context, typer.CallbackParam, Any], Any]:
+    """A callback refusing a number outside `bound` (softcopy.limits) with one line that
+    names the option and the range, instead of a traceback deep in the database."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return None
+        if getattr(param, "param_type_name", "") == "argument":
+            name = param.metavar or str(param.name).upper()
+        else:
+            name = max(param.opts, key=len) if param.opts else bound.field
+        return bound.check(value, field=name)
+
+    return check
 
 
 def _parse_day(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> date | None:
@@ -71,7 +100,7 @@ def day_range(
             raise BadDate("give either --day or --range-start-day/--range-end-day, not both")
         return day, day
     if start and end and end < start:
-        raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
+        raise ReversedRange(start, end)
     return start, end
 
 

@@ -6,13 +6,16 @@ from typing import Annotated
 
 import typer
 
-from softcopy.cli.common import AsJson, Home, console, print_json
+from softcopy import limits
+from softcopy.cli.common import AsJson, Home, bounded, console, print_json
 from softcopy.config import default_home
 from softcopy.demo import build_demo
 
 
 def demo(
-    days: Annotated[int, typer.Option("--days", min=7, max=3660, help="How many days back.")] = 120,
+    days: Annotated[
+        int, typer.Option("--days", callback=bounded(limits.DEMO_DAYS), help="How many days back.")
+    ] = 120,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

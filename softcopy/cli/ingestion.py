@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from softcopy import limits
 from softcopy.cli.common import (
     AsJson,
     Home,
     RangeEnd,
     RangeStart,
     Sources,
+    bounded,
     console,
     day_range,
     jsonable,
@@ -36,7 +38,12 @@ Stages = Annotated[
 ]
 Mode = Annotated[PlanMode | None, typer.Option("--mode", help="How to choose the cells.")]
 Lookback = Annotated[
-    int, typer.Option("--lookback-days", min=0, help="catch_up_recent: days to re-check.")
+    int,
+    typer.Option(
+        "--lookback-days",
+        callback=bounded(limits.LOOKBACK_DAYS),
+        help="catch_up_recent: days to re-check.",
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="backfill_range: redo current cells too.")]
 AllowShrink = Annotated[
@@ -48,12 +55,19 @@ AllowShrink = Annotated[
     ),
 ]
 ReconciliationId = Annotated[
-    int | None, typer.Option("--reconciliation-id", help="repair: which reconciliation.")
+    int | None,
+    typer.Option(
+        "--reconciliation-id",
+        callback=bounded(limits.RECONCILIATION_ID),
+        help="repair: which reconciliation.",
+    ),
 ]
 Detach = Annotated[
     bool, typer.Option("--detach", help="Run in a background worker; print the job id.")
 ]
-JobId = Annotated[int, typer.Argument(help="The job id.", show_default=False)]
+JobId = Annotated[
+    int, typer.Argument(callback=bounded(limits.JOB_ID), help="The job id.", show_default=False)
+]
 
 
 def _options(
@@ -168,7 +182,10 @@ def plan(
 
 @app.command()
 def run(
-    plan_id: Annotated[int | None, typer.Option("--plan-id", help="Run this saved plan.")] = None,
+    plan_id: Annotated[
+        int | None,
+        typer.Option("--plan-id", callback=bounded(limits.PLAN_ID), help="Run this saved plan."),
+    ] = None,
     mode: Mode = None,
     range_start_day: RangeStart = None,
     range_end_day: RangeEnd = None,
@@ -182,7 +199,8 @@ def run(
         str, typer.Option("--engine", help=f"One of: {', '.join(engine_names())}.")
     ] = DEFAULT_ENGINE,
     chunk_days: Annotated[
-        int, typer.Option("--chunk-days", min=1, help="Days per step.")
+        int,
+        typer.Option("--chunk-days", callback=bounded(limits.CHUNK_DAYS), help="Days per step."),
     ] = DEFAULT_CHUNK_DAYS,
     replan: Annotated[bool, typer.Option("--replan", help="Re-plan a stale saved plan.")] = False,
     detach: Detach = False,
@@ -255,7 +273,9 @@ def cancel(
 
 @app.command()
 def verify(
-    job_id: Annotated[int, typer.Option("--job-id", help="The job to verify.")],
+    job_id: Annotated[
+        int, typer.Option("--job-id", callback=bounded(limits.JOB_ID), help="The job to verify.")
+    ],
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -328,7 +348,7 @@ def list_jobs(
     status: Annotated[
         JobStatus | None, typer.Option("--status", help="Only jobs in this status.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    limit: Annotated[int, typer.Option("--limit", callback=bounded(limits.LIMIT))] = 20,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -396,7 +416,10 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once/--loop", help="One job and exit, or keep polling.")
     ] = True,
-    job_id: Annotated[int | None, typer.Option("--job-id", help="Run this queued job.")] = None,
+    job_id: Annotated[
+        int | None,
+        typer.Option("--job-id", callback=bounded(limits.JOB_ID), help="Run this queued job."),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

@@ -13,6 +13,7 @@ import sys
 import typer
 
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
+from softcopy.cli.common import describe
 from softcopy.db import environment_fault
 from softcopy.errors import (
     DestructivePlan,
@@ -48,7 +49,7 @@ HINTS: dict[type[SoftcopyError], str] = {
 
 def hinted(error: SoftcopyError) -> str:
     hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), None)
-    return f"{error}; {hint}" if hint else str(error)
+    return f"{describe(error)}; {hint}" if hint else describe(error)
 
 
 def exit_code(error: SoftcopyError) -> int:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from softcopy import limits
 from softcopy.cli.common import (
     AsJson,
     Day,
@@ -16,6 +17,7 @@ from softcopy.cli.common import (
     RangeStart,
     SkipBad,
     Sources,
+    bounded,
     console,
     day_range,
     open_home,
@@ -23,6 +25,7 @@ from softcopy.cli.common import (
     progress_bar,
 )
 from softcopy.cli.render import run_summary
+from softcopy.config import load_settings
 from softcopy.errors import BadDate, UserError
 from softcopy.ingestion.states import Stage
 from softcopy.memory.runner import run_stages
@@ -74,7 +77,9 @@ for _stage in Stage:
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many hits.")] = 10,
+    k: Annotated[
+        int, typer.Option("--k", callback=bounded(limits.SEARCH_HITS), help="How many hits.")
+    ] = 10,
     sources: Sources = None,
     since: RangeStart = None,
     home: Home = None,
@@ -83,7 +88,7 @@ def search(
     """Search the published memory: full-text rank fused with vector similarity."""
     if not query.strip():
         raise UserError("the search query is empty")
-    settings, _ = open_home(home)
+    settings = load_settings(home)  # search reads the index only: no database to open
     for name in sources or []:
         settings.source(name)
     hits = search_memory(settings, query=query, k=k, sources=sources or [], since=since)  # type: ignore[arg-type]

@@ -1,17 +1,28 @@
 """`softcopy serve`: one Jupyter server process with the ingestion API and the Voilà dashboard.
 
-The server always asks for its token (`allow_unauthenticated_access` off), culls idle
-kernels, gives every kernel the home through SOFTCOPY_HOME, and stops on the first Ctrl-C
-(no y/n prompt) after shutting its kernels down.
+The server always asks for its token (`allow_unauthenticated_access` off), gives every
+kernel the home through SOFTCOPY_HOME, and stops on the first Ctrl-C (no y/n prompt) after
+shutting its kernels down.
 
-The dashboard is `dashboards/ingestion.ipynb` under the server's root folder. The root is
-`--root-dir` if given, else the first that has the dashboard of: the project folder (a
-checkout or an editable install), `<prefix>/share/softcopy` (a wheel's shared data), the
-current folder; else the home, and the dashboard link is left out.
+The web face is not a way in:
+- the server's root folder is the folder of dashboards itself, so Voilà renders (and the
+  contents API reads) the dashboards and nothing else: not the tour notebook, not the
+  checkout around it;
+- its cookies (login, XSRF) are SameSite=Strict, so a cross-site page cannot ride them;
+- rendering a dashboard writes nothing (its cells only construct widgets), and the kernel
+  of a render nobody is connected to (a fetch, a closed tab) is culled after
+  `--cull-idle-seconds`, checked every CULL_INTERVAL_SECONDS. A connected, idle tab keeps
+  its kernel (`cull_connected` off).
+
+The dashboards folder is `--root-dir/dashboards` (or `--root-dir` itself when it holds the
+dashboard), else the first that has one of: the project folder (a checkout or an editable
+install), `<prefix>/share/softcopy` (a wheel's shared data), the current folder; else an
+empty folder in the home, and the dashboard link is left out.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -22,27 +33,34 @@ from typing import Annotated, Any
 import typer
 
 import softcopy
-from softcopy.cli.common import Home
+from softcopy import limits
+from softcopy.cli.common import Home, bounded
 from softcopy.config import load_settings
 from softcopy.errors import UserError
 
-DASHBOARD = "dashboards/ingestion.ipynb"
+DASHBOARDS = "dashboards"
+DASHBOARD = "ingestion.ipynb"  # in the dashboards folder, the server's root
 EXTENSIONS = {"voila.server_extension": True, "softcopy.ingestion.api": True}
-CULL_INTERVAL_SECONDS = 60
+CULL_IDLE_SECONDS = 60
+CULL_INTERVAL_SECONDS = 30
+SAME_SITE = {"samesite": "Strict"}
 
 
 def dashboard_root(explicit: Path | None) -> Path | None:
-    """The folder the server serves, holding `dashboards/ingestion.ipynb`; None if none does."""
+    """The folder the server serves: the one holding the dashboards (and nothing else the
+    project has); None if no dashboard is found."""
     if explicit is not None:
-        if not (explicit / DASHBOARD).is_file():
-            raise UserError(f"{explicit}: no {DASHBOARD} in this folder")
-        return explicit.resolve()
+        for folder in (explicit / DASHBOARDS, explicit):
+            if (folder / DASHBOARD).is_file():
+                return folder.resolve()
+        raise UserError(f"{explicit}: no {DASHBOARDS}/{DASHBOARD} in this folder")
     candidates = [
         Path(softcopy.__file__).resolve().parent.parent,
         Path(sys.prefix) / "share" / "softcopy",
         Path.cwd(),
     ]
-    return next((c.resolve() for c in candidates if (c / DASHBOARD).is_file()), None)
+    found = (c / DASHBOARDS for c in candidates if (c / DASHBOARDS / DASHBOARD).is_file())
+    return next((folder.resolve() for folder in found), None)
 
 
 def server_argv(
@@ -58,17 +76,25 @@ def server_argv(
         "ServerApp.allow_unauthenticated_access": False,
         "ServerApp.allow_root": allow_root,
         "IdentityProvider.token": token,
+        "IdentityProvider.cookie_options": SAME_SITE,  # the login cookie
+        "ServerApp.tornado_settings": {"xsrf_cookie_kwargs": {"path": "/", **SAME_SITE}},
         "MappingKernelManager.cull_idle_timeout": cull_seconds,
         "MappingKernelManager.cull_interval": CULL_INTERVAL_SECONDS,
+        "MappingKernelManager.cull_connected": False,  # an open tab keeps its kernel
+        "MappingKernelManager.cull_busy": False,
         "SoftcopyAPI.home": home,
     }
-    return [f"--{key}={value}" for key, value in options.items()]
+    return [f"--{key}={_text(value)}" for key, value in options.items()]
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def serve(
     home: Home = None,
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+        int, typer.Option("--port", callback=bounded(limits.PORT), help="Port to listen on.")
     ] = 8866,
     ip: Annotated[str, typer.Option("--ip", help="Address to listen on.")] = "127.0.0.1",
     token: Annotated[
@@ -76,11 +102,17 @@ def serve(
         typer.Option("--token", envvar="SOFTCOPY_TOKEN", help="Access token (default: random)."),
     ] = None,
     root_dir: Annotated[
-        Path | None, typer.Option("--root-dir", help=f"Serve this folder (has {DASHBOARD}).")
+        Path | None,
+        typer.Option("--root-dir", help=f"Serve the dashboards of this folder ({DASHBOARDS}/)."),
     ] = None,
     cull_idle_seconds: Annotated[
-        int, typer.Option("--cull-idle-seconds", min=0, help="Stop kernels idle this long.")
-    ] = 600,
+        int,
+        typer.Option(
+            "--cull-idle-seconds",
+            callback=bounded(limits.CULL_IDLE_SECONDS),
+            help="Stop kernels idle this long (0: never).",
+        ),
+    ] = CULL_IDLE_SECONDS,
     allow_root: Annotated[
         bool, typer.Option("--allow-root", help="Let the server run as root (containers).")
     ] = False,
@@ -91,13 +123,16 @@ def serve(
 
     settings = load_settings(home)
     root = dashboard_root(root_dir)
+    if root is None:  # serve an empty folder: nothing of the home is a page
+        root = settings.home / "serve"
+        root.mkdir(parents=True, exist_ok=True)
     token = token or secrets.token_urlsafe(24)
     os.environ["SOFTCOPY_HOME"] = str(settings.home)  # kernels (the dashboard's) inherit it
     app = ServerApp.instance(config=Config({"ServerApp": {"jpserver_extensions": EXTENSIONS}}))
     app.initialize(
         argv=server_argv(
             home=settings.home,
-            root=root or settings.home,
+            root=root,
             ip=ip,
             port=port,
             token=token,
@@ -107,7 +142,8 @@ def serve(
         find_extensions=False,  # only Voilà and the API: no Lab, LSP or terminals to start
     )
     _stop_on_first_interrupt(app)
-    app.io_loop.add_callback(_print_urls, app, token, root is not None)  # runs once bound
+    has_dashboard = (root / DASHBOARD).is_file()
+    app.io_loop.add_callback(_print_urls, app, token, has_dashboard)  # runs once bound
     app.start()
 
 
@@ -116,7 +152,7 @@ def _print_urls(app: Any, token: str, has_dashboard: bool) -> None:
     if has_dashboard:
         print(f"dashboard: {base}/voila/render/{DASHBOARD}?token={token}")
     else:
-        print(f"no {DASHBOARD} found: serving the API only (see --root-dir)")
+        print(f"no {DASHBOARDS}/{DASHBOARD} found: serving the API only (see --root-dir)")
     print(f"API:       {base}/api/ingestion/openapi.json?token={token}")
     print("Ctrl-C stops the server and its kernels.", flush=True)
 

@@ -75,10 +75,19 @@ class Dashboard(widgets.VBox):
         self.plan.observe(self._follow, names="started_job_id")
         self.reconcile.observe(self._follow, names="started_job_id")
         self.jobs.observe(lambda _: self.coverage.refresh(), names="finished")
-        self.refresh()
+        self.load()
+
+    def load(self) -> None:
+        """Read what is persisted and write nothing: rendering the dashboard changes no
+        state (only a click does), so a stray GET of the page starts nothing."""
+        self.coverage.load()
+        self.plan.refresh()
+        self.jobs.refresh()
+        self.reconcile.refresh()
 
     def refresh(self) -> None:
-        """Read everything again: coverage, the jobs (polling resumes if one is live)."""
+        """Read everything again, taking a new coverage snapshot (polling resumes if a job
+        is live)."""
         self.coverage.refresh()
         self.plan.refresh()
         self.jobs.refresh()

@@ -15,7 +15,7 @@ from typing import Any, ParamSpec
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.errors import SoftcopyError
+from softcopy.errors import FieldError, SoftcopyError
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -31,6 +31,15 @@ BADGE_COLOURS = {
     "pending": "#6e7781",
     "skipped": "#6e7781",
 }
+# How this face names a core error's fields: by what the forms call them.
+FIELD_LABELS = {"range_start_day": "the first day", "range_end_day": "the last day"}
+
+
+def describe(error: SoftcopyError) -> str:
+    """A core error worded for the dashboard: fields by their form labels."""
+    if isinstance(error, FieldError):
+        return error.worded(lambda f: FIELD_LABELS.get(f, f.replace("_", " ")))
+    return str(error)
 
 
 class Panel(widgets.VBox):
@@ -56,7 +65,7 @@ class Panel(widgets.VBox):
         try:
             yield
         except SoftcopyError as error:
-            self.say(f"{doing} failed: {error}", "error")
+            self.say(f"{doing} failed: {describe(error)}", "error")
         except Exception as error:  # a bug, not a user error: still no traceback in the page
             log.exception("dashboard: %s failed", doing)
             self.say(f"{doing} failed unexpectedly: {type(error).__name__}: {error}", "error")

@@ -27,7 +27,9 @@ PRESETS: list[tuple[str, int]] = [
 
 
 class CoveragePanel(Panel):
-    """Coverage as the service computes it; `refresh()` takes a new snapshot."""
+    """Coverage as the service computes it. `load()` shows the newest persisted snapshot and
+    writes nothing (what rendering the dashboard does); `refresh()` takes a new snapshot
+    (what Show does)."""
 
     range_start = traitlets.Instance(date, allow_none=True)  # None: from the first day with data
     range_end = traitlets.Instance(date, allow_none=True)  # None: through the last one (or today)
@@ -78,10 +80,24 @@ class CoveragePanel(Panel):
         self.observe(self._show_day, names="selected_day")
 
     @guarded("coverage")
-    def refresh(self) -> None:
-        report = service.coverage(
+    def load(self) -> None:
+        report = service.latest_coverage(
             self.ctx, range_start_day=self.range_start, range_end_day=self.range_end
         )
+        if report is None:
+            self.say("no coverage snapshot of these days yet: Show takes one", "info")
+            return
+        self._draw(report)
+
+    @guarded("coverage")
+    def refresh(self) -> None:
+        self._draw(
+            service.coverage(
+                self.ctx, range_start_day=self.range_start, range_end_day=self.range_end
+            )
+        )
+
+    def _draw(self, report: service.CoverageReport) -> None:
         self.cells = report.cells
         days = [c.day for c in report.cells]
         today = self.ctx.today()

@@ -26,20 +26,24 @@ from tornado import web
 from tornado.httputil import responses
 from traitlets import Unicode
 
+from softcopy import limits
 from softcopy.db import environment_fault
 from softcopy.errors import (
+    ECHO_CHARS,
     Conflict,
     EnvironmentFault,
     NotFound,
     OperationFailed,
     SoftcopyError,
     UserError,
+    echo,
 )
 from softcopy.ingestion import api_spec, service
 from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
 from softcopy.ingestion.coverage import totals
-from softcopy.ingestion.engines import DEFAULT_ENGINE
+from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
+from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
 from softcopy.serialize import jsonable
 
@@ -47,6 +51,8 @@ PREFIX = "/api/ingestion"
 CONTEXT_SETTING = "softcopy_context"  # tornado setting: a () -> service.Context factory
 AUTH_RESOURCE = "ingestion"
 NOTEBOOK_TYPE = "application/x-ipynb+json"
+PAGE = 20  # plans or jobs per page unless `limit` says otherwise
+LOG_PAGE = 500  # log rows per page unless `limit` says otherwise
 _STATUS: tuple[tuple[type[SoftcopyError], int], ...] = (
     (UserError, 400),
     (NotFound, 404),
@@ -54,6 +60,14 @@ _STATUS: tuple[tuple[type[SoftcopyError], int], ...] = (
     (OperationFailed, 500),
     (EnvironmentFault, 503),  # a full disk, a read-only home, a database that went away
 )
+MESSAGE_CHARS = 500  # an error message longer than this is cut (values in it already are)
+DETAIL_ITEMS = 20  # a list among an error's facts shows at most this many entries
+PATH_IDS = {  # every {name} in a route template, and its range
+    "plan_id": limits.PLAN_ID,
+    "job_id": limits.JOB_ID,
+    "step_id": limits.STEP_ID,
+    "reconciliation_id": limits.RECONCILIATION_ID,
+}
 
 
 def status_of(error: SoftcopyError) -> int:
@@ -61,16 +75,40 @@ def status_of(error: SoftcopyError) -> int:
     return next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
 
 
+def api_message(error: SoftcopyError) -> str:
+    """The error worded for API users: fields by their JSON keys, not by CLI flags."""
+    if isinstance(error, StalePlan):
+        return (
+            f"plan {error.plan_id} is stale: {len(error.changed)} cells changed since it was "
+            'made; make a new plan, or send "replan": true to plan again and run'
+        )
+    message = str(error)
+    return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1] + "…"
+
+
 def error_body(error: SoftcopyError) -> dict[str, Any]:
-    """What a client gets: the one-line message, the error's name and its facts."""
+    """What a client gets: the one-line message, the error's name and its facts, all short."""
     code = status_of(error)
-    facts = {k: jsonable(v) for k, v in vars(error).items() if not k.startswith("_")}
+    facts = {k: _short(jsonable(v)) for k, v in vars(error).items() if not k.startswith("_")}
     return {
-        "message": str(error),
+        "message": api_message(error),
         "reason": responses.get(code, "Error"),
         "error": type(error).__name__,
         "details": facts,
     }
+
+
+def _short(fact: Any) -> Any:
+    """A fact cut to a size worth sending back: long text and long lists are cut."""
+    if isinstance(fact, str):
+        return fact if len(fact) <= ECHO_CHARS else echo(fact)
+    if isinstance(fact, list):
+        return [_short(f) for f in fact[:DETAIL_ITEMS]]
+    if isinstance(fact, dict):
+        return {k: _short(v) for k, v in list(fact.items())[:DETAIL_ITEMS]}
+    if isinstance(fact, int) and not isinstance(fact, bool) and len(str(fact)) > ECHO_CHARS:
+        return echo(fact)
+    return fact
 
 
 class IngestionHandler(ExtensionHandlerMixin, APIHandler):
@@ -84,11 +122,15 @@ class IngestionHandler(ExtensionHandlerMixin, APIHandler):
 
     def send(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(jsonable(value), ensure_ascii=False))
+        self.finish(json.dumps(jsonable(value)))  # ASCII: even a lone surrogate is sent
 
     def query(self) -> Params:
-        args = self.request.query_arguments
-        return Params({k: [v.decode() for v in vs] for k, vs in args.items()}, where="query")
+        return Params.of_query(self.request.query_arguments)
+
+    def ids(self, **path: str) -> list[int]:
+        """The route's path ids, each checked against its range, in the order given."""
+        params = Params.of_path(path)
+        return [params.id(name, PATH_IDS[name]) for name in path]
 
     def body(self, allowed: set[str] | frozenset[str]) -> Params:
         return Params.of_json(self.request.body, allowed)
@@ -101,7 +143,7 @@ class IngestionHandler(ExtensionHandlerMixin, APIHandler):
             super().write_error(status_code, **kwargs)
             return
         self.set_status(status_of(error))
-        self.finish(json.dumps(error_body(error), ensure_ascii=False))
+        self.finish(json.dumps(error_body(error)))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, SoftcopyError) and status_of(value) < 500:
@@ -148,7 +190,7 @@ class PlansHandler(IngestionHandler):
     @authorized
     async def get(self) -> None:
         q = self.query()
-        status, limit, offset = q.enum("status", PlanStatus), q.limit(), q.offset()
+        status, limit, offset = q.enum("status", PlanStatus), _limit(q), _offset(q)
         rows = await self.call(
             lambda ctx: service.list_plans(ctx, status=status, limit=limit, offset=offset)
         )
@@ -166,7 +208,8 @@ class PlanHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, plan_id: str) -> None:
-        self.send(await self.call(lambda ctx: service.get_plan(ctx, plan_id=int(plan_id))))
+        (pid,) = self.ids(plan_id=plan_id)
+        self.send(await self.call(lambda ctx: service.get_plan(ctx, plan_id=pid)))
 
 
 class JobsHandler(IngestionHandler):
@@ -174,7 +217,7 @@ class JobsHandler(IngestionHandler):
     @authorized
     async def get(self) -> None:
         q = self.query()
-        status, limit, offset = q.enum("status", JobStatus), q.limit(), q.offset()
+        status, limit, offset = q.enum("status", JobStatus), _limit(q), _offset(q)
         rows = await self.call(
             lambda ctx: service.list_jobs(ctx, status=status, limit=limit, offset=offset)
         )
@@ -185,11 +228,12 @@ class JobsHandler(IngestionHandler):
     async def post(self) -> None:
         """Run a saved plan (`plan_id`) or plan and run (`mode`), always in a detached worker."""
         b = self.body(RUN_FIELDS)
-        plan_id, options = b.integer("plan_id"), plan_options(b, required=False)
+        plan_id, options = b.integer("plan_id", limits.PLAN_ID), plan_options(b, required=False)
         if (plan_id is None) == (options is None):
             raise UserError("give either plan_id or mode")
-        engine, replan = b.text("engine") or DEFAULT_ENGINE, b.flag("replan")
-        chunk_days = b.integer("chunk_days", minimum=1) or DEFAULT_CHUNK_DAYS
+        engine = b.choice("engine", engine_names()) or DEFAULT_ENGINE
+        replan = b.flag("replan")
+        chunk_days = b.integer("chunk_days", limits.CHUNK_DAYS) or DEFAULT_CHUNK_DAYS
         outcome = await self.call(
             lambda ctx: service.run(
                 ctx,
@@ -208,15 +252,17 @@ class JobHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        self.send(await self.call(lambda ctx: service.show_job(ctx, job_id=int(job_id))))
+        (jid,) = self.ids(job_id=job_id)
+        self.send(await self.call(lambda ctx: service.show_job(ctx, job_id=jid)))
 
 
 class ResumeHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def post(self, job_id: str) -> None:
+        (jid,) = self.ids(job_id=job_id)
         self.body(set())
-        view = await self.call(lambda ctx: service.resume(ctx, job_id=int(job_id), detach=True))
+        view = await self.call(lambda ctx: service.resume(ctx, job_id=jid, detach=True))
         self.send(view, 202)
 
 
@@ -224,16 +270,18 @@ class CancelHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def post(self, job_id: str) -> None:
+        (jid,) = self.ids(job_id=job_id)
         force = self.body({"force"}).flag("force")
-        self.send(await self.call(lambda ctx: service.cancel(ctx, job_id=int(job_id), force=force)))
+        self.send(await self.call(lambda ctx: service.cancel(ctx, job_id=jid, force=force)))
 
 
 class VerifyHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def post(self, job_id: str) -> None:
+        (jid,) = self.ids(job_id=job_id)
         self.body(set())
-        self.send(await self.call(lambda ctx: service.verify(ctx, job_id=int(job_id))), 201)
+        self.send(await self.call(lambda ctx: service.verify(ctx, job_id=jid)), 201)
 
 
 class LogsHandler(IngestionHandler):
@@ -241,13 +289,13 @@ class LogsHandler(IngestionHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """Rows after the id `since`, oldest first; poll again with `next_since`."""
+        (jid,) = self.ids(job_id=job_id)
         q = self.query()
-        since = q.integer("since", minimum=0) or 0
-        level, limit = q.enum("level", LogLevel), q.limit(default=500, maximum=5000)
+        since = q.integer("since", limits.SINCE) or 0
+        level = q.enum("level", LogLevel)
+        limit = q.integer("limit", limits.LOG_LIMIT) or LOG_PAGE
         rows = await self.call(
-            lambda ctx: service.job_logs(
-                ctx, job_id=int(job_id), after_id=since, level=level, limit=limit
-            )
+            lambda ctx: service.job_logs(ctx, job_id=jid, after_id=since, level=level, limit=limit)
         )
         self.send({"records": rows, "next_since": rows[-1].id if rows else since})
 
@@ -257,7 +305,8 @@ class StepNotebookHandler(IngestionHandler):
     @authorized
     async def get(self, job_id: str, step_id: str) -> None:
         """The executed notebook a notebook engine kept for the step."""
-        content = await self.call(lambda ctx: _step_notebook(ctx, int(job_id), int(step_id)))
+        jid, sid = self.ids(job_id=job_id, step_id=step_id)
+        content = await self.call(lambda ctx: _step_notebook(ctx, jid, sid))
         self.finish(content, set_content_type=NOTEBOOK_TYPE)
 
 
@@ -282,7 +331,7 @@ class ReconciliationHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, reconciliation_id: str) -> None:
-        rid = int(reconciliation_id)
+        (rid,) = self.ids(reconciliation_id=reconciliation_id)
         self.send(
             await self.call(lambda ctx: service.get_reconciliation(ctx, reconciliation_id=rid))
         )
@@ -322,7 +371,16 @@ def route_methods() -> dict[str, set[str]]:
 
 
 def _pattern(template: str) -> str:
-    return PREFIX + re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]{1,18})", template) + "/?"
+    """Ids match any segment, so a bad one is a 400 naming it rather than no route."""
+    return PREFIX + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?"
+
+
+def _limit(q: Params) -> int:
+    return q.integer("limit", limits.LIMIT) or PAGE
+
+
+def _offset(q: Params) -> int:
+    return q.integer("offset", limits.OFFSET) or 0
 
 
 def _coverage(report: service.CoverageReport) -> dict[str, Any]:

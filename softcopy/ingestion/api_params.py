@@ -1,17 +1,26 @@
-"""Typed reads of an HTTP request's query string or JSON body for the API handlers.
+"""Typed reads of an HTTP request's path, query string or JSON body for the API handlers.
 
-Every malformed value is a `UserError` naming the field, so the API answers 400 with a
-message instead of a traceback; an unknown body field is refused rather than ignored.
+What each place accepts is exactly what the OpenAPI document says:
+- a JSON body is an object of at most `limits.BODY_BYTES` bytes, nested at most
+  `limits.BODY_DEPTH` deep, with only known fields; its values have strict JSON types (an
+  integer is a JSON number without a fraction, never the string "7"; a flag is true or
+  false, never "yes" or 1);
+- a query or path value is text: an integer there is ASCII decimal digits (an optional
+  minus sign), a day is YYYY-MM-DD; a scalar query field may be given once.
+Every number is checked against its range in `softcopy.limits`. Anything else is a
+`UserError` naming the field, with the bad value echoed cut short.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from softcopy.errors import BadDate, UserError
+from softcopy import limits
+from softcopy.errors import ECHO_CHARS, BadDate, OutOfRange, UserError, echo
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.service import PlanOptions
 from softcopy.ingestion.states import PlanMode, Stage
@@ -32,83 +41,120 @@ PLAN_FIELDS = frozenset(
     }
 )
 RUN_FIELDS = PLAN_FIELDS | {"plan_id", "engine", "chunk_days", "replan"}
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+_INTEGER = re.compile(r"-?[0-9]+")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MAX_DIGITS = 30  # more digits than any range allows: out of range without parsing
+_TOO_DEEP = object()
 
 
 class Params:
-    """Named values from the query (each a list of strings) or a JSON object."""
+    """Named values from the query or path (text) or a JSON object body (typed)."""
 
     def __init__(self, values: dict[str, Any], where: str) -> None:
         self.values = values
         self.where = where
 
     @classmethod
+    def of_query(cls, arguments: dict[str, list[bytes]]) -> Params:
+        """The query string's fields, each a list of its values (UTF-8 text)."""
+        values: dict[str, list[str]] = {}
+        for name, raw in arguments.items():
+            try:
+                values[name] = [_text(v.decode()) for v in raw]
+            except (UnicodeDecodeError, ValueError):
+                raise UserError(f"query field {echo(name)}: not UTF-8 text") from None
+        return cls(values, where="query")
+
+    @classmethod
+    def of_path(cls, values: dict[str, str]) -> Params:
+        return cls({k: [v] for k, v in values.items()}, where="path")
+
+    @classmethod
     def of_json(cls, raw: bytes, allowed: set[str] | frozenset[str]) -> Params:
         """A JSON object body (an empty body is `{}`) with only `allowed` fields."""
+        if len(raw) > limits.BODY_BYTES:
+            raise UserError(
+                f"the request body has {len(raw)} bytes; at most {limits.BODY_BYTES} are read"
+            )
         try:
             values = json.loads(raw) if raw.strip() else {}
+        except RecursionError:
+            values = _TOO_DEEP  # nested deeper than the parser goes: refused below
         except (ValueError, UnicodeDecodeError) as error:
-            raise UserError(f"the request body is not JSON: {error}") from None
+            raise UserError(f"the request body is not JSON: {echo(str(error))}") from None
+        if _depth(values) > limits.BODY_DEPTH:
+            raise UserError(f"the request body is nested more than {limits.BODY_DEPTH} deep")
         if not isinstance(values, dict):
             raise UserError("the request body must be a JSON object")
         unknown = sorted(set(values) - set(allowed))
         if unknown:
             known = ", ".join(sorted(allowed)) or "none"
-            raise UserError(f"unknown field(s) {', '.join(unknown)}; known fields: {known}")
+            names = ", ".join(unknown)
+            names = names if len(names) <= ECHO_CHARS else names[: ECHO_CHARS - 1] + "…"
+            raise UserError(f"unknown field(s) {names}; known fields: {known}")
+        nulls = sorted(name for name, value in values.items() if value is None)
+        if nulls:
+            raise UserError(f"body field {nulls[0]!r}: null is not a value; leave the field out")
         return cls(values, where="body")
+
+    @property
+    def _text_values(self) -> bool:
+        return self.where != "body"
 
     def _one(self, name: str) -> Any:
         value = self.values.get(name)
-        if isinstance(value, list) and self.where == "query":
-            return value[-1] if value else None
+        if self._text_values and isinstance(value, list):
+            if len(value) > 1:
+                raise UserError(
+                    f"{self.where} field {name!r}: given {len(value)} times, once at most"
+                )
+            return value[0] if value else None
         return value
 
     def _bad(self, name: str, expected: str, value: Any) -> UserError:
-        return UserError(f"{self.where} field {name!r}: expected {expected}, got {value!r}")
+        return UserError(f"{self.where} field {name!r}: expected {expected}, got {echo(value)}")
 
     def text(self, name: str) -> str | None:
         value = self._one(name)
         if value is not None and not isinstance(value, str):
             raise self._bad(name, "a string", value)
-        return value
+        return _checked_text(self, name, value)
 
     def strings(self, name: str) -> list[str] | None:
-        """A list of strings (a repeated query parameter, or a JSON list or string)."""
+        """A list of names (a repeated query field, or a JSON list of strings)."""
         value = self.values.get(name)
         if value is None:
             return None
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self._bad(name, "a list of names", value)
-        return items or None
+        return [_checked_text(self, name, v) for v in value] or None
 
-    def integer(self, name: str, *, minimum: int | None = None) -> int | None:
+    def integer(self, name: str, bound: limits.Bound) -> int | None:
+        """An integer in `bound`'s range, or None when absent."""
         value = self._one(name)
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        if self._text_values and isinstance(value, str) and _INTEGER.fullmatch(value):
+            if len(value.lstrip("-")) > _MAX_DIGITS:
+                raise OutOfRange(name, value, bound.minimum, bound.maximum)
             value = int(value)
+        elif not self._text_values and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 7.0 is the integer 7
         if not isinstance(value, int) or isinstance(value, bool):
             raise self._bad(name, "an integer", value)
-        if minimum is not None and value < minimum:
-            raise self._bad(name, f"an integer of at least {minimum}", value)
+        return bound.check(value, field=name)
+
+    def id(self, name: str, bound: limits.Bound) -> int:
+        """A path id (always present: the route matched it)."""
+        value = self.integer(name, bound)
+        assert value is not None
         return value
 
-    def limit(self, default: int = 20, maximum: int = 1000) -> int:
-        value = self.integer("limit", minimum=1)
-        if value is not None and value > maximum:
-            raise self._bad("limit", f"at most {maximum}", value)
-        return default if value is None else value
-
-    def offset(self) -> int:
-        return self.integer("offset", minimum=0) or 0
-
     def flag(self, name: str) -> bool:
+        """A JSON boolean; absent is false."""
         value = self._one(name)
         if value is None or isinstance(value, bool):
             return bool(value)
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
         raise self._bad(name, "true or false", value)
 
     def day(self, name: str) -> date | None:
@@ -116,29 +162,38 @@ class Params:
         if value is None:
             return None
         try:
-            if isinstance(value, str):
+            if isinstance(value, str) and _DAY.fullmatch(value):
                 return date.fromisoformat(value)
         except ValueError:
             pass
-        raise BadDate(f"{self.where} field {name!r}: expected a day as YYYY-MM-DD, got {value!r}")
+        raise BadDate(
+            f"{self.where} field {name!r}: expected a day as YYYY-MM-DD, got {echo(value)}"
+        )
 
     def enum(self, name: str, kind: type[E]) -> E | None:
         value = self._one(name)
         if value is None:
             return None
-        try:
+        if isinstance(value, str) and value in kind._value2member_map_:
             return kind(value)
-        except ValueError:
-            raise self._bad(name, f"one of {', '.join(kind)}", value) from None
+        raise self._bad(name, f"one of {', '.join(kind)}", value)
+
+    def choice(self, name: str, options: list[str]) -> str | None:
+        """One of `options` (names known only at run time, e.g. the registered engines)."""
+        value = self._one(name)
+        if value is None or (isinstance(value, str) and value in options):
+            return value
+        raise self._bad(name, f"one of {', '.join(options)}", value)
 
     def enums(self, name: str, kind: type[E]) -> list[E] | None:
-        names = self.strings(name)
-        if names is None:
+        value = self.values.get(name)
+        if value is None:
             return None
-        try:
-            return [kind(n) for n in names]
-        except ValueError:
-            raise self._bad(name, f"a list of {', '.join(kind)}", names) from None
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and v in kind._value2member_map_ for v in value
+        ):
+            raise self._bad(name, f"a list of {', '.join(kind)}", value)
+        return [kind(v) for v in value] or None
 
 
 def plan_options(params: Params, *, required: bool) -> PlanOptions | None:
@@ -148,7 +203,7 @@ def plan_options(params: Params, *, required: bool) -> PlanOptions | None:
         if required:
             raise UserError(f"field 'mode' is required: one of {', '.join(PlanMode)}")
         return None
-    lookback = params.integer("lookback_days", minimum=0)
+    lookback = params.integer("lookback_days", limits.LOOKBACK_DAYS)
     return PlanOptions(
         mode=mode,
         sources=params.strings("sources"),
@@ -157,6 +212,39 @@ def plan_options(params: Params, *, required: bool) -> PlanOptions | None:
         range_end_day=params.day("range_end_day"),
         lookback_days=DEFAULT_LOOKBACK_DAYS if lookback is None else lookback,
         force=params.flag("force"),
-        reconciliation_id=params.integer("reconciliation_id"),
+        reconciliation_id=params.integer("reconciliation_id", limits.RECONCILIATION_ID),
         allow_shrink=params.flag("allow_shrink"),
     )
+
+
+def _text(value: str) -> str:
+    """`value` if it can be written back as UTF-8 (no lone surrogates), else ValueError."""
+    value.encode()
+    return value
+
+
+def _checked_text(params: Params, name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return _text(value)
+    except UnicodeEncodeError:
+        raise params._bad(name, "text without lone surrogates", value) from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (one too deep to parse: without end)."""
+    if value is _TOO_DEEP:
+        return 1 << 30
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > limits.BODY_DEPTH:
+            return depth
+        level = [
+            child
+            for v in level
+            if isinstance(v, (dict, list))
+            for child in (v.values() if isinstance(v, dict) else v)
+        ]
+    return depth

@@ -3,7 +3,9 @@
 Response schemas are generated from the very types the handlers serialize (the tables and
 the service's views), so they cannot drift from the code; a test checks that the paths and
 methods here are exactly the routes `api.ROUTES` serves, and that each request body lists
-the fields `api_params` accepts.
+the fields `api_params` accepts. Number ranges come from `softcopy.limits`, the same ones
+the handlers enforce; a property-based test (schemathesis) holds the live server to this
+document: every status code it answers and every body it sends is described here.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from softcopy import __version__
+from softcopy import __version__, limits
 from softcopy.ingestion import service
 from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
-from softcopy.ingestion.engines import DEFAULT_ENGINE
+from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.models import (
     CoverageSnapshot,
     IngestionJob,
@@ -47,19 +49,26 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
     return shape
 
 
+PATH_IDS = {
+    bound.field: bound
+    for bound in (limits.PLAN_ID, limits.JOB_ID, limits.STEP_ID, limits.RECONCILIATION_ID)
+}
+
+
 def _id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+    schema = PATH_IDS[name].schema()
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": 1}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
-DAY = {"type": "string", "format": "date"}
-NAMES = _array({"type": "string"})
+DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+NAMES = _array({"type": "string", "minLength": 1})
 PAGING = [
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Rows."),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip."),
+    _query("limit", limits.LIMIT.schema(default=20), "Rows."),
+    _query("offset", limits.OFFSET.schema(default=0), "Rows to skip."),
 ]
 RANGE = {
     "range_start_day": {**DAY, "description": "First day (default: open)."},
@@ -71,9 +80,11 @@ PLAN_REQUEST = _object(
         "sources": {**NAMES, "description": "Only these sources (default: all)."},
         "stages": _array(_ref("Stage")),
         **RANGE,
-        "lookback_days": {"type": "integer", "minimum": 0},
+        "lookback_days": limits.LOOKBACK_DAYS.schema(),
         "force": {"type": "boolean", "description": "backfill_range: redo current cells too."},
-        "reconciliation_id": {"type": "integer", "description": "repair: which reconciliation."},
+        "reconciliation_id": limits.RECONCILIATION_ID.schema(
+            description="repair: which reconciliation."
+        ),
         "allow_shrink": {
             "type": "boolean",
             "description": "Allow the plan to remove published items (empty a day that had "
@@ -86,9 +97,9 @@ PLAN_REQUEST = _object(
 RUN_REQUEST = _object(
     {
         **PLAN_REQUEST["properties"],
-        "plan_id": {"type": "integer", "description": "Run this saved plan (instead of mode)."},
-        "engine": {"type": "string", "default": DEFAULT_ENGINE},
-        "chunk_days": {"type": "integer", "minimum": 1},
+        "plan_id": limits.PLAN_ID.schema(description="Run this saved plan (instead of mode)."),
+        "engine": {"type": "string", "enum": engine_names(), "default": DEFAULT_ENGINE},
+        "chunk_days": limits.CHUNK_DAYS.schema(description="Days per step."),
         "replan": {"type": "boolean", "description": "Re-plan a stale saved plan."},
     }
 )
@@ -106,22 +117,49 @@ for _shape in REQUESTS.values():
 
 ERROR = _object(
     {
-        "message": {"type": "string"},
-        "reason": {"type": "string"},
+        "message": {"type": "string", "description": "One line; values in it are cut short."},
+        "reason": {"type": ["string", "null"]},
         "error": {"type": "string", "description": "The error's class, e.g. StalePlan."},
         "details": {"type": "object", "description": "The error's facts (ids, changed cells)."},
     },
     required=("message",),
 )
 ERRORS = {
-    "400": {"description": "Bad input.", "content": {"application/json": {"schema": ERROR}}},
-    "403": {"description": "No valid token.", "content": {"application/json": {"schema": ERROR}}},
-    "404": {"description": "Unknown id.", "content": {"application/json": {"schema": ERROR}}},
-    "409": {
-        "description": "Contradicts persisted state: a stale plan, a cell held by another job, "
-        "an illegal status transition.",
-        "content": {"application/json": {"schema": ERROR}},
+    code: {"description": description, "content": {"application/json": {"schema": ERROR}}}
+    for code, description in {
+        "400": "Bad input: a malformed or out-of-range value (the message names the field), "
+        "an unknown field, a body over 1 MiB or nested too deeply.",
+        "403": "No valid token.",
+        "404": "Unknown id.",
+        "409": "Contradicts persisted state: a stale plan, a cell held by another job, "
+        "an illegal status transition, a destructive plan without allow_shrink.",
+        "500": "The operation ran and failed, or the environment did (the disk, the database).",
+    }.items()
+}
+
+
+LAST_WEEK = {"mode": "catch_up_recent", "lookback_days": 7}
+EXAMPLES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "PlanRequest": {
+        "catch_up": ("Catch up from each source's last current day.", LAST_WEEK),
+        "backfill": (
+            "Redo every cell of a range.",
+            {
+                "mode": "backfill_range",
+                "range_start_day": "2026-03-01",
+                "range_end_day": "2026-03-31",
+                "force": True,
+            },
+        ),
     },
+    "RunRequest": {
+        "catch_up": (
+            "Plan and run one source in one call, in a worker process.",
+            {**LAST_WEEK, "sources": ["notes"], "engine": "inline"},
+        ),
+        "saved": ("Run a saved plan.", {"plan_id": 1}),
+    },
+    "CancelRequest": {"force": ("Stop the worker now.", {"force": True})},
 }
 
 
@@ -129,19 +167,27 @@ def _op(
     summary: str,
     responses: dict[str, Any],
     *,
-    errors: str = "403",
+    errors: str = "",
     params: list[dict[str, Any]] | None = None,
     body: str | None = None,
 ) -> dict[str, Any]:
+    """An operation; every one can answer 400, 403 and 500, `errors` adds the others."""
+    codes = {"400", "403", "500", *errors.split()}
     operation: dict[str, Any] = {
         "summary": summary,
-        "responses": {**responses, **{code: ERRORS[code] for code in errors.split()}},
+        "responses": {**responses, **{code: ERRORS[code] for code in sorted(codes)}},
     }
     if params:
         operation["parameters"] = params
     if body:
-        schema = {"content": {"application/json": {"schema": _ref(body)}}}
-        operation["requestBody"] = {"required": body == "PlanRequest", **schema}
+        media: dict[str, Any] = {"schema": _ref(body)}
+        if body in EXAMPLES:
+            media["examples"] = {
+                name: {"summary": summary, "value": value}
+                for name, (summary, value) in EXAMPLES[body].items()
+            }
+        content = {"content": {"application/json": media}}
+        operation["requestBody"] = {"required": body == "PlanRequest", **content}
     return operation
 
 
@@ -174,7 +220,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "Make and save a plan.",
             {"201": _json(_ref("PlanView"), "The plan, its cells and the steps it would run.")},
-            errors="400 403 404",
+            errors="404 409",
             body="PlanRequest",
         ),
     },
@@ -243,9 +289,9 @@ PATHS: dict[str, dict[str, Any]] = {
             errors="400 403 404",
             params=[
                 _id("job_id"),
-                _query("since", {"type": "integer", "minimum": 0}, "Rows after this id."),
+                _query("since", limits.SINCE.schema(default=0), "Rows after this id."),
                 _query("level", _ref("LogLevel"), "At least this level."),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "Rows."),
+                _query("limit", limits.LOG_LIMIT.schema(default=500), "Rows."),
             ],
         )
     },
@@ -266,7 +312,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "Compare persisted state with sources, artifacts, the index and live jobs.",
             {"201": _json(_ref("ReconcileReport"), "Findings, and the repair plan if asked.")},
-            errors="400 403",
+            errors="409",
             body="ReconcileRequest",
         )
     },

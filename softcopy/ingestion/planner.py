@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from softcopy.errors import BadDate, Conflict, DestructivePlan, NotFound, UserError
+from softcopy import limits
+from softcopy.errors import Conflict, DestructivePlan, MissingFields, NotFound, ReversedRange
 from softcopy.ingestion import coverage
 from softcopy.ingestion.coverage import STAGE_ORDER, Cell
 from softcopy.ingestion.models import (
@@ -161,14 +162,10 @@ def check_current(session: Session, *, plan: IngestionPlan, model: str) -> None:
 def _scope(session: Session, request: PlanRequest) -> tuple[date | None, date | None]:
     if request.mode is PlanMode.backfill_range:
         if not request.range_start_day or not request.range_end_day:
-            raise BadDate("backfill_range needs --range-start-day and --range-end-day")
+            raise MissingFields("backfill_range", ("range_start_day", "range_end_day"))
         if request.range_end_day < request.range_start_day:
-            raise BadDate(
-                f"--range-end-day {request.range_end_day} is before "
-                f"--range-start-day {request.range_start_day}"
-            )
-    if request.lookback_days < 0:
-        raise UserError("--lookback-days must be 0 or more")
+            raise ReversedRange(request.range_start_day, request.range_end_day)
+    limits.LOOKBACK_DAYS.check(request.lookback_days)
     return request.range_start_day, request.range_end_day
 
 

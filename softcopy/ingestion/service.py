@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow, within
-from softcopy.errors import BadDate, Conflict, DestructivePlan, NotFound
+from softcopy.errors import Conflict, DestructivePlan, NotFound, ReversedRange
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, leases, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
@@ -610,4 +610,4 @@ def _model(ctx: Context) -> str:
 
 def _check_range(start: date | None, end: date | None) -> None:
     if start and end and end < start:
-        raise BadDate(f"--range-end-day {end} is before --range-start-day {start}")
+        raise ReversedRange(start, end)

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlmodel import Session, func, select
 
 from softcopy.dashboard import Dashboard
 from softcopy.dashboard.jobs import JobsPanel
 from softcopy.dashboard.poller import Poller
 from softcopy.ingestion import service
+from softcopy.ingestion.models import CoverageSnapshot, IngestionJob, IngestionPlan
 from softcopy.ingestion.states import JobStatus, PlanMode
 from tests.conftest import DEMO_TODAY
 
@@ -30,8 +32,40 @@ def wait_for(done: Callable[[], bool], timeout: float = 60.0) -> None:
 @pytest.fixture
 def dashboard(ctx: service.Context):
     made = Dashboard(ctx, poll_interval=0)  # the tests call refresh() instead of a thread
+    made.coverage.refresh()  # what Show does: rendering alone takes no snapshot
     yield made
     made.close()
+
+
+def control_rows(ctx: service.Context) -> dict[str, int]:
+    with Session(ctx.engine) as session:
+        return {
+            table.__name__: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in (CoverageSnapshot, IngestionPlan, IngestionJob)
+        }
+
+
+def test_rendering_writes_nothing_and_shows_the_newest_snapshot(ctx: service.Context) -> None:
+    empty = control_rows(ctx)
+    for _ in range(2):
+        board = Dashboard(ctx, poll_interval=0)
+        assert board.coverage.cells == [] and "Show takes one" in board.coverage.message
+        board.close()
+    assert (
+        control_rows(ctx)
+        == empty
+        == {
+            "CoverageSnapshot": 0,
+            "IngestionPlan": 0,
+            "IngestionJob": 0,
+        }
+    )
+    taken = service.coverage(ctx)
+    board = Dashboard(ctx, poll_interval=0)
+    assert board.coverage.snapshot_id == taken.snapshot.id
+    assert len(board.coverage.cells) == len(taken.cells) > 0
+    board.close()
+    assert control_rows(ctx)["CoverageSnapshot"] == 1
 
 
 def follow(board: Dashboard, job_id: int) -> str:
@@ -117,7 +151,7 @@ def test_service_errors_are_one_line_in_the_panel(dashboard) -> None:
     plan.preview()
     assert plan.message_kind == "error"
     assert plan.message == (
-        f"preview failed: --range-end-day {WEEK[0]} is before --range-start-day {WEEK[1]}"
+        f"preview failed: the last day {WEEK[0]} is before the first day {WEEK[1]}"
     )
     assert "sc-error" in plan.message_area.value
     dashboard.jobs.detail.job_id = 999

@@ -1,4 +1,6 @@
-"""`softcopy serve` as a user runs it: a real server process, its token, and Ctrl-C."""
+"""`softcopy serve` as a user runs it: a real server process, its token, and Ctrl-C; and
+the web face is not a way in: only the dashboards are served, cookies are SameSite=Strict,
+rendering writes nothing, and abandoned renders' kernels are culled."""
 
 from __future__ import annotations
 
@@ -14,9 +16,19 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, func, select
 
-from softcopy.cli.serve import DASHBOARD, dashboard_root
+from softcopy.cli.serve import (
+    CULL_IDLE_SECONDS,
+    CULL_INTERVAL_SECONDS,
+    DASHBOARD,
+    DASHBOARDS,
+    dashboard_root,
+    server_argv,
+)
 from softcopy.errors import UserError
+from softcopy.ingestion import service
+from softcopy.ingestion.models import CoverageSnapshot, IngestionJob, IngestionPlan
 
 TOKEN = "test-token-0123456789"
 
@@ -27,13 +39,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+def fetch(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes, list[str]]:
+    """(status, body, Set-Cookie headers) of a GET, whatever the status."""
     headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
-            return r.status, r.read()
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, r.read(), r.headers.get_all("Set-Cookie") or []
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return error.code, error.read(), error.headers.get_all("Set-Cookie") or []
+
+
+def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    code, body, _ = fetch(url, token)
+    return code, body
 
 
 def wait_until_up(process: subprocess.Popen[str], url: str, timeout: float = 90) -> None:
@@ -88,9 +107,72 @@ def test_serve_answers_with_the_token_only_and_stops_on_ctrl_c(server) -> None:
     assert f"{base}/api/ingestion/openapi.json?token={TOKEN}" in out
 
 
-def test_dashboard_root_is_a_folder_with_the_dashboard(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=f"no {DASHBOARD}"):
+def control_rows(home: Path) -> dict[str, int]:
+    ctx = service.open_context(home)
+    with Session(ctx.engine) as session:
+        return {
+            table.__name__: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in (CoverageSnapshot, IngestionPlan, IngestionJob)
+        }
+
+
+def test_only_dashboards_are_served_with_strict_cookies_and_render_writes_nothing(
+    server, demo_home: Path
+) -> None:
+    process, base = server
+    wait_until_up(process, f"{base}/api/ingestion/jobs")
+    before = control_rows(demo_home)
+    assert before == {"CoverageSnapshot": 0, "IngestionPlan": 0, "IngestionJob": 0}
+    # The tour notebook starts a forced backfill when run; nothing outside the dashboards
+    # folder is a page, a file or a content, even with the token.
+    for path in (
+        "voila/render/notebooks/tour.ipynb",
+        "voila/render/dashboards/ingestion.ipynb",
+        "voila/render/../notebooks/tour.ipynb",
+        "voila/render/%2E%2E/notebooks/tour.ipynb",
+        "voila/tree/notebooks",
+        "files/pyproject.toml",
+        "files/notebooks/tour.ipynb",
+        "api/contents/notebooks/tour.ipynb",
+        "api/contents/pyproject.toml",
+    ):
+        code, _, _ = fetch(f"{base}/{path}?token={TOKEN}")
+        assert code == 404, path
+    # Rendering the dashboard (twice) runs its cells and writes nothing; every cookie the
+    # server sets (login, XSRF) is SameSite=Strict.
+    cookies: list[str] = []
+    for _ in range(2):
+        code, page, set_cookie = fetch(f"{base}/voila/render/{DASHBOARD}?token={TOKEN}", timeout=90)
+        assert code == 200 and b"application/vnd.jupyter.widget-view+json" in page
+        assert b"Dashboard(children=" in page and b"Traceback" not in page
+        cookies += set_cookie
+    assert cookies and all("samesite=strict" in c.lower() for c in cookies), cookies
+    assert control_rows(demo_home) == before
+
+
+def test_abandoned_renders_are_culled_and_open_tabs_kept() -> None:
+    argv = server_argv(
+        home=Path("/h"),
+        root=Path("/r"),
+        ip="127.0.0.1",
+        port=1,
+        token="t",
+        cull_seconds=CULL_IDLE_SECONDS,
+        allow_root=False,
+    )
+    assert f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_SECONDS}" in argv
+    assert f"--MappingKernelManager.cull_interval={CULL_INTERVAL_SECONDS}" in argv
+    assert "--MappingKernelManager.cull_connected=False" in argv
+    assert CULL_IDLE_SECONDS <= 60 and CULL_INTERVAL_SECONDS <= 30
+
+
+def test_dashboard_root_is_the_dashboards_folder(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=f"no {DASHBOARDS}/{DASHBOARD}"):
         dashboard_root(tmp_path)
-    (tmp_path / DASHBOARD).parent.mkdir()
-    (tmp_path / DASHBOARD).write_text("{}")
-    assert dashboard_root(tmp_path) == tmp_path.resolve()
+    (tmp_path / DASHBOARDS).mkdir()
+    (tmp_path / DASHBOARDS / DASHBOARD).write_text("{}")
+    assert dashboard_root(tmp_path) == (tmp_path / DASHBOARDS).resolve()
+    assert dashboard_root(tmp_path / DASHBOARDS) == (tmp_path / DASHBOARDS).resolve()
+    served = dashboard_root(None)  # this checkout: its dashboards folder, nothing around it
+    assert served is not None and served.name == DASHBOARDS
+    assert sorted(p.name for p in served.iterdir() if not p.name.startswith(".")) == [DASHBOARD]

@@ -15,8 +15,9 @@ from sqlmodel import Session, select
 from tornado.httpclient import HTTPClientError, HTTPResponse
 from traitlets.config import Config
 
+from softcopy import limits
 from softcopy.errors import BadDate, Conflict, NotFound, OperationFailed, UserError
-from softcopy.ingestion import api, api_params, service
+from softcopy.ingestion import api, api_params, api_spec, service
 from softcopy.ingestion.models import JobStep
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JOB_TERMINAL, JobStatus, PlanMode
@@ -149,8 +150,8 @@ PLAN_BAD = [
     ({"mode": "backfill_range", "colour": "red"}, "unknown field(s) colour"),
     ({"mode": "backfill_range", "force": "maybe"}, "true or false"),
     ({"mode": "backfill_range", "stages": ["bake"]}, "a list of export"),
-    ({"mode": "backfill_range", "lookback_days": -1}, "at least 0"),
-    ({"mode": "backfill_range"}, "needs --range-start-day"),
+    ({"mode": "backfill_range", "lookback_days": -1}, "lookback_days: -1 is out of range"),
+    ({"mode": "backfill_range"}, "backfill_range needs range_start_day and range_end_day"),
     ('{"mode": ', "not JSON"),
     ("[1, 2]", "JSON object"),
 ]
@@ -324,3 +325,156 @@ def test_installed_config_enables_the_extension() -> None:
     assert config == {"ServerApp": {"jpserver_extensions": {"softcopy.ingestion.api": True}}}
     (point,) = api._jupyter_server_extension_points()
     assert point == {"module": "softcopy.ingestion.api", "app": api.SoftcopyAPI}
+
+
+HUGE = 10**20
+OUT_OF_RANGE = [  # (path parts, query, body, field, bound)
+    (("jobs", HUGE), None, None, "job_id", limits.JOB_ID),
+    (("jobs", 0, "logs"), None, None, "job_id", limits.JOB_ID),
+    (("plans", HUGE), None, None, "plan_id", limits.PLAN_ID),
+    (("reconciliations", HUGE), None, None, "reconciliation_id", limits.RECONCILIATION_ID),
+    (("jobs", 1, "steps", HUGE, "notebook"), None, None, "step_id", limits.STEP_ID),
+    (("jobs",), {"limit": str(HUGE)}, None, "limit", limits.LIMIT),
+    (("plans",), {"offset": str(HUGE)}, None, "offset", limits.OFFSET),
+    (("jobs", 1, "logs"), {"since": str(HUGE)}, None, "since", limits.SINCE),
+    (("jobs", 1, "logs"), {"limit": "5001"}, None, "limit", limits.LOG_LIMIT),
+    (
+        ("plans",),
+        None,
+        {"mode": "catch_up_recent", "lookback_days": HUGE},
+        "lookback_days",
+        limits.LOOKBACK_DAYS,
+    ),
+    (
+        ("jobs",),
+        None,
+        {"mode": "catch_up_recent", "chunk_days": HUGE},
+        "chunk_days",
+        limits.CHUNK_DAYS,
+    ),
+    (
+        ("jobs",),
+        None,
+        {"mode": "catch_up_recent", "chunk_days": 0},
+        "chunk_days",
+        limits.CHUNK_DAYS,
+    ),
+    (("jobs",), None, {"plan_id": HUGE}, "plan_id", limits.PLAN_ID),
+    (
+        ("plans",),
+        None,
+        {"mode": "repair", "reconciliation_id": HUGE},
+        "reconciliation_id",
+        limits.RECONCILIATION_ID,
+    ),
+]
+
+
+async def test_numbers_out_of_range_are_400_naming_field_and_range(fetch: Any) -> None:
+    for parts, query, body, field, bound in OUT_OF_RANGE:
+        code, error = await fetch(*parts, params=query, body=body)
+        assert code == 400, (parts, query, body, error)
+        assert error["error"] == "OutOfRange" and error["details"]["field"] == field
+        assert error["message"].startswith(f"{field}: ")
+        assert f"allowed: {bound.minimum}..{bound.maximum}" in error["message"]
+
+
+async def test_bad_path_ids_are_400_not_a_missing_route(fetch: Any) -> None:
+    for parts in (("jobs", "abc"), ("plans", "1e3"), ("jobs", "٣"), ("jobs", "1x", "logs")):
+        code, error = await fetch(*parts)
+        assert code == 400 and "expected an integer" in error["message"], (parts, error)
+    code, error = await fetch("jobs", "-1")
+    assert code == 400 and error["message"].startswith("job_id: -1 is out of range")
+
+
+async def test_deep_large_and_null_bodies_are_400(fetch: Any) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    code, error = await fetch("plans", body=deep)
+    assert code == 400 and "nested more than" in error["message"]
+    code, error = await fetch("plans", body={"mode": {"a": [[[[[[[["x"]]]]]]]]}})
+    assert code == 400 and "nested more than" in error["message"]
+    code, error = await fetch("plans", body={"mode": "x" * (limits.BODY_BYTES + 1)})
+    assert code == 400 and f"at most {limits.BODY_BYTES}" in error["message"]
+    code, error = await fetch("plans", body={"mode": "catch_up_recent", "sources": None})
+    assert code == 400 and "'sources': null" in error["message"]
+
+
+async def test_invalid_values_are_echoed_cut_short(fetch: Any) -> None:
+    long = "x" * 500_000
+    for parts, body, params in (
+        (("plans",), {"mode": long}, None),
+        (("plans",), {"mode": "catch_up_recent", "sources": [long]}, None),
+        (("coverage",), None, {"source": long[:5000]}),
+        (("jobs",), {"mode": "catch_up_recent", "engine": long}, None),
+        (("plans",), {long[:1000]: 1}, None),
+    ):
+        code, error = await fetch(*parts, body=body, params=params)
+        assert code == 400, error
+        assert len(error["message"]) < 400, error["message"][:500]
+        assert len(json.dumps(error)) < 1500
+
+
+STRICT = [  # JSON bodies take JSON types: no "yes" for true, no "7" for 7
+    {"mode": "backfill_range", **RANGE, "force": "yes"},
+    {"mode": "backfill_range", **RANGE, "force": 1},
+    {"mode": "catch_up_recent", "lookback_days": "7"},
+    {"mode": "catch_up_recent", "lookback_days": True},
+    {"mode": "catch_up_recent", "lookback_days": 7.5},
+    {"mode": "catch_up_recent", "sources": "notes"},
+    {"mode": "repair", "reconciliation_id": "1"},
+    {"mode": ["catch_up_recent"]},
+    {"mode": {"catch_up_recent": 1}},
+]
+
+
+async def test_bodies_take_strict_json_types_and_queries_decimal_text(fetch: Any) -> None:
+    for body in STRICT:
+        code, error = await fetch("plans", body=body)
+        assert code == 400 and "expected" in error["message"], (body, error)
+    assert (await fetch("jobs", 1, "cancel", body={"force": "true"}))[0] == 400
+    assert (await fetch("plans", body={"mode": "catch_up_recent", "lookback_days": 7.0}))[0] == 201
+    assert (await fetch("jobs", params={"limit": "7"}))[0] == 200  # a query is text
+    for limit in ("+7", "7.0", "٣", "0x10", " 7", ""):
+        code, error = await fetch("jobs", params={"limit": limit})
+        assert code == 400, (limit, error)
+    twice = api_params.Params.of_query({"offset": [b"1", b"2"]})
+    with pytest.raises(UserError, match="given 2 times"):
+        twice.integer("offset", limits.OFFSET)
+    code, error = await fetch("coverage", params={"range_start_day": "20260301"})
+    assert code == 400 and "YYYY-MM-DD" in error["message"]
+
+
+async def test_messages_name_json_fields_not_cli_flags(fetch: Any, ctx: service.Context) -> None:
+    code, error = await fetch("plans", body={"mode": "backfill_range"})
+    assert code == 400 and error["details"]["fields"] == ["range_start_day", "range_end_day"]
+    reversed_range = {"range_start_day": DAY2.isoformat(), "range_end_day": DAY1.isoformat()}
+    code, error = await fetch("plans", body={"mode": "backfill_range", **reversed_range})
+    assert code == 400 and "range_end_day" in error["message"]
+    code, cover = await fetch("coverage", params=reversed_range)
+    code, made = await fetch("plans", body={"mode": "backfill_range", **RANGE})
+    assert code == 201
+    (note,) = (ctx.settings.home / "sources" / "notes").rglob(f"{DAY1.isoformat()}*.md")
+    note.write_text(note.read_text() + "\nA late addition.\n")  # the plan is stale now
+    code, stale = await fetch("jobs", body={"plan_id": made["plan"]["id"]})
+    assert code == 409 and stale["error"] == "StalePlan"
+    assert '"replan": true' in stale["message"]
+    for message in (error["message"], cover["message"], stale["message"]):
+        assert "--" not in message, message
+
+
+def test_every_operation_documents_its_errors_and_every_integer_its_range() -> None:
+    doc = api_spec.openapi("http://x/api/ingestion")
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert {"400", "403", "500"} <= set(op["responses"]), (path, method)
+            for code, response in op["responses"].items():
+                if code >= "400":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == api_spec.ERROR, (path, method, code)
+            for parameter in op.get("parameters", []):
+                if parameter["schema"].get("type") == "integer":
+                    assert {"minimum", "maximum"} <= set(parameter["schema"]), parameter
+    for name in ("PlanRequest", "RunRequest"):
+        for field, schema in doc["components"]["schemas"][name]["properties"].items():
+            if schema.get("type") == "integer":
+                assert {"minimum", "maximum"} <= set(schema), (name, field)

@@ -130,7 +130,7 @@ def open_dashboard(browser, url: str):  # type: ignore[no-untyped-def]
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
-    page.locator(".sc-heatmap").wait_for()
+    page.locator(".sc-btn-show").wait_for()
     return page
 
 
@@ -154,6 +154,9 @@ def test_backfill_watch_reopen_cancel_verify(
     began = time.monotonic()
 
     page = open_dashboard(browser, dashboard_url)
+    # Rendering takes no snapshot: coverage shows once asked for.
+    expect(page.locator(".sc-coverage")).to_contain_text("Show takes one")
+    page.locator(".sc-btn-show").click()
     expect(page.locator(".sc-coverage")).to_contain_text("missing")
     hover = page.locator(".sc-heatmap rect title").first.text_content() or ""
     assert "items" in hover and "input digest" in hover, hover  # a cell's tooltip

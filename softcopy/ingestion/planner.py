@@ -122,6 +122,40 @@ def make_plan(
     return plan, snapshot
 
 
+def check_resume(
+    session: Session,
+    *,
+    plan: IngestionPlan,
+    done: set[tuple[str, date, Stage]],
+    model: str,
+    today: date,
+) -> None:
+    """Refuse to resume a job whose cells not yet `done` would now shrink published days
+    (its source was truncated or re-pointed since the plan was checked), unless its plan
+    allowed shrinking: a resume must not do what a new plan would be refused."""
+    assert plan.id is not None
+    if plan.params.get("allow_shrink"):
+        return
+    todo = {(i.source, i.day, i.stage) for i in plan_items(session, plan.id)} - done
+    if not todo:
+        return
+    cells = coverage.compute(
+        session,
+        sources=sorted({source for source, _, _ in todo}),
+        start=min(day for _, day, _ in todo),
+        end=max(day for _, day, _ in todo),
+        model=model,
+    )
+    chosen = [c for c in cells if (c.source, c.day, c.stage) in todo]
+    window = None
+    if plan.mode is PlanMode.catch_up_recent:
+        lookback = plan.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS)
+        window = today - timedelta(days=lookback)
+    removals = shrinks(session, chosen=chosen, cells=cells, window_start=window)
+    if removals:
+        raise DestructivePlan(removals)
+
+
 def plan_items(session: Session, plan_id: int) -> list[IngestionPlanItem]:
     return list(
         session.scalars(

@@ -45,6 +45,7 @@ from softcopy.ingestion.models import (
     Verification,
 )
 from softcopy.ingestion.states import (
+    JOB_RESUMABLE,
     JOB_TERMINAL,
     JobStatus,
     LogLevel,
@@ -287,6 +288,7 @@ def resume(
     """Continue a failed, cancelled or interrupted job from its checkpoints."""
     _expire_leases(ctx)
     with session_scope(ctx.engine) as session:
+        _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
         jobs.prepare_resume(
             session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
         )
@@ -562,6 +564,25 @@ def _make_plan(ctx: Context, session: Session, options: PlanOptions) -> Ingestio
         now=ctx.clock(),
     )
     return made
+
+
+def _check_resume_shrink(ctx: Context, session: Session, job_id: int) -> None:
+    """The job's remaining cells must not shrink published days its plan did not allow to."""
+    job = jobs.get_job(session, job_id)
+    if job.status not in JOB_RESUMABLE:
+        return  # prepare_resume says why it cannot be resumed
+    saved = session.get(IngestionPlan, job.plan_id)
+    assert saved is not None
+    done = {
+        (source, day, Stage(stage))
+        for source, day, stage in session.execute(
+            select(Checkpoint.source, Checkpoint.day, Checkpoint.stage).where(
+                Checkpoint.job_id == job_id
+            )
+        )
+    }
+    _refresh(ctx, session, sorted({i.source for i in planner.plan_items(session, job.plan_id)}))
+    planner.check_resume(session, plan=saved, done=done, model=_model(ctx), today=ctx.today())
 
 
 def _options_of(saved: IngestionPlan) -> PlanOptions:

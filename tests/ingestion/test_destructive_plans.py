@@ -250,3 +250,24 @@ def test_commit_dated_2099_does_not_hide_new_days(ctx: service.Context) -> None:
     assert {i.day for i in view.items} == {new}
     report = service.coverage(ctx, sources=["code"])
     assert report.future_days == [FutureDays("code", [future], 1, DEMO_TODAY)]
+
+
+def test_resume_does_not_shrink_what_its_plan_did_not_allow(ctx: service.Context) -> None:
+    published = backfilled(ctx)
+    forced = with_(BACKFILL, sources=["chat"], force=True)  # redoes every chat day
+    job_ids = []
+    for allow in (False, True):  # not destructive yet: the source is unchanged
+        queued = service.enqueue(ctx, options=with_(forced, allow_shrink=allow))
+        assert queued.job is not None and queued.job.job.id is not None
+        job_ids.append(queued.job.job.id)
+        service.cancel(ctx, job_id=job_ids[-1])  # a queued job is cancelled at once
+    refused_id, allowed_id = job_ids
+    chat_path(ctx).write_text("")  # truncated while the jobs wait to be resumed
+    with pytest.raises(DestructivePlan) as refused:
+        service.resume(ctx, job_id=refused_id)
+    assert refused.value.source == "chat" and refused.value.days == sorted(published)
+    assert service.show_job(ctx, job_id=refused_id).job.status is JobStatus.cancelled
+    assert rows_by_day(ctx, "chat") == published
+    resumed = service.resume(ctx, job_id=allowed_id)
+    assert resumed.job.status is JobStatus.succeeded
+    assert rows_by_day(ctx, "chat") == {}

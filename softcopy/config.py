@@ -150,16 +150,6 @@ def add_source(
     return SourceConfig(name=name, kind=kind, path=resolved, options=dict(options or {}))
 
 
-def _check_home(home: Path) -> None:
-    """The home is a folder, or can become one (no file stands in its path)."""
-    for folder in (home, *home.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "is a file" if folder == home else f"cannot be made: {folder} is a file"
-                raise ConfigError(f"home {home} {what}, not a folder")
-            return
-
-
 def _check_same(home: Path, name: str, old: Any, kind: str, resolved: Path) -> None:
     """Refuse to re-point source `name` at another path or kind without `replace`."""
     old_kind = old.get("kind") if isinstance(old, Mapping) else None
@@ -172,6 +162,16 @@ def _check_same(home: Path, name: str, old: Any, kind: str, resolved: Path) -> N
         raise SourceExists(name, str(was), str(resolved))
     if old_kind != kind:
         raise SourceExists(name, f"{was} as {old_kind}", f"{resolved} as {kind}")
+
+
+def _check_home(home: Path) -> None:
+    """The home is a folder, or can become one (no file stands in its path)."""
+    for folder in (home, *home.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == home else f"cannot be made: {folder} is a file"
+                raise ConfigError(f"home {home} {what}, not a folder")
+            return
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

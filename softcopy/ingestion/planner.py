@@ -92,7 +92,6 @@ def make_plan(
     snapshot = coverage.persist(
         session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
     )
-    chosen = [c for c in _choose(session, request, cells, today) if c.stage in request.stages]
     plan = IngestionPlan(
         created_at=now,
         mode=request.mode,

@@ -14,6 +14,7 @@ import traitlets
 
 from softcopy.dashboard.base import Panel, badge, button, day_span, fmt, guarded, html_table
 from softcopy.ingestion import service
+from softcopy.ingestion.leases import describe_wait
 from softcopy.ingestion.models import IngestionJob, JobStep, LogRecord, Verification
 from softcopy.ingestion.states import JOB_LIVE, JOB_RESUMABLE, JobStatus
 
@@ -174,7 +175,7 @@ class JobDetail(Panel):
         for row in new_logs:
             self._logs.append(log_line(row))
             self._log_after = max(self._log_after, row.id or 0)
-        self.header.value = _header_html(job)
+        self.header.value = _header_html(job, view.unclaimed_seconds)
         self.progress.max = max(job.days_total, 1)
         self.progress.value = min(job.days_done, self.progress.max)
         self.progress.bar_style = BAR_STYLES.get(job.status, "info")
@@ -209,8 +210,11 @@ class JobDetail(Panel):
         self.status = str(job.status)
 
 
-def _header_html(job: IngestionJob) -> str:
+def _header_html(job: IngestionJob, unclaimed_seconds: float | None = None) -> str:
     facts = [
+        f"queued, {describe_wait(unclaimed_seconds)}: no worker took it"
+        if unclaimed_seconds
+        else "",
         f"plan {job.plan_id}",
         f"engine {job.engine}",
         f"worker pid {job.worker_pid}" if job.worker_pid else "",

@@ -249,6 +249,40 @@ def test_an_unclaimed_queued_job_is_claimed_by_any_worker(
     assert status(ctx, queued.job.job.id) is JobStatus.succeeded
 
 
+def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
+    ctx: service.Context, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softcopy.cli.main import main
+    from softcopy.dashboard.jobs import JobsPanel
+
+    queued = service.enqueue(ctx, options=BACKFILL)
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    set_job(ctx, job_id, queued_at=datetime.now(UTC) - timedelta(minutes=12))  # the real clock
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert main(["ingestion", "jobs"]) == 0
+    assert "queued, unclaimed for 12 min" in capsys.readouterr().out
+    assert main(["ingestion", "show", str(job_id)]) == 0
+    assert "unclaimed for 12 min" in capsys.readouterr().out
+    panel = JobsPanel(service.open_context(ctx.settings.home), poll_interval=0)
+    panel.refresh()
+    assert "unclaimed for 12 min" in panel.detail.header.value
+
+
+def test_the_dashboards_poll_ends_when_a_dead_workers_job_is_interrupted(
+    ctx: service.Context, clock: Clock
+) -> None:
+    from softcopy.dashboard.jobs import JobsPanel
+
+    job_id = dead_worker_job(ctx, clock)
+    panel = JobsPanel(ctx, poll_interval=0)
+    assert panel._tick() is False  # what the poller thread calls: nothing live, stop
+    assert (
+        panel.detail.status == JobStatus.interrupted
+        and status(ctx, job_id) is JobStatus.interrupted
+    )
+
+
 # -- 3. cancel --force signals only the worker itself ---------------------------------------
 
 

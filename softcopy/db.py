@@ -335,16 +335,19 @@ def _fault_translator(display: str) -> Any:
         if context.is_pre_ping:
             return  # the pool is checking a connection: let it reconnect
         reason = database_fault_reason(context.original_exception, context.is_disconnect)
+        if reason == SQLITE_READ_ONLY and context.engine is not None and _read_only(context.engine):
+            reason = f"cannot write: its folder {Path(display).parent} is read-only"
         if reason is not None:
             raise DatabaseUnavailable(display, reason, context.sqlalchemy_exception)
 
     return translate
 
 
+SQLITE_READ_ONLY = "cannot write: the file or its folder is read-only"
 # SQLite result codes that mean the machine (the file, the disk, another process)
 _SQLITE_REASONS = (
     ("SQLITE_FULL", "the disk is full"),
-    ("SQLITE_READONLY", "cannot write: the file or its folder is read-only"),
+    ("SQLITE_READONLY", SQLITE_READ_ONLY),
     ("SQLITE_BUSY", "locked by another process past the busy timeout"),
     ("SQLITE_LOCKED", "locked by another process past the busy timeout"),
     ("SQLITE_CANTOPEN", "cannot open the file"),
@@ -376,7 +379,7 @@ def sqlite_fault_reason(error: BaseException) -> str | None:
         elif "database or disk is full" in message:
             reason = "the disk is full"
         elif "readonly database" in message:
-            reason = "cannot write: the file or its folder is read-only"
+            reason = SQLITE_READ_ONLY
         elif "database is locked" in message:
             reason = "locked by another process past the busy timeout"
     return reason

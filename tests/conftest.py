@@ -45,7 +45,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     assert PG_URL
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(  # pre-ping: a fault test may restart the server in between
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), pool_pre_ping=True
+    )
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_URL else "?"

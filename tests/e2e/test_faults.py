@@ -220,7 +220,20 @@ def test_a_read_only_home_searches_and_refuses_writes_in_one_line(tmp_path: Path
         ran = softcopy("ingestion", "run", *BACKFILL_ARGS, "--force", env=env)
         assert ran.returncode == 3
         one_clear_line(ran, str(ro), "read-only")
-    assert snapshot(home) == before  # nothing changed on disk, not even a -wal or -shm
+        assert snapshot(home) == before  # nothing changed on disk, not even a -wal or -shm
+
+        # while a writer has the home open (its -wal and -shm exist), reads still work
+        live = [sqlite3.connect(home / name) for name in ("index.db", "softcopy.db")]
+        try:
+            for conn in live:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            assert (home / "index.db-shm").exists()
+            again = softcopy("memory", "search", "meeting", "--json", env=env)
+            assert again.returncode == 0, again.stderr
+            assert json.loads(again.stdout) == json.loads(found.stdout)
+        finally:
+            for conn in live:
+                conn.close()
 
 
 SLOW_CLI = textwrap.dedent(

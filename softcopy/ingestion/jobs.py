@@ -128,7 +128,7 @@ def cancel(
         return job
     if gone is None:
         leases.signal_worker(job)
-    error = "cancelled with --force" if gone is None else f"cancelled at once: {gone}"
+    error = "cancelled by force" if gone is None else f"cancelled at once: {gone}"
     move_job(
         session,
         job,
@@ -305,15 +305,14 @@ def _claim_cells(
     except IntegrityError:
         raise Conflict(
             f"job {job_id}: another job claimed some of these cells a moment ago; "
-            "`softcopy ingestion jobs --status running` shows it"
+            "the running jobs show which"
         ) from None
 
 
 def _held(claim: CellClaim, status: JobStatus) -> Conflict:
     return Conflict(
         f"cell {claim.source} {claim.day} {claim.stage} is held by job {claim.job_id}"
-        f" ({status}); wait for it, or cancel it with "
-        f"`softcopy ingestion cancel {claim.job_id}`"
+        f" ({status}); wait for it, or cancel job {claim.job_id}"
     )
 
 
@@ -331,12 +330,12 @@ def _give_up_cells(
             JobStatus.interrupted,
             now=now,
             error=f"no worker claimed it ({leases.describe_wait(waited)}); job {taker} took "
-            f"its cells; `softcopy ingestion resume {holder.id}` continues it",
+            f"its cells; resuming job {holder.id} continues it",
         )
     except IllegalTransition:
         raise Conflict(
             f"job {holder.id} ({holder.status}) holds cells job {taker} needs; wait for it, or "
-            f"cancel it with `softcopy ingestion cancel {holder.id}`"
+            f"cancel job {holder.id}"
         ) from None
     release_claims(session, holder.id)
 

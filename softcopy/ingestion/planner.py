@@ -315,7 +315,7 @@ def _repair(session: Session, request: PlanRequest, cells: list[Cell]) -> list[C
         select(ReconciliationRun.id).order_by(ReconciliationRun.id.desc()).limit(1)  # type: ignore[union-attr]
     )
     if run_id is None:
-        raise NotFound("reconciliation", "(none yet: run `softcopy ingestion reconcile` first)")
+        raise NotFound("reconciliation", "(none yet: reconcile first)")
     if session.get(ReconciliationRun, run_id) is None:
         raise NotFound("reconciliation", run_id)
     flagged = _flagged(

@@ -41,7 +41,7 @@ def test_add_source_keeps_comments_and_resolves_paths(tmp_path: Path) -> None:
         ('timezone = "Mars/Olympus"', "unknown timezone"),
         ("[sources.a]\nkind = 'notes'", "needs 'kind' and 'path'"),
         ("[sources.a]\nkind = 'fax'\npath = '.'", "unknown kind"),
-        ("embedder = 'gpt'", "embedder = 'gpt': must be one of hashing, minilm"),
+        ("embedder = 'gpt'", "embedder = 'gpt': must be one of hashing"),
         ("not toml at all =", "softcopy.toml"),
     ],
 )

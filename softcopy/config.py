@@ -22,7 +22,10 @@ from softcopy.db import parse_url
 from softcopy.errors import ConfigError, SourceExists, UnknownSource
 
 CONFIG_FILE = "softcopy.toml"
-SOURCE_KINDS = ("notes", "jsonl", "mbox", "git")
+SOURCE_KINDS = (
+    *("notes", "jsonl", "mbox", "git"),
+    *("slack", "telegram", "chatgpt", "maildir", "browser"),  # the exports of issue 13
+)
 EMBEDDERS = ("hashing", "minilm")
 SETTING_KEYS = ("database_url", "timezone", "embedder", "lease_timeout", "sources")
 DEFAULT_LEASE_TIMEOUT = 60.0

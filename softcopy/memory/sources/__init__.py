@@ -22,9 +22,19 @@ def open_source(config: SourceConfig, tz: tzinfo) -> Source:
 
 
 def _load_builtin_kinds() -> None:
-    from softcopy.memory.sources import git, jsonl, mbox, notes
+    from softcopy.memory.sources import (
+        browser,
+        chatgpt,
+        git,
+        jsonl,
+        maildir,
+        mbox,
+        notes,
+        slack,
+        telegram,
+    )
 
-    for module in (notes, jsonl, mbox, git):
+    for module in (notes, jsonl, mbox, git, slack, telegram, chatgpt, maildir, browser):
         register(module.KIND, module.SOURCE)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime
 
+import pytest
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
-from softcopy.db import dispose_engines, get_engine, session_scope
+from softcopy.db import dispose_engines, get_engine, parse_url, session_scope
+from softcopy.errors import ConfigError, DatabaseFault
 from softcopy.ingestion.states import Stage
 from softcopy.memory import ledger
 
@@ -108,3 +112,45 @@ def test_migrations_match_the_models(database_url: str) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_a_database_locked_past_the_busy_timeout_is_a_fault_that_retries_still_see(
+    tmp_path,
+) -> None:
+    """The engine turns a driver's lock timeout into one line (DatabaseFault, no SQL in it)
+    that is still an OperationalError, so a worker's heartbeat and day retries go on."""
+    path = tmp_path / "busy.db"
+    engine = get_engine(f"sqlite:///{path}?timeout=0.1")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with session_scope(engine) as session:
+            ledger.record_failure(
+                session,
+                source="s",
+                day=date(2026, 3, 1),
+                stage=Stage.export,
+                error="x",
+                done_by="t",
+                now=datetime(2026, 3, 1, tzinfo=UTC),
+            )
+    except DatabaseFault as fault:
+        assert isinstance(fault, OperationalError)
+        assert str(fault) == f"database {path}: locked by another process past the busy timeout"
+        assert fault.database == str(path) and "INSERT" not in repr(vars(fault))
+    else:
+        raise AssertionError("a write under another process's exclusive lock went through")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        dispose_engines()
+
+
+def test_database_urls_softcopy_cannot_use_are_config_errors() -> None:
+    for url, message in [
+        ("garbage", "not a database URL"),
+        ("mysql://h/db", "database mysql://h/db: unsupported backend 'mysql'"),
+        ("sqlite:///x.db?timeout=soon", "timeout must be a number of seconds"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            get_engine(url) if "timeout" in url else parse_url(url)

@@ -20,7 +20,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def one_clear_line(result: subprocess.CompletedProcess[str], *words: str) -> str
 
 
 def index_rows(home: Path) -> Rows:
-    with sqlite3.connect(f"{(home / 'index.db').as_uri()}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"{(home / 'index.db').as_uri()}?mode=ro", uri=True)) as conn:
         return sorted(conn.execute("SELECT source, day, item_id, content_hash FROM docs"))
 
 

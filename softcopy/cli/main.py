@@ -22,6 +22,7 @@ from softcopy.errors import (
     SoftcopyError,
     SourceExists,
 )
+from softcopy.ingestion.planner import StalePlan
 
 app = typer.Typer(
     name="softcopy",
@@ -44,6 +45,7 @@ app.command("serve")(serve.serve)
 HINTS: dict[type[SoftcopyError], str] = {
     DestructivePlan: "pass --allow-shrink to do it anyway",
     SourceExists: "pass --replace to re-point it",
+    StalePlan: "or pass --replan to plan again and run",
 }
 
 

@@ -31,6 +31,7 @@ from softcopy.db import environment_fault
 from softcopy.errors import (
     ECHO_CHARS,
     Conflict,
+    DestructivePlan,
     EnvironmentFault,
     NotFound,
     OperationFailed,
@@ -75,15 +76,20 @@ def status_of(error: SoftcopyError) -> int:
     return next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
 
 
+# What to send to do it anyway: the core's messages name no field to set, the API adds it.
+HINTS: dict[type[SoftcopyError], str] = {
+    DestructivePlan: 'send "allow_shrink": true to do it anyway',
+    StalePlan: 'or send "replan": true to plan again and run',
+}
+
+
 def api_message(error: SoftcopyError) -> str:
-    """The error worded for API users: fields by their JSON keys, not by CLI flags."""
-    if isinstance(error, StalePlan):
-        return (
-            f"plan {error.plan_id} is stale: {len(error.changed)} cells changed since it was "
-            'made; make a new plan, or send "replan": true to plan again and run'
-        )
+    """The error worded for API users: fields by their JSON keys, never CLI flags; short."""
     message = str(error)
-    return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1] + "…"
+    if len(message) > MESSAGE_CHARS:
+        message = message[: MESSAGE_CHARS - 1] + "…"
+    hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), None)
+    return f"{message}; {hint}" if hint else message
 
 
 def error_body(error: SoftcopyError) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class StalePlan(Conflict):
         )
         super().__init__(
             f"plan {plan_id} is stale: {len(changed)} cells changed since it was made ({shown}); "
-            "make a new plan, or pass --replan to plan again and run"
+            "make a new plan"
         )
 
 

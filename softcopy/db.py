@@ -4,17 +4,16 @@ control plane; migrations are applied on first use.
 SQLite (the default) gets WAL and a busy timeout so that several processes can share it;
 PostgreSQL runs the same code through `SOFTCOPY_DATABASE_URL`.
 
-Faults of the machine become `DatabaseFault`s here, at the engine, so no face ever prints
-a driver's traceback: an unreachable server, a file locked past the busy timeout, a full
-disk, a read-only home. A home whose folder cannot be written is opened read-only (no WAL
-switch, no migration), so reads keep working there.
+Faults of the machine become `DatabaseFault`s at the engine (`faults.fault_translator`),
+so no face ever prints a driver's traceback: an unreachable server, a file locked past the
+busy timeout, a full disk, a read-only home. A home whose folder cannot be written is
+opened read-only (no WAL switch, no migration), so reads keep working there.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +24,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, event, types
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.engine.interfaces import ExceptionContext
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, create_engine
 
-from softcopy.errors import ConfigError, DatabaseFault, EnvironmentFault, StorageFault
+from softcopy.errors import ConfigError, DatabaseFault, StorageFault
+from softcopy.faults import fault_translator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # default; `?timeout=<seconds>` in a sqlite URL overrides it
 PG_CONNECT_TIMEOUT_S = 10  # default; `?connect_timeout=<seconds>` in the URL overrides it
@@ -164,8 +163,10 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 def _create(url: str) -> Engine:
     parsed = parse_url(url)
     display = display_url(parsed)
+    read_only = False
     if parsed.get_backend_name() == "sqlite":
         engine = _create_sqlite(parsed)
+        read_only = _read_only(engine)
     else:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -176,7 +177,8 @@ def _create(url: str) -> Engine:
             engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         except ImportError as exc:
             raise ConfigError(f"database {display}: its driver is not installed ({exc})") from None
-    event.listen(engine, "handle_error", _fault_translator(display))
+    read_only_folder = Path(display).parent if read_only else None
+    event.listen(engine, "handle_error", fault_translator(display, read_only_folder))
     return engine
 
 
@@ -293,132 +295,3 @@ def _sqlite_pragmas(busy_timeout_ms: int, *, wal: bool) -> Any:
         cursor.close()
 
     return on_connect
-
-
-class DatabaseUnavailable(DatabaseFault, OperationalError):
-    """A DatabaseFault that is still a SQLAlchemy OperationalError, so code that retries
-    transient database errors (a worker's heartbeat and day retries) keeps doing so,
-    while every face sees a SoftcopyError with one line to show. The SQLAlchemy side is
-    read through properties, so the error's facts (`vars()`) hold no SQL."""
-
-    statement = None
-    params = None
-    hide_parameters = True
-    ismulti = None
-    detail: list[str] = []  # noqa: RUF012 - read-only, as DBAPIError expects it
-
-    def __init__(self, database: str, reason: str, cause: DBAPIError | None = None) -> None:
-        # set by hand: the two bases' constructors do not cooperate
-        self.database = database
-        self.what = f"database {database}"
-        self.reason = reason
-        self._cause = cause
-        Exception.__init__(self, f"{self.what}: {reason}")
-
-    @property
-    def orig(self) -> BaseException | None:  # type: ignore[override]
-        return self._cause.orig if self._cause is not None else None
-
-    @property
-    def connection_invalidated(self) -> bool:  # type: ignore[override]
-        return bool(self._cause is not None and self._cause.connection_invalidated)
-
-    def __str__(self) -> str:
-        return f"{self.what}: {self.reason}"
-
-    def __reduce__(self) -> Any:
-        return (self.__class__, (self.database, self.reason))
-
-
-def _fault_translator(display: str) -> Any:
-    def translate(context: ExceptionContext) -> None:
-        if context.is_pre_ping:
-            return  # the pool is checking a connection: let it reconnect
-        reason = database_fault_reason(context.original_exception, context.is_disconnect)
-        if reason == SQLITE_READ_ONLY and context.engine is not None and _read_only(context.engine):
-            reason = f"cannot write: its folder {Path(display).parent} is read-only"
-        if reason is not None:
-            raise DatabaseUnavailable(display, reason, context.sqlalchemy_exception)
-
-    return translate
-
-
-SQLITE_READ_ONLY = "cannot write: the file or its folder is read-only"
-# SQLite result codes that mean the machine (the file, the disk, another process)
-_SQLITE_REASONS = (
-    ("SQLITE_FULL", "the disk is full"),
-    ("SQLITE_READONLY", SQLITE_READ_ONLY),
-    ("SQLITE_BUSY", "locked by another process past the busy timeout"),
-    ("SQLITE_LOCKED", "locked by another process past the busy timeout"),
-    ("SQLITE_CANTOPEN", "cannot open the file"),
-    ("SQLITE_IOERR", "input/output error (is the disk full or gone?)"),
-    ("SQLITE_PERM", "permission denied"),
-    ("SQLITE_NOTADB", "not a SQLite database"),
-    ("SQLITE_CORRUPT", "the file is corrupt"),
-)
-# PostgreSQL SQLSTATE classes that mean the server or the machine, not the statement
-_PG_STATES = {
-    "08": "the connection failed",
-    "53": "the server is out of resources",
-    "57": "the server is shutting down or restarting",
-    "58": "the server hit a system error",
-    "25006": "the server is read-only",
-}
-
-
-def sqlite_fault_reason(error: BaseException) -> str | None:
-    """What a sqlite3 error says about the machine, or None when it is a bug."""
-    if not isinstance(error, sqlite3.Error):
-        return None
-    name = getattr(error, "sqlite_errorname", "") or ""
-    reason = next((r for code, r in _SQLITE_REASONS if name.startswith(code)), None)
-    if reason is None and isinstance(error, sqlite3.OperationalError):
-        message = str(error)  # a few errors come without a result code
-        if "unable to open database file" in message:
-            reason = "cannot open the file"
-        elif "database or disk is full" in message:
-            reason = "the disk is full"
-        elif "readonly database" in message:
-            reason = SQLITE_READ_ONLY
-        elif "database is locked" in message:
-            reason = "locked by another process past the busy timeout"
-    return reason
-
-
-def database_fault_reason(error: BaseException, disconnected: bool = False) -> str | None:
-    """What a driver error says about the machine, or None when it is a bug (a statement
-    the database rejects, a constraint, a serialization conflict the caller retries)."""
-    if isinstance(error, sqlite3.Error):
-        return sqlite_fault_reason(error)
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - the postgres extra is not installed
-        return None
-    if not isinstance(error, psycopg.Error):
-        return None
-    state = getattr(error, "sqlstate", None)
-    first_line = (str(error).strip().splitlines() or ["no answer"])[0]
-    if state is None:
-        if disconnected or isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-            return first_line if "connect" in first_line else f"connection lost: {first_line}"
-        return None
-    reason = _PG_STATES.get(state) or _PG_STATES.get(state[:2])
-    if reason is None:
-        return f"connection lost: {first_line}" if disconnected else None
-    return f"{reason}: {first_line}"
-
-
-def environment_fault(error: BaseException) -> EnvironmentFault | None:
-    """The EnvironmentFault an exception that escaped the lower layers stands for (the
-    faces' last line of defence), or None when it is a bug and should stay loud."""
-    if isinstance(error, EnvironmentFault):
-        return error
-    if isinstance(error, DBAPIError):
-        reason = database_fault_reason(error.orig, error.connection_invalidated)
-        return DatabaseFault(None, reason) if reason else None
-    if isinstance(error, sqlite3.Error):
-        reason = sqlite_fault_reason(error)
-        return DatabaseFault(None, reason) if reason else None
-    if isinstance(error, OSError):
-        return StorageFault.from_os_error(error)
-    return None

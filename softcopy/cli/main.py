@@ -14,7 +14,7 @@ import typer
 
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
 from softcopy.cli.common import describe
-from softcopy.db import environment_fault
+from softcopy.faults import environment_fault
 from softcopy.errors import (
     DestructivePlan,
     EnvironmentFault,

@@ -27,7 +27,7 @@ from tornado.httputil import responses
 from traitlets import Unicode
 
 from softcopy import limits
-from softcopy.db import environment_fault
+from softcopy.faults import environment_fault
 from softcopy.errors import (
     ECHO_CHARS,
     Conflict,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from softcopy.db import sqlite_fault_reason, writable
+from softcopy.db import writable
+from softcopy.faults import sqlite_fault_reason
 from softcopy.errors import ReadOnlyStorage, StorageFault
 from softcopy.memory.items import MemoryItem, digest
 

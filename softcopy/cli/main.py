@@ -14,7 +14,6 @@ import typer
 
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
 from softcopy.cli.common import describe
-from softcopy.faults import environment_fault
 from softcopy.errors import (
     DestructivePlan,
     EnvironmentFault,
@@ -22,6 +21,7 @@ from softcopy.errors import (
     SoftcopyError,
     SourceExists,
 )
+from softcopy.faults import environment_fault
 from softcopy.ingestion.planner import StalePlan
 
 app = typer.Typer(

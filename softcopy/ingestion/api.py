@@ -27,7 +27,6 @@ from tornado.httputil import responses
 from traitlets import Unicode
 
 from softcopy import limits
-from softcopy.faults import environment_fault
 from softcopy.errors import (
     ECHO_CHARS,
     Conflict,
@@ -39,6 +38,7 @@ from softcopy.errors import (
     UserError,
     echo,
 )
+from softcopy.faults import environment_fault
 from softcopy.ingestion import api_spec, service
 from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
 from softcopy.ingestion.coverage import totals

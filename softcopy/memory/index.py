@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from softcopy.db import writable
-from softcopy.faults import sqlite_fault_reason
 from softcopy.errors import ReadOnlyStorage, StorageFault
+from softcopy.faults import sqlite_fault_reason
 from softcopy.memory.items import MemoryItem, digest
 
 SCHEMA = """

@@ -1,9 +1,15 @@
 """Notes: a folder of Markdown, Org and plain-text files, one memory item per file.
 
 Plain folders, Obsidian vaults and Logseq graphs work as they are. A note's day is a date
-in its file name, else a `date` in its header (YAML front matter, Org `#+date:`, Logseq
-`date::`), else its modification time. The header is parsed by hand: it is a handful of
-`key: value` lines, and a YAML dependency would buy nothing but failure modes.
+in its file name (`2024-03-01`, Logseq's journal `2024_03_01`, `20240301`, Zettelkasten
+`202403011230`), else a `date`, `created` or `date created` in its header (YAML front
+matter, Org `#+date:`, Logseq `date::`), else its modification time. Header dates are
+read as the apps write them: ISO dates and date-times (Obsidian's Date and Date & time
+properties: `2024-03-01`, `2024-03-01T10:00`), Org timestamps, Logseq's `[[Mar 1st,
+2024]]` and the Obsidian Linter's `Friday, March 1st 2024, 10:00:00 am`; a time without
+an offset is wall-clock time in the configured timezone. The header is parsed by hand: it
+is a handful of `key: value` lines, and a YAML dependency would buy nothing but failure
+modes.
 
 A date that is written but does not exist (`2024-02-30.md`, `date: 2024-13-45`) is never
 silently replaced by the modification time: unless the other place holds a valid date, the
@@ -46,7 +52,15 @@ _LOOSE_DATE = re.compile(
     r"(?:\s+[^\W\d_]+\.?)?"  # an Org weekday: <2024-03-01 Fri>
     r"(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"  # an optional time
 )
-_MONTH_NAME_DATE = re.compile(r"^([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})$")
+# `Mar 1st, 2024` (Logseq's journal title), and Obsidian Linter's default timestamp
+# `Friday, March 1st 2024, 10:00:00 am` (moment.js "dddd, MMMM Do YYYY, h:mm:ss a").
+_MONTH_NAME_DATE = re.compile(
+    r"^(?:[A-Za-z]+,\s+)?([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})"
+    r"(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$"
+)
+# Header keys that date a note, in order: `date` (Obsidian's and Logseq's own property),
+# `created` (Obsidian templates, Templater), `date created` (Obsidian Linter's default).
+_DATE_KEYS = ("date", "created", "date created")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _H1 = re.compile(r"^#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _INLINE_TAG = re.compile(r"(?<!\S)#(?:\[\[([^\]\n]+)\]\]|(\w[\w/\-]*))")
@@ -318,7 +332,7 @@ def _invalid_field_date(fields: dict[str, Field]) -> str | None:
 
 
 def _date_value(fields: dict[str, Field]) -> str:
-    value = fields.get("date")
+    value = next((v for k in _DATE_KEYS if isinstance(v := fields.get(k), str) and v.strip()), "")
     if not isinstance(value, str):
         return ""
     return _WIKILINK.sub(r"\1", value).strip().strip("<>[]\"'").strip()
@@ -343,7 +357,11 @@ def _loose_date(value: str, tz: tzinfo) -> _Dated | None:
     if match := _LOOSE_DATE.match(value):
         return _local(tz, *(g or "0" for g in match.groups()))
     if (match := _MONTH_NAME_DATE.match(value)) and match[1][:3].lower() in _MONTHS:
-        return _local(tz, match[3], _MONTHS.index(match[1][:3].lower()) + 1, match[2])
+        month = _MONTHS.index(match[1][:3].lower()) + 1
+        hour = int(match[4] or 0)
+        if match[7] and hour <= 12:  # 12 am is midnight, 12 pm noon
+            hour = hour % 12 + (12 if match[7].lower() == "pm" else 0)
+        return _local(tz, match[3], month, match[2], hour, match[5] or 0, match[6] or 0)
     return None
 
 

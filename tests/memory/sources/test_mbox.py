@@ -481,3 +481,22 @@ def test_encoded_words_and_file_names_in_odd_forms(tmp_path: Path) -> None:
     item = only_item(write(tmp_path, raw))
     assert item.title == "Café am München C:\\users"
     assert item.meta["attachments"] == ["résumé.pdf", "naïve.txt"]
+
+
+def test_encoded_words_in_several_charsets_and_mboxrd_quoting_levels(tmp_path: Path) -> None:
+    """A mailing-list archive as found: KOI8-R, ISO-8859-1 and UTF-8 encoded words, and
+    mboxrd's `>>From ` (a body line that was `>From `) losing exactly one `>`."""
+    raw = (
+        b"From list@example.org Fri Mar  1 10:00:00 2024\n"
+        b"From: =?koi8-r?b?98HTyczJyg==?= <v@example.ru>\n"
+        b"To: =?iso-8859-1?q?Ren=E9?= <r@example.fr>, =?utf-8?b?5bGx55Sw?= <y@example.jp>\n"
+        b"Subject: =?koi8-r?q?=F0=D2=C9=D7=C5=D4?= =?utf-8?q?_=E2=80=94_hi?=\n"
+        b"Date: Fri, 01 Mar 2024 10:00:00 +0000\n"
+        b"Message-ID: <rd@example.org>\n\n"
+        b">From the start\n>>From a quote\n>>>From deeper\n\n"
+    )
+    item = only_item(write(tmp_path, raw))
+    assert item.title == "Привет — hi"
+    assert item.meta["from"] == "Василий <v@example.ru>"
+    assert item.meta["to"] == ["René <r@example.fr>", "山田 <y@example.jp>"]
+    assert item.text == "From the start\n>From a quote\n>>From deeper"

@@ -324,3 +324,31 @@ def test_an_invalid_name_date_yields_to_a_valid_date_field(tmp_path: Path) -> No
     write(tmp_path, "2024-02-30.md", "---\ndate: 2024-02-29\n---\nthe header knows")
     [item] = items(source(tmp_path)).values()
     assert item.day == date(2024, 2, 29)
+
+
+def test_created_keys_and_the_formats_obsidian_and_logseq_write(tmp_path: Path) -> None:
+    """Obsidian's Date & time property, Templater's `created`, the Obsidian Linter's
+    `date created` in its default moment.js format, Logseq's `date:: [[Mar 1st, 2024]]`."""
+    write(tmp_path, "a.md", "---\ncreated: 2024-03-01T10:00\n---\ntemplater")
+    write(tmp_path, "b.md", "---\ndate created: Friday, March 1st 2024, 10:05:00 pm\n---\nlinter")
+    write(tmp_path, "c.md", "---\ndate created: Friday, March 1st 2024, 12:30:00 am\n---\nmidnight")
+    write(tmp_path, "d.md", "date:: [[Mar 1st, 2024]]\n- a logseq page")
+    write(tmp_path, "e.md", "---\ndate: 2024-03-02\ncreated: 2020-01-01\n---\ndate wins")
+    got = items(source(tmp_path, NEW_YORK))
+    assert got["a.md"].ts == datetime(2024, 3, 1, 15, tzinfo=UTC)
+    assert got["b.md"].ts == datetime(2024, 3, 2, 3, 5, tzinfo=UTC)
+    assert got["b.md"].day == date(2024, 3, 1)
+    assert got["c.md"].ts == datetime(2024, 3, 1, 5, 30, tzinfo=UTC)
+    assert got["d.md"].day == date(2024, 3, 1)
+    assert got["e.md"].day == date(2024, 3, 2)
+
+
+def test_logseq_journal_names_and_an_invalid_created_date(tmp_path: Path) -> None:
+    write(tmp_path, "journals/2024_03_01.md", "- journal entry")
+    write(tmp_path, "pages/p.md", "---\ncreated: 2024-02-30\n---\nno such day")
+    src = source(tmp_path, NEW_YORK)
+    assert set(dict(src.units())) == {"journals/2024_03_01.md", "pages/p.md"}
+    (ref,) = src.scan_unit("journals/2024_03_01.md").refs
+    assert ref.day == date(2024, 3, 1)
+    (bad,) = src.scan_unit("pages/p.md").problems
+    assert "2024-02-30" in str(bad) and bad.day is None

@@ -63,6 +63,12 @@ def dashboard_root(explicit: Path | None) -> Path | None:
     return next((folder.resolve() for folder in found), None)
 
 
+def cull_interval(cull_seconds: int) -> int:
+    """How often to look for idle kernels: every CULL_INTERVAL_SECONDS, or twice per idle
+    timeout when that is shorter."""
+    return max(1, min(CULL_INTERVAL_SECONDS, cull_seconds // 2))
+
+
 def server_argv(
     *, home: Path, root: Path, ip: str, port: int, token: str, cull_seconds: int, allow_root: bool
 ) -> list[str]:
@@ -79,7 +85,7 @@ def server_argv(
         "IdentityProvider.cookie_options": SAME_SITE,  # the login cookie
         "ServerApp.tornado_settings": {"xsrf_cookie_kwargs": {"path": "/", **SAME_SITE}},
         "MappingKernelManager.cull_idle_timeout": cull_seconds,
-        "MappingKernelManager.cull_interval": CULL_INTERVAL_SECONDS,
+        "MappingKernelManager.cull_interval": cull_interval(cull_seconds),
         "MappingKernelManager.cull_connected": False,  # an open tab keeps its kernel
         "MappingKernelManager.cull_busy": False,
         "SoftcopyAPI.home": home,

@@ -4,6 +4,7 @@ rendering writes nothing, and abandoned renders' kernels are culled."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, func, select
+from tornado.websocket import websocket_connect
 
 from softcopy.cli.serve import (
     CULL_IDLE_SECONDS,
     CULL_INTERVAL_SECONDS,
     DASHBOARD,
     DASHBOARDS,
+    cull_interval,
     dashboard_root,
     server_argv,
 )
@@ -69,11 +72,13 @@ def wait_until_up(process: subprocess.Popen[str], url: str, timeout: float = 90)
 
 
 @pytest.fixture
-def server(demo_home: Path, tmp_path: Path):
-    """`softcopy serve` on a free port, with its own Jupyter runtime and config folders."""
+def server(demo_home: Path, tmp_path: Path, request: pytest.FixtureRequest):
+    """`softcopy serve` on a free port, with its own Jupyter runtime and config folders
+    (and the extra arguments a test gives by parametrizing it indirectly)."""
     port = free_port()
     argv = [sys.executable, "-m", "softcopy", "serve", "--home", str(demo_home)]
     argv += ["--port", str(port), "--token", TOKEN]
+    argv += getattr(request, "param", [])
     if os.geteuid() == 0:  # CI and containers run as root; Jupyter refuses that by default
         argv.append("--allow-root")
     env = os.environ | {
@@ -150,7 +155,46 @@ def test_only_dashboards_are_served_with_strict_cookies_and_render_writes_nothin
     assert control_rows(demo_home) == before
 
 
-def test_abandoned_renders_are_culled_and_open_tabs_kept() -> None:
+@pytest.mark.parametrize("server", [["--cull-idle-seconds", "2"]], indirect=True)
+def test_abandoned_renders_are_culled_and_open_tabs_kept(server) -> None:
+    """A render nobody connects to loses its kernel after the idle timeout; a render whose
+    page holds its kernel's channels open (an open tab) keeps it (`cull_connected` off)."""
+    process, base = server
+    wait_until_up(process, f"{base}/api/ingestion/jobs")
+
+    def kernels() -> set[str]:
+        code, body = get(f"{base}/api/kernels", TOKEN)
+        assert code == 200
+        return {k["id"] for k in json.loads(body)}
+
+    def render() -> str:
+        """Render the dashboard; the id of the kernel that render started."""
+        before = kernels()
+        code, _, _ = fetch(f"{base}/voila/render/{DASHBOARD}?token={TOKEN}", timeout=90)
+        assert code == 200
+        (started,) = kernels() - before
+        return started
+
+    async def open_tab_and_abandoned_render() -> tuple[str, str, set[str]]:
+        open_tab = render()
+        url = f"ws://{base.removeprefix('http://')}/api/kernels/{open_tab}/channels"
+        channels = await websocket_connect(f"{url}?token={TOKEN}")  # the tab's connection
+        try:
+            abandoned = render()
+            deadline = time.monotonic() + 30
+            while abandoned in kernels():
+                assert time.monotonic() < deadline, "the abandoned render's kernel lives on"
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(3)  # longer than the idle timeout: the open tab's kernel stays
+            return open_tab, abandoned, kernels()
+        finally:
+            channels.close()
+
+    open_tab, abandoned, left = asyncio.run(open_tab_and_abandoned_render())
+    assert left == {open_tab} and abandoned != open_tab
+
+
+def test_culling_settings() -> None:
     argv = server_argv(
         home=Path("/h"),
         root=Path("/r"),
@@ -164,6 +208,7 @@ def test_abandoned_renders_are_culled_and_open_tabs_kept() -> None:
     assert f"--MappingKernelManager.cull_interval={CULL_INTERVAL_SECONDS}" in argv
     assert "--MappingKernelManager.cull_connected=False" in argv
     assert CULL_IDLE_SECONDS <= 60 and CULL_INTERVAL_SECONDS <= 30
+    assert cull_interval(2) == 1 and cull_interval(0) == 1
 
 
 def test_dashboard_root_is_the_dashboards_folder(tmp_path: Path) -> None:

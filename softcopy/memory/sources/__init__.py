@@ -8,6 +8,7 @@ from softcopy.config import SourceConfig
 from softcopy.memory.sources.base import ItemRef, Repaired, Source, UnitScan
 
 _KINDS: dict[str, type] = {}
+_BUILTIN_LOADED = False
 
 
 def register(kind: str, cls: type) -> None:
@@ -16,12 +17,13 @@ def register(kind: str, cls: type) -> None:
 
 def open_source(config: SourceConfig, tz: tzinfo) -> Source:
     """A ready-to-read source for a configured entry."""
-    if not _KINDS:
+    if not _BUILTIN_LOADED:  # not `if not _KINDS`: a plugin may have registered first
         _load_builtin_kinds()
     return _KINDS[config.kind](name=config.name, path=config.path, tz=tz, options=config.options)
 
 
 def _load_builtin_kinds() -> None:
+    global _BUILTIN_LOADED
     from softcopy.memory.sources import (
         browser,
         chatgpt,
@@ -35,7 +37,8 @@ def _load_builtin_kinds() -> None:
     )
 
     for module in (notes, jsonl, mbox, git, slack, telegram, chatgpt, maildir, browser):
-        register(module.KIND, module.SOURCE)
+        _KINDS.setdefault(module.KIND, module.SOURCE)
+    _BUILTIN_LOADED = True
 
 
 __all__ = ["ItemRef", "Repaired", "Source", "UnitScan", "open_source", "register"]

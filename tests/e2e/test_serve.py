@@ -121,9 +121,11 @@ def control_rows(home: Path) -> dict[str, int]:
         }
 
 
-def test_only_dashboards_are_served_with_strict_cookies_and_render_writes_nothing(
-    server, demo_home: Path
-) -> None:
+@pytest.mark.parametrize("server", [["--cull-idle-seconds", "2"]], indirect=True)
+def test_the_web_face_is_not_a_way_in(server, demo_home: Path) -> None:
+    """Only the dashboards are served; cookies are SameSite=Strict; rendering writes nothing;
+    a render nobody connects to loses its kernel after the idle timeout, while a render whose
+    page holds its kernel's channels open (an open tab) keeps it (`cull_connected` off)."""
     process, base = server
     wait_until_up(process, f"{base}/api/ingestion/jobs")
     before = control_rows(demo_home)
@@ -143,35 +145,21 @@ def test_only_dashboards_are_served_with_strict_cookies_and_render_writes_nothin
     ):
         code, _, _ = fetch(f"{base}/{path}?token={TOKEN}")
         assert code == 404, path
-    # Rendering the dashboard (twice) runs its cells and writes nothing; every cookie the
-    # server sets (login, XSRF) is SameSite=Strict.
-    cookies: list[str] = []
-    for _ in range(2):
-        code, page, set_cookie = fetch(f"{base}/voila/render/{DASHBOARD}?token={TOKEN}", timeout=90)
-        assert code == 200 and b"application/vnd.jupyter.widget-view+json" in page
-        assert b"Dashboard(children=" in page and b"Traceback" not in page
-        cookies += set_cookie
-    assert cookies and all("samesite=strict" in c.lower() for c in cookies), cookies
-    assert control_rows(demo_home) == before
-
-
-@pytest.mark.parametrize("server", [["--cull-idle-seconds", "2"]], indirect=True)
-def test_abandoned_renders_are_culled_and_open_tabs_kept(server) -> None:
-    """A render nobody connects to loses its kernel after the idle timeout; a render whose
-    page holds its kernel's channels open (an open tab) keeps it (`cull_connected` off)."""
-    process, base = server
-    wait_until_up(process, f"{base}/api/ingestion/jobs")
 
     def kernels() -> set[str]:
         code, body = get(f"{base}/api/kernels", TOKEN)
         assert code == 200
         return {k["id"] for k in json.loads(body)}
 
+    cookies: list[str] = []
+
     def render() -> str:
-        """Render the dashboard; the id of the kernel that render started."""
+        """Render the dashboard (its cells run); the id of the kernel the render started."""
         before = kernels()
-        code, _, _ = fetch(f"{base}/voila/render/{DASHBOARD}?token={TOKEN}", timeout=90)
-        assert code == 200
+        code, page, set_cookie = fetch(f"{base}/voila/render/{DASHBOARD}?token={TOKEN}", timeout=90)
+        assert code == 200 and b"application/vnd.jupyter.widget-view+json" in page
+        assert b"Dashboard(children=" in page and b"Traceback" not in page
+        cookies.extend(set_cookie)
         (started,) = kernels() - before
         return started
 
@@ -192,6 +180,9 @@ def test_abandoned_renders_are_culled_and_open_tabs_kept(server) -> None:
 
     open_tab, abandoned, left = asyncio.run(open_tab_and_abandoned_render())
     assert left == {open_tab} and abandoned != open_tab
+    # Every cookie the server set (login, XSRF) is SameSite=Strict; two renders wrote nothing.
+    assert cookies and all("samesite=strict" in c.lower() for c in cookies), cookies
+    assert control_rows(demo_home) == before
 
 
 def test_culling_settings() -> None:

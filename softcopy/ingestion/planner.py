@@ -199,6 +199,8 @@ def _scope(session: Session, request: PlanRequest) -> tuple[date | None, date | 
         if request.range_end_day < request.range_start_day:
             raise ReversedRange(request.range_start_day, request.range_end_day)
     limits.LOOKBACK_DAYS.check(request.lookback_days)
+    if request.reconciliation_id is not None:  # every face bounds it; any caller may not
+        limits.RECONCILIATION_ID.check(request.reconciliation_id)
     return request.range_start_day, request.range_end_day
 
 

@@ -208,3 +208,15 @@ def test_the_poller_stops_when_nothing_is_live_and_can_start_again() -> None:
     wait_for(lambda: not poller.running, timeout=5)
     assert len(ticks) == 4
     Poller(lambda: True, interval=0).start()  # interval 0: never polls
+
+
+def test_a_huge_reconciliation_id_is_one_line_in_the_panel(dashboard) -> None:
+    plan = dashboard.plan
+    plan.mode = "repair"
+    plan.reconciliation_id = 10**20
+    plan.preview()
+    assert plan.message_kind == "error"
+    assert plan.message == (
+        "preview failed: reconciliation id: 100000000000000000000 is out of range; "
+        "allowed: 1..2147483647"
+    )

@@ -26,7 +26,7 @@ SOURCE_KINDS = (
     *("notes", "jsonl", "mbox", "git"),
     *("slack", "telegram", "chatgpt", "maildir", "browser"),  # the exports of issue 13
 )
-EMBEDDERS = ("hashing", "minilm")
+EMBEDDERS = ("hashing", "semantic", "minilm")
 SETTING_KEYS = ("database_url", "timezone", "embedder", "lease_timeout", "sources")
 DEFAULT_LEASE_TIMEOUT = 60.0
 # A lease shorter than a second would expire between two heartbeats of a busy worker;

@@ -30,6 +30,181 @@ TOPICS = [
     ("travel", "train to the conference, hotel near the venue, slides on the way"),
 ]
 CHANNELS = ["#platform", "#release", "#random", "#search"]
+# Hand-written journal entries, each about something different and worded its own way, so
+# search can be judged on more than the templated topics (bench/search_quality.py labels
+# queries against these titles). Each lands `days_ago` before the demo's last day.
+JOURNAL = [
+    (
+        3,
+        "Car trouble",
+        "Took the Volvo to the mechanic: the brakes were squealing and the "
+        "front pads were worn through. Replaced both, plus a new battery.",
+    ),
+    (
+        5,
+        "Kubernetes upgrade",
+        "Upgraded the production cluster from 1.28 to 1.29. Two nodes "
+        "drained slowly because a pod disruption budget was too strict.",
+    ),
+    (
+        8,
+        "Dentist",
+        "Check-up at the dentist; one small cavity filled, next cleaning in six months. Gums fine.",
+    ),
+    (
+        11,
+        "Sourdough",
+        "Fed the starter twice, baked a loaf at 250 degrees with steam. Crumb "
+        "was open, crust too dark; shorten the bake next time.",
+    ),
+    (
+        13,
+        "Quarterly taxes",
+        "Paid the estimated income tax for the third quarter and filed "
+        "the receipts for the home office deduction.",
+    ),
+    (
+        16,
+        "Flight to Lisbon",
+        "Booked the flight to Lisbon for the conference; aisle seat, "
+        "checked bag, landing at 14:05. Airbnb near Alfama.",
+    ),
+    (
+        19,
+        "Database migration",
+        "Moved the orders table to the new Postgres instance with "
+        "logical replication; cut-over took four minutes of read-only time.",
+    ),
+    (
+        22,
+        "Running",
+        "Ran 10 km along the river in 52 minutes; left knee sore after 7 km, try new shoes.",
+    ),
+    (
+        26,
+        "Birthday party",
+        "Planned Mia's seventh birthday: cake from the bakery, eight kids, "
+        "treasure hunt in the park, invitations sent.",
+    ),
+    (
+        29,
+        "Laptop died",
+        "The laptop would not boot after the update; recovered files from "
+        "the backup drive and ordered a replacement SSD.",
+    ),
+    (
+        33,
+        "Onboarding Priya",
+        "First week plan for Priya, our new backend engineer: access "
+        "requests, a buddy, and a small first bug to fix.",
+    ),
+    (
+        36,
+        "Rent increase",
+        "Landlord wrote that rent goes up 6% from March; compare with "
+        "flats nearby before signing the renewal.",
+    ),
+    (
+        40,
+        "Security patch",
+        "Patched the OpenSSL vulnerability on all web servers and rotated "
+        "the TLS certificates the same night.",
+    ),
+    (
+        43,
+        "Piano lesson",
+        "Worked on the left hand of the Chopin nocturne; teacher says slow "
+        "practice with a metronome at 60.",
+    ),
+    (
+        47,
+        "Power outage",
+        "Electricity was out for three hours in the storm; freezer held, "
+        "router on the battery pack.",
+    ),
+    (
+        51,
+        "Conference talk",
+        "Submitted the talk proposal about incremental indexing to "
+        "PyCon; abstract, outline and a short bio.",
+    ),
+    (
+        55,
+        "Flu",
+        "Stayed home with a fever and a sore throat; slept most of the day, tea "
+        "and soup, cancelled the meetings.",
+    ),
+    (
+        58,
+        "Salary negotiation",
+        "Asked for a raise in the one-on-one: listed the projects "
+        "shipped this year; manager will come back after calibration.",
+    ),
+    (62, "Bird watching", "Saw a kingfisher by the canal at dawn and two herons on the far bank."),
+    (
+        66,
+        "Printer",
+        "The office printer jams on double-sided jobs; ordered a new fuser "
+        "unit and set single-sided as the default.",
+    ),
+    (
+        70,
+        "Moving boxes",
+        "Packed the kitchen into twelve boxes for the move; labelled each "
+        "by room, fragile glasses wrapped in towels.",
+    ),
+    (
+        74,
+        "API rate limits",
+        "Customers hit 429 errors at peak; raised the per-token limit "
+        "and added a retry-after header.",
+    ),
+    (
+        78,
+        "Vet visit",
+        "Took the cat for vaccinations; she has lost weight, switch to the kidney diet food.",
+    ),
+    (
+        82,
+        "Book club",
+        "Discussed The Left Hand of Darkness; most liked the ice crossing "
+        "chapter, next month is Piranesi.",
+    ),
+    (
+        86,
+        "Solar panels",
+        "Got a quote for rooftop solar: 14 panels, payback in about nine "
+        "years with the feed-in tariff.",
+    ),
+    (
+        90,
+        "Code review backlog",
+        "Twenty open pull requests waiting more than a week; agreed "
+        "on a daily review slot and smaller diffs.",
+    ),
+    (
+        95,
+        "Wedding anniversary",
+        "Dinner at the Italian place where we had our first date; ten years married.",
+    ),
+    (
+        100,
+        "Data loss scare",
+        "A cron job deleted last week's exports; restored them from "
+        "object storage snapshots, then added a dry-run flag.",
+    ),
+    (
+        105,
+        "Garden shed",
+        "Built the shed floor from pressure-treated timber; walls and roof felt next weekend.",
+    ),
+    (
+        110,
+        "Interview feedback",
+        "Candidate for the frontend role was strong on CSS and "
+        "accessibility, weaker on testing; lean hire.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +259,14 @@ def _write_notes(folder: Path, start: date, end: date, rng: random.Random) -> in
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             count += 1
+    for days_ago, title, body in JOURNAL:
+        day = end - timedelta(days=days_ago)
+        if day < start:
+            continue
+        page = folder / "Journal" / f"{title.lower().replace(' ', '-')}.md"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(f"---\ndate: {day.isoformat()}\ntitle: {title}\n---\n{body}\n")
+        count += 1
     for i, (title, body) in enumerate(TOPICS[:4]):
         day = start + timedelta(days=(i * 29) % max(1, (end - start).days + 1))
         page = folder / "Projects" / f"{title.capitalize()}.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ from softcopy.cli.common import (
     console,
     day_range,
     open_home,
+    parse_iso_day,
     print_json,
     progress_bar,
 )
@@ -28,6 +30,7 @@ from softcopy.cli.render import run_summary
 from softcopy.config import load_settings
 from softcopy.errors import BadDate, UserError
 from softcopy.ingestion.states import Stage
+from softcopy.memory.query import parse as parse_query
 from softcopy.memory.runner import run_stages
 from softcopy.memory.search import search as search_memory
 
@@ -74,30 +77,96 @@ for _stage in Stage:
     _stage_command(_stage)
 
 
-@app.command()
+SEARCH_HELP = """Search the published memory: full-text rank fused with vector similarity.
+
+A query that matches nothing, by its words or by meaning, gives no hits.
+
+\b
+Query language:
+  release plan          either word; items with both rank first
+  "release plan"        the exact phrase (required)
+  relea*                words starting with "relea"
+  -garden  -"new york"  leave out items holding the word or phrase
+  source:mail           only this source (repeatable; same as --source)
+  since:2026-01-01      on or after the day (same as --since)
+  until:2026-01-31      on or before the day (same as --until)
+
+\b
+Examples:
+  softcopy memory search "release plan" --k 5 --source mail --since 2026-01-01
+  softcopy memory search '"cache expired" -garden source:chat' --explain
+"""
+
+
+def _day_option(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> date | None:
+    if value is None:
+        return None
+    return parse_iso_day(value, param.opts[0] if param.opts else str(param.name))
+
+
+@app.command(help=SEARCH_HELP)
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    query: Annotated[str, typer.Argument(help="What to look for, in the query language below.")],
     k: Annotated[
-        int, typer.Option("--k", callback=bounded(limits.SEARCH_HITS), help="How many hits.")
+        int,
+        typer.Option(
+            "--k", "--limit", callback=bounded(limits.SEARCH_HITS), help="How many hits at most."
+        ),
     ] = 10,
     sources: Sources = None,
-    since: RangeStart = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", "--range-start-day", callback=_day_option, help="First day, YYYY-MM-DD."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", "--range-end-day", callback=_day_option, help="Last day, YYYY-MM-DD."
+        ),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the full-text and vector parts of each score.")
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Search the published memory: full-text rank fused with vector similarity."""
     if not query.strip():
         raise UserError("the search query is empty")
+    if since and until and since > until:  # type: ignore[operator]
+        raise BadDate(f"--since {since} is after --until {until}")
+    parsed = parse_query(query)  # a malformed query is one line, before the home is opened
     settings = load_settings(home)  # search reads the index only: no database to open
-    for name in sources or []:
-        settings.source(name)
-    hits = search_memory(settings, query=query, k=k, sources=sources or [], since=since)  # type: ignore[arg-type]
+    hits = search_memory(
+        settings,
+        query=parsed,
+        k=k,
+        sources=sources or [],
+        since=since,  # type: ignore[arg-type]
+        until=until,  # type: ignore[arg-type]
+    )
     if as_json:
         print_json(hits)
         return
-    table = Table("day", "source", "title", "snippet", title=f"{len(hits)} hits for {query!r}")
+    if not hits:
+        console.print(f"no matches for {query!r}")
+        return
+    columns = ["day", "source", "title"]
+    columns += ["score", "text (rank, bm25)", "vector (rank, cosine)"] if explain else ["snippet"]
+    table = Table(*columns, title=f"{len(hits)} hits for {query!r}")
     for hit in hits:
         snippet = Text(hit.snippet)
         snippet.highlight_regex(r"\[[^\]]+\]", "bold yellow")
-        table.add_row(hit.day.isoformat(), hit.source, Text(hit.title), snippet)
+        row: list[str | Text] = [hit.day.isoformat(), hit.source, Text(hit.title)]
+        if not explain:
+            row.append(snippet)
+        elif hit.why is not None:
+            why = hit.why
+            row += [
+                f"{why.fused:.4f}",
+                "-" if why.lexical_rank is None else f"#{why.lexical_rank}, {why.bm25:.2f}",
+                "-" if why.vector_rank is None else f"#{why.vector_rank}, {why.cosine:.3f}",
+            ]
+        table.add_row(*row)
     console.print(table)

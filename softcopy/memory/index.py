@@ -8,7 +8,6 @@ vector similarity by reciprocal rank.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from softcopy.db import writable
 from softcopy.errors import ReadOnlyStorage, StorageFault
 from softcopy.faults import sqlite_fault_reason
 from softcopy.memory.items import MemoryItem, digest
+from softcopy.memory.query import Query, parse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs(
@@ -51,7 +51,18 @@ END;
 _lock = threading.RLock()  # one connection per process, shared by its threads
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
 CANDIDATES = 100
-FTS_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Score:
+    """Why a hit ranks where it does: its full-text and vector parts (None: not a candidate
+    of that part) and their reciprocal-rank fusion."""
+
+    fused: float
+    lexical_rank: int | None = None  # 1-based rank among full-text matches
+    bm25: float | None = None  # FTS5 bm25, lower is better
+    vector_rank: int | None = None  # 1-based rank among vector neighbours above the floor
+    cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class Hit:
     title: str
     snippet: str
     score: float
+    why: Score | None = None
 
 
 _connections: dict[tuple[int, Path, bool], sqlite3.Connection] = {}
@@ -137,6 +149,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 
 def close_all() -> None:
     """Close this process's index connections (tests, and before a home is deleted)."""
+    _vectors.clear()
     for key in [k for k in _connections if k[0] == os.getpid()]:
         _connections.pop(key).close()
 
@@ -196,29 +209,80 @@ def count(path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM docs").fetchone()[0])
 
 
+@dataclass
+class _Vectors:
+    """The index's vectors held in memory between searches, with what filters need."""
+
+    version: tuple[int, int]
+    ids: np.ndarray  # int64 doc ids, in rowid order
+    matrix: np.ndarray  # float32 rows, one per id
+    sources: np.ndarray  # source names
+    days: np.ndarray  # int32 day ordinals
+
+
+_vectors: dict[tuple[int, Path, int], _Vectors] = {}
+
+
 def search(
     path: Path,
     *,
-    query: str,
+    query: str | Query,
     query_vector: np.ndarray,
     k: int = 10,
     sources: Iterable[str] = (),
     since: date | None = None,
+    until: date | None = None,
+    floor: float = 0.0,
+    parts: tuple[str, ...] = ("text", "vector"),
 ) -> list[Hit]:
-    """Hybrid search: FTS5 bm25 rank and cosine similarity, fused by reciprocal rank."""
-    where, args = _filters(list(sources), since)
+    """Hybrid search: FTS5 bm25 rank and cosine similarity, fused by reciprocal rank.
+
+    Relevance floor: every full-text match counts; a vector neighbour counts only when its
+    cosine reaches `floor` (each embedder's own, calibrated on a labelled set), so a query
+    that matches nothing returns no hits. Phrases and exclusions bind vector hits too.
+    `parts` leaves one side out (the benchmark compares each side with the fusion)."""
+    parsed = parse(query) if isinstance(query, str) else query
+    names = list(dict.fromkeys([*sources, *parsed.sources]))
+    since = max(filter(None, (since, parsed.since)), default=None)
+    until = min(filter(None, (until, parsed.until)), default=None)
+    where, args = _filters(names, since, until)
     with connect(path) as conn:
-        text_ranked = _fts_ranked(conn, query, where, args)
-        vector_ranked = _vector_ranked(conn, query_vector, where, args)
-        scores: dict[int, float] = {}
-        for ranking in (text_ranked, vector_ranked):
+        lexical = _fts_ranked(conn, parsed.match(), where, args) if "text" in parts else {}
+        vector = (
+            _vector_ranked(conn, path, parsed, query_vector, names, since, until, floor)
+            if "vector" in parts
+            else {}
+        )
+        fused: dict[int, float] = {}
+        for ranking in (lexical, vector):
             for rank, doc_id in enumerate(ranking):
-                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return [_hit(conn, doc_id, score, query) for doc_id, score in best]
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        lexical_rank = {doc_id: rank for rank, doc_id in enumerate(lexical)}
+        vector_rank = {doc_id: rank for rank, doc_id in enumerate(vector)}
+        return [
+            _hit(
+                conn,
+                doc_id,
+                score,
+                parsed,
+                Score(
+                    fused=score,
+                    lexical_rank=_one_based(lexical_rank.get(doc_id)),
+                    bm25=lexical.get(doc_id),
+                    vector_rank=_one_based(vector_rank.get(doc_id)),
+                    cosine=vector.get(doc_id),
+                ),
+            )
+            for doc_id, score in best
+        ]
 
 
-def _filters(sources: list[str], since: date | None) -> tuple[str, list[str]]:
+def _one_based(rank: int | None) -> int | None:
+    return None if rank is None else rank + 1
+
+
+def _filters(sources: list[str], since: date | None, until: date | None) -> tuple[str, list[str]]:
     clauses, args = [], []
     if sources:
         clauses.append(f"docs.source IN ({','.join('?' * len(sources))})")
@@ -226,46 +290,105 @@ def _filters(sources: list[str], since: date | None) -> tuple[str, list[str]]:
     if since:
         clauses.append("docs.day >= ?")
         args.append(since.isoformat())
+    if until:
+        clauses.append("docs.day <= ?")
+        args.append(until.isoformat())
     return (" AND ".join(clauses) or "1"), args
 
 
-def _fts_query(query: str) -> str | None:
-    terms = FTS_TERM.findall(query)
-    return " OR ".join(f'"{t}"' for t in terms) or None
-
-
-def _fts_ranked(conn: sqlite3.Connection, query: str, where: str, args: list[str]) -> list[int]:
-    fts = _fts_query(query)
-    if fts is None:
-        return []
+def _fts_ranked(
+    conn: sqlite3.Connection, match: str | None, where: str, args: list[str]
+) -> dict[int, float]:
+    """doc id -> bm25 (lower is better) of the best full-text matches, best first."""
+    if match is None:
+        return {}
     rows = conn.execute(
-        "SELECT docs.id FROM docs_fts JOIN docs ON docs.id = docs_fts.rowid"
-        f" WHERE docs_fts MATCH ? AND {where} ORDER BY bm25(docs_fts, 2.0, 1.0) LIMIT ?",
-        [fts, *args, CANDIDATES],
+        "SELECT docs.id, bm25(docs_fts, 2.0, 1.0) AS rank"
+        " FROM docs_fts JOIN docs ON docs.id = docs_fts.rowid"
+        f" WHERE docs_fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
+        [match, *args, CANDIDATES],
     )
-    return [r[0] for r in rows]
+    return {doc_id: float(rank) for doc_id, rank in rows}
+
+
+def _matching(conn: sqlite3.Connection, match: str) -> np.ndarray:
+    rows = conn.execute("SELECT rowid FROM docs_fts WHERE docs_fts MATCH ?", (match,))
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
 
 def _vector_ranked(
-    conn: sqlite3.Connection, query_vector: np.ndarray, where: str, args: list[str]
-) -> list[int]:
+    conn: sqlite3.Connection,
+    path: Path,
+    query: Query,
+    query_vector: np.ndarray,
+    sources: list[str],
+    since: date | None,
+    until: date | None,
+    floor: float,
+) -> dict[int, float]:
+    """doc id -> cosine of the nearest vectors at or above `floor`, nearest first."""
     if not np.any(query_vector):
-        return []
-    ids, blobs = [], []
-    for doc_id, blob in conn.execute(f"SELECT id, vector FROM docs WHERE {where}", args):
+        return {}
+    held = _held_vectors(conn, path)
+    if not len(held.ids) or held.matrix.shape[1] != query_vector.shape[0]:
+        return {}  # nothing published, or published with another embedder: text still answers
+    mask = np.ones(len(held.ids), dtype=bool)
+    if sources:
+        mask &= np.isin(held.sources, sources)
+    if since:
+        mask &= held.days >= since.toordinal()
+    if until:
+        mask &= held.days <= until.toordinal()
+    required, excluded = query.required_match(), query.excluded_match()
+    if required:
+        mask &= np.isin(held.ids, _matching(conn, required))
+    if excluded:
+        mask &= ~np.isin(held.ids, _matching(conn, excluded))
+    rows = np.flatnonzero(mask) if not mask.all() else None
+    matrix = held.matrix if rows is None else held.matrix[rows]
+    similarity = matrix @ query_vector.astype(np.float32)
+    above = np.flatnonzero(similarity >= max(floor, 1e-6))
+    if len(above) > CANDIDATES:
+        above = above[np.argpartition(-similarity[above], CANDIDATES - 1)[:CANDIDATES]]
+    above = above[np.argsort(-similarity[above], kind="stable")]
+    ids = held.ids if rows is None else held.ids[rows]
+    return {int(ids[i]): float(similarity[i]) for i in above}
+
+
+def _held_vectors(conn: sqlite3.Connection, path: Path) -> _Vectors:
+    """The index's vectors, read once and again only after a write: `data_version` changes
+    when another connection commits, `total_changes` when this one does."""
+    version = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+    key = (os.getpid(), path.resolve(), id(conn))
+    held = _vectors.get(key)
+    if held is not None and held.version == version:
+        return held
+    ids, blobs, sources, days = [], [], [], []
+    for doc_id, blob, source, day in conn.execute(
+        "SELECT id, vector, source, day FROM docs ORDER BY id"
+    ):
         ids.append(doc_id)
         blobs.append(blob)
-    if not ids:
-        return []
-    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1)
-    if matrix.shape[1] != query_vector.shape[0]:
-        return []  # published with another embedder; full-text still answers
-    similarity = matrix @ query_vector.astype(np.float32)
-    top = np.argsort(-similarity, kind="stable")[:CANDIDATES]
-    return [ids[i] for i in top if similarity[i] > 0]
+        sources.append(source)
+        days.append(date.fromisoformat(day).toordinal())
+    dim = len(blobs[0]) // 4 if blobs else 0
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32)
+    if blobs and len(matrix) != dim * len(ids):
+        dim = 0  # vectors of several widths: no embedder can compare with all of them
+        matrix = np.zeros((len(ids), 0), dtype=np.float32)
+    held = _Vectors(
+        version=version,
+        ids=np.asarray(ids, dtype=np.int64),
+        matrix=matrix.reshape(len(ids), dim),
+        sources=np.asarray(sources, dtype=object),
+        days=np.asarray(days, dtype=np.int32),
+    )
+    _vectors.clear()  # one index held at a time: a process searches one home
+    _vectors[key] = held
+    return held
 
 
-def _hit(conn: sqlite3.Connection, doc_id: int, score: float, query: str) -> Hit:
+def _hit(conn: sqlite3.Connection, doc_id: int, score: float, query: Query, why: Score) -> Hit:
     source, day, item_id, title, text = conn.execute(
         "SELECT source, day, item_id, title, text FROM docs WHERE id = ?", (doc_id,)
     ).fetchone()
@@ -276,16 +399,17 @@ def _hit(conn: sqlite3.Connection, doc_id: int, score: float, query: str) -> Hit
         title=title,
         snippet=_snippet(conn, doc_id, query) or text[:160].replace("\n", " "),
         score=score,
+        why=why,
     )
 
 
-def _snippet(conn: sqlite3.Connection, doc_id: int, query: str) -> str | None:
-    fts = _fts_query(query)
-    if fts is None:
+def _snippet(conn: sqlite3.Connection, doc_id: int, query: Query) -> str | None:
+    positive = query.optional_match() or query.required_match()
+    if positive is None:
         return None
     row = conn.execute(
         "SELECT snippet(docs_fts, 1, '[', ']', '…', 16) FROM docs_fts"
         " WHERE docs_fts MATCH ? AND rowid = ?",
-        (fts, doc_id),
+        (positive, doc_id),
     ).fetchone()
     return row[0].replace("\n", " ") if row and "[" in row[0] else None

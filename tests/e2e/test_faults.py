@@ -201,6 +201,32 @@ def test_a_full_disk_fails_the_job_then_it_resumes_once_there_is_room(
         resume_and_verify(job["id"], env, home, reference)
 
 
+def test_a_full_disk_under_the_home_database_too_is_one_line_then_resumable(
+    tmp_path: Path, reference: Rows
+) -> None:
+    """The default layout: the SQLite control plane in the home, on the full disk. The job's
+    end cannot be written either; the worker says so in one line, and once there is room
+    the next read interrupts the job, which resumes."""
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        home = disk / "home"
+        build_demo(home, days=DAYS, today=DEMO_TODAY)
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "ballast").write_bytes(b"\0" * (free - 1200 * 1024))  # the WAL fills it
+        env = {"SOFTCOPY_HOME": str(home)}
+        database_url = f"sqlite:///{home / 'softcopy.db'}"
+
+        ran = softcopy("ingestion", "run", *BACKFILL_ARGS, env=env)
+        assert ran.returncode != 0
+        one_clear_line(ran, f"database {home / 'softcopy.db'}: the disk is full")
+
+        mount("-o", "remount,size=64m", str(disk))  # make room
+        ctx = context(home, database_url)
+        [job] = service.list_jobs(ctx)
+        assert job.status in (JobStatus.failed, JobStatus.interrupted), job
+        resume_and_verify(job.id or 0, env, home, reference)
+        dispose_engines()
+
+
 def test_a_read_only_home_searches_and_refuses_writes_in_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     build_demo(home, days=DAYS, today=DEMO_TODAY)

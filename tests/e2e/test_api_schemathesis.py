@@ -178,6 +178,8 @@ def test_the_live_api_keeps_to_its_openapi_document(served, demo_home: Path) -> 
     # schemathesis leaves out the operation that serves the document it reads
     assert {o.label for o in operations} == served_routes - {"GET /openapi.json"}
 
+    # Resume first: job 1 is resumable before any generated run can claim its cells.
+    operations.sort(key=lambda o: o.label != "POST /jobs/{job_id}/resume")
     for operation in operations:
         explicit = schema.get_strategies_from_examples(operation)
         runs: list[tuple[str, Any, int]] = []

@@ -133,7 +133,9 @@ ERRORS = {
         "404": "Unknown id.",
         "409": "Contradicts persisted state: a stale plan, a cell held by another job, "
         "an illegal status transition, a destructive plan without allow_shrink.",
-        "500": "The operation ran and failed, or the environment did (the disk, the database).",
+        "500": "The operation ran and failed.",
+        "503": "The machine failed, not the request: a full or read-only disk, a database "
+        "that cannot be reached or is locked; the same request can succeed once it is fixed.",
     }.items()
 }
 
@@ -171,8 +173,8 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     body: str | None = None,
 ) -> dict[str, Any]:
-    """An operation; every one can answer 400, 403 and 500, `errors` adds the others."""
-    codes = {"400", "403", "500", *errors.split()}
+    """An operation; every one can answer 400, 403, 500 and 503, `errors` adds the others."""
+    codes = {"400", "403", "500", "503", *errors.split()}
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {**responses, **{code: ERRORS[code] for code in sorted(codes)}},

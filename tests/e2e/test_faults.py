@@ -350,7 +350,7 @@ def test_a_database_that_goes_away_mid_job_loses_nothing(
     home = tmp_path / "home"
     build_demo(home, days=DAYS, today=DEMO_TODAY)
     env = {"SOFTCOPY_HOME": str(home), "SOFTCOPY_DATABASE_URL": database_url}
-    worker = slow_cli("ingestion", "run", *BACKFILL_ARGS[:-1], "slow", env=env, pause=0.05)
+    worker = slow_cli("ingestion", "run", *BACKFILL_ARGS[:-1], "slow", env=env, pause=0.1)
     wait_for_checkpoints(database_url, 6, worker)
     with database_gone(database_url):
         out, err = worker.communicate(timeout=90)

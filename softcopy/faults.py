@@ -30,7 +30,6 @@ class DatabaseUnavailable(DatabaseFault, OperationalError):
     params = None
     hide_parameters = True
     ismulti = None
-    detail: list[str] = []  # noqa: RUF012 - read-only, as DBAPIError expects it
 
     def __init__(self, database: str, reason: str, cause: DBAPIError | None = None) -> None:
         # set by hand: the two bases' constructors do not cooperate
@@ -38,7 +37,15 @@ class DatabaseUnavailable(DatabaseFault, OperationalError):
         self.what = f"database {database}"
         self.reason = reason
         self._cause = cause
+        self._detail: list[str] = []
         Exception.__init__(self, f"{self.what}: {reason}")
+
+    @property
+    def detail(self) -> list[str]:  # type: ignore[override]
+        return self._detail
+
+    def add_detail(self, msg: str) -> None:
+        self._detail.append(msg)
 
     @property
     def orig(self) -> BaseException | None:  # type: ignore[override]
@@ -88,7 +95,7 @@ _SQLITE_REASONS = (
 _PG_STATES = {
     "08": "the connection failed",
     "53": "the server is out of resources",
-    "57": "the server is shutting down or restarting",
+    "57P": "the server is shutting down or restarting",
     "58": "the server hit a system error",
     "25006": "the server is read-only",
 }
@@ -130,7 +137,7 @@ def database_fault_reason(error: BaseException, disconnected: bool = False) -> s
         if disconnected or isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
             return first_line if "connect" in first_line else f"connection lost: {first_line}"
         return None
-    reason = _PG_STATES.get(state) or _PG_STATES.get(state[:2])
+    reason = _PG_STATES.get(state) or _PG_STATES.get(state[:3]) or _PG_STATES.get(state[:2])
     if reason is None:
         return f"connection lost: {first_line}" if disconnected else None
     return f"{reason}: {first_line}"

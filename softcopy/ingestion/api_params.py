@@ -4,7 +4,7 @@ What each place accepts is exactly what the OpenAPI document says:
 - a JSON body is an object of at most `limits.BODY_BYTES` bytes, nested at most
   `limits.BODY_DEPTH` deep, with only known fields; its values have strict JSON types (an
   integer is a JSON number without a fraction, never the string "7"; a flag is true or
-  false, never "yes" or 1);
+  false, never "yes" or 1; null is no value: leave the field out);
 - a query or path value is text: an integer there is ASCII decimal digits (an optional
   minus sign), a day is YYYY-MM-DD; a scalar query field may be given once.
 Every number is checked against its range in `softcopy.limits`. Anything else is a

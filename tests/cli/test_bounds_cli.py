@@ -42,7 +42,7 @@ BOUNDED: list[tuple[list[str], str, limits.Bound]] = [
     ),
     (["ledger", "list", "--limit", HUGE], "--limit", limits.LEDGER_ROWS),
     (["cache", "prune", "--older-than-days", HUGE], "--older-than-days", limits.UNUSED_DAYS),
-    (["memory", "search", "standup", "--k", HUGE], "--k", limits.SEARCH_HITS),
+    (["memory", "search", "standup", "--k", HUGE], "--limit", limits.SEARCH_HITS),  # alias
     (["demo", "--days", HUGE], "--days", limits.DEMO_DAYS),
     (["serve", "--port", "70000"], "--port", limits.PORT),
 ]

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 from softcopy.config import Settings
+from softcopy.db import utcnow
 from softcopy.errors import UserError
 from softcopy.ingestion.states import Stage
 from softcopy.memory.runner import STAGE_FUNCTIONS
@@ -36,6 +37,9 @@ class StepTicket:
     job_id: int
     step_id: int
     epoch: int
+    # the lease holder's clock: heartbeats and checkpoints in this process use it (a kernel
+    # of a notebook engine, in another process, uses the real one)
+    clock: Callable[[], datetime] = utcnow
 
 
 class StepEngine(Protocol):

@@ -107,7 +107,7 @@ def execute(
 
             try:
                 artifact = step_engine.run_step(
-                    StepTicket(settings, job_id, step_id, epoch), on_day=on_day
+                    StepTicket(settings, job_id, step_id, epoch, clock), on_day=on_day
                 )
             except CancelRequested:
                 return _stop(settings, job_id, epoch, clock, JobStatus.cancelled, None, step_id)
@@ -141,13 +141,14 @@ def run_step_days(
     *,
     stage_runner: StageRunner = run_stage,
     on_day: Callable[[], None] | None = None,
-    clock: Clock = utcnow,
+    clock: Clock | None = None,
 ) -> int:
     """Do a step's days that have no checkpoint yet; returns how many were done.
 
     This is what every engine runs, in the worker or inside a notebook kernel: the ledger
     write and the checkpoint of a day commit together, fenced by the lease epoch.
     """
+    clock = clock or ticket.clock
     engine = get_engine(ticket.settings.database_url)
     with Session(engine, expire_on_commit=False) as session:
         step = session.get(JobStep, ticket.step_id)

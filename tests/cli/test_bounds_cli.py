@@ -3,7 +3,9 @@ one line naming the option and its range, exit 2, no traceback and no write."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,29 @@ def test_core_field_errors_name_the_cli_flags(
     _, err = capsys.readouterr()
     assert code == 2
     assert err == "error: backfill_range needs --range-start-day and --range-end-day\n"
+
+
+def test_every_integer_the_cli_takes_is_bounded() -> None:
+    """A new integer option or argument must come with its range (softcopy.limits)."""
+    import typer
+
+    from softcopy.cli.main import app
+
+    def params(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from params(sub, (*path, name))
+        for param in getattr(command, "params", []):
+            yield " ".join(path), param
+
+    integers = [
+        (where, param)
+        for where, param in params(typer.main.get_command(app))
+        if param.type_descriptor.annotation in (int, int | None)
+    ]
+    assert len(integers) >= 15
+    unbounded = [
+        (where, param.name)
+        for where, param in integers
+        if "bounded" not in getattr(param.callback, "__qualname__", "")
+    ]
+    assert unbounded == []

@@ -44,6 +44,7 @@ test: $(STAMP) chromium
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/control_plane.py
+	$(BIN)/python bench/search_quality.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME)

@@ -27,6 +27,7 @@ full-text and vector ranking, fusion, hits) in a warm process, p50/p95 over the 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import statistics
@@ -337,7 +338,8 @@ def main() -> None:
             quality(homes)
             index.close_all()
     if not args.skip_latency:
-        print(f"\nquery latency, search() end to end, {LATENCY_ITEMS:,} items")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\nquery latency, search() end to end, {LATENCY_ITEMS:,} items (load {load})")
         latency()
 
 

@@ -95,6 +95,7 @@ Query language:
 Examples:
   softcopy memory search "release plan" --k 5 --source mail --since 2026-01-01
   softcopy memory search '"cache expired" -garden source:chat' --explain
+  softcopy memory search -- '-garden plan*'    (`--` before a query that starts with -)
 """
 
 
@@ -153,7 +154,7 @@ def search(
         console.print(f"no matches for {query!r}")
         return
     columns = ["day", "source", "title"]
-    columns += ["score", "text (rank, bm25)", "vector (rank, cosine)"] if explain else ["snippet"]
+    columns += ["score", "text", "vector"] if explain else ["snippet"]
     table = Table(*columns, title=f"{len(hits)} hits for {query!r}")
     for hit in hits:
         snippet = Text(hit.snippet)
@@ -165,8 +166,8 @@ def search(
             why = hit.why
             row += [
                 f"{why.fused:.4f}",
-                "-" if why.lexical_rank is None else f"#{why.lexical_rank}, {why.bm25:.2f}",
-                "-" if why.vector_rank is None else f"#{why.vector_rank}, {why.cosine:.3f}",
+                "-" if why.lexical_rank is None else f"#{why.lexical_rank} bm25={why.bm25:.2f}",
+                "-" if why.vector_rank is None else f"#{why.vector_rank} cos={why.cosine:.3f}",
             ]
         table.add_row(*row)
     console.print(table)

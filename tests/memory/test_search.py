@@ -208,3 +208,36 @@ def test_vectors_of_another_width_leave_the_text_side_answering(path: Path) -> N
     query = parse("release")
     hits = index.search(path, query=query, query_vector=np.ones(7, dtype=np.float32))
     assert hits and all(h.why and h.why.cosine is None for h in hits)
+
+
+def test_the_shortlist_over_many_vectors_finds_what_exact_search_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over EXACT_LIMIT vectors the vector side scores a shortlist found in fewer
+    dimensions; for a query near stored rows its best hits are (nearly all) the exact ones."""
+    monkeypatch.setattr(index, "SHORTLIST", 200)
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(50, 96)).astype(np.float32)
+    rows = centres[rng.integers(0, 50, 5000)] + 0.6 * rng.normal(size=(5000, 96))
+    matrix = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    held = index._Vectors(
+        version=(0, 0),
+        ids=np.arange(5000, dtype=np.int64),
+        matrix=matrix,
+        sources=np.full(5000, "s", dtype=object),
+        days=np.zeros(5000, dtype=np.int32),
+    )
+    held.basis = index._principal_directions(matrix)
+    held.reduced = matrix @ held.basis
+    overlap = []
+    for n in range(20):
+        query = matrix[n * 97] + 0.3 * rng.normal(size=96).astype(np.float32)
+        query /= np.linalg.norm(query)
+        picked, sims = held.similarity(None, query)
+        assert len(picked) == 200
+        exact = np.argsort(-(matrix @ query))[:10]
+        overlap.append(len(set(picked[np.argsort(-sims)[:10]]) & set(exact)) / 10)
+        subset = np.arange(0, 5000, 2)
+        picked, _ = held.similarity(subset, query)
+        assert set(picked) <= set(subset)
+    assert min(overlap) >= 0.8 and np.mean(overlap) >= 0.95, overlap

@@ -135,8 +135,6 @@ def search(
 ) -> None:
     if not query.strip():
         raise UserError("the search query is empty")
-    if since and until and since > until:  # type: ignore[operator]
-        raise BadDate(f"--since {since} is after --until {until}")
     parsed = parse_query(query)  # a malformed query is one line, before the home is opened
     settings = load_settings(home)  # search reads the index only: no database to open
     hits = search_memory(

@@ -13,9 +13,10 @@ from softcopy.dashboard.coverage import CoveragePanel
 from softcopy.dashboard.jobs import JobsPanel
 from softcopy.dashboard.plan import PlanPanel
 from softcopy.dashboard.reconcile import ReconcilePanel
+from softcopy.dashboard.search import SearchPanel
 from softcopy.ingestion import service
 
-TABS = ["Coverage", "Plan", "Jobs", "Reconcile"]
+TABS = ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]
 STYLE = """<style>
 .sc-dashboard { font-size: 13px; }
 .sc-dashboard h2 { margin: 4px 0; }
@@ -59,7 +60,10 @@ class Dashboard(widgets.VBox):
         self.plan = PlanPanel(ctx)
         self.jobs = JobsPanel(ctx, poll_interval=poll_interval)
         self.reconcile = ReconcilePanel(ctx)
-        self.tabs = widgets.Tab(children=[self.coverage, self.plan, self.jobs, self.reconcile])
+        self.search = SearchPanel(ctx)
+        self.tabs = widgets.Tab(
+            children=[self.coverage, self.plan, self.jobs, self.reconcile, self.search]
+        )
         self.tabs.titles = tuple(TABS)
         self.children = [
             widgets.HTML(

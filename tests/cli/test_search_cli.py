@@ -90,7 +90,10 @@ def test_explain_shows_the_text_and_vector_parts(searchable: Path, capsys) -> No
         (["--", "-release"], "nothing to look for"),  # `--`: a query may start with "-"
         (["plan since:2026-02-30"], "since:2026-02-30 is not a day"),
         (["plan source:fax"], "unknown source 'fax'"),
-        (["plan", "--since", "2026-02-01", "--until", "2026-01-01"], "is after --until"),
+        (
+            ["plan", "--since", "2026-02-01", "--until", "2026-01-01"],
+            "--until 2026-01-01 is before --since 2026-02-01",
+        ),
         (["plan", "--since", "soon"], "bad date 'soon' for --since"),
         (['plan NEAR("a" b) ^x OR AND'], None),  # FTS5 syntax in user text is just words
     ],

@@ -46,6 +46,7 @@ from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
+from softcopy.memory.search import search as search_memory
 from softcopy.serialize import jsonable
 
 PREFIX = "/api/ingestion"
@@ -54,6 +55,7 @@ AUTH_RESOURCE = "ingestion"
 NOTEBOOK_TYPE = "application/x-ipynb+json"
 PAGE = 20  # plans or jobs per page unless `limit` says otherwise
 LOG_PAGE = 500  # log rows per page unless `limit` says otherwise
+SEARCH_HITS = 10  # search hits unless `k` says otherwise
 _STATUS: tuple[tuple[type[SoftcopyError], int], ...] = (
     (UserError, 400),
     (NotFound, 404),
@@ -343,6 +345,25 @@ class ReconciliationHandler(IngestionHandler):
         )
 
 
+class SearchHandler(IngestionHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The published memory, as `softcopy memory search` answers (no hits: an empty list)."""
+        q = self.query()
+        text = q.text("q")
+        if text is None or not text.strip():
+            raise UserError("query field 'q': give what to look for")
+        k = q.integer("k", limits.SEARCH_HITS) or SEARCH_HITS
+        sources, since, until = q.strings("source") or [], q.day("since"), q.day("until")
+        hits = await self.call(
+            lambda ctx: search_memory(
+                ctx.settings, query=text, k=k, sources=sources, since=since, until=until
+            )
+        )
+        self.send({"query": text, "hits": hits})
+
+
 class OpenAPIHandler(IngestionHandler):
     @web.authenticated
     @authorized
@@ -364,6 +385,7 @@ ROUTES: list[tuple[str, type[IngestionHandler]]] = [
     ("/jobs/{job_id}/steps/{step_id}/notebook", StepNotebookHandler),
     ("/reconcile", ReconcileHandler),
     ("/reconciliations/{reconciliation_id}", ReconciliationHandler),
+    ("/search", SearchHandler),
     ("/openapi.json", OpenAPIHandler),
 ]
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")

@@ -26,6 +26,7 @@ from softcopy.ingestion.models import (
     LogRecord,
     Verification,
 )
+from softcopy.memory.index import Hit
 
 _DOC = "#/components/schemas/{model}"
 
@@ -326,6 +327,30 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[_id("reconciliation_id")],
         )
     },
+    "/search": {
+        "get": _op(
+            "Search the published memory: full-text rank fused with vector similarity. "
+            "A query that matches nothing, by words or meaning, gives no hits.",
+            {"200": _json(_ref("SearchResult"), "The hits, best first (none: an empty list).")},
+            errors="400 403",
+            params=[
+                {
+                    **_query(
+                        "q",
+                        {"type": "string", "minLength": 1},
+                        'What to look for: words, "a phrase", prefix*, -excluded, '
+                        "source:NAME, since:YYYY-MM-DD, until:YYYY-MM-DD.",
+                    ),
+                    "required": True,
+                    "example": "release plan",
+                },
+                _query("k", limits.SEARCH_HITS.schema(default=10), "Hits at most."),
+                _query("source", NAMES, "Only this source (repeatable; default: all)."),
+                _query("since", DAY, "First day (default: open)."),
+                _query("until", DAY, "Last day (default: open)."),
+            ],
+        )
+    },
     "/openapi.json": {
         "get": _op("This document.", {"200": _json({"type": "object"}, "OpenAPI 3.1.")})
     },
@@ -348,6 +373,7 @@ def _model_schemas() -> dict[str, Any]:
         "IngestionPlan": IngestionPlan,
         "LogRecord": LogRecord,
         "Verification": Verification,
+        "Hit": Hit,
     }
     _, schemas = TypeAdapter.json_schemas(
         [(name, "serialization", TypeAdapter(kind)) for name, kind in types.items()],
@@ -380,6 +406,9 @@ def _schemas() -> dict[str, Any]:
         ),
         "Plans": _object({"plans": _array(_ref("IngestionPlan")), **paged}),
         "Jobs": _object({"jobs": _array(_ref("IngestionJob")), **paged}),
+        "SearchResult": _object(
+            {"query": {"type": "string"}, "hits": _array(_ref("Hit"))}, required=("query", "hits")
+        ),
         "Logs": _object({"records": _array(_ref("LogRecord")), "next_since": {"type": "integer"}}),
         **REQUESTS,
     }

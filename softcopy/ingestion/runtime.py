@@ -131,7 +131,10 @@ def execute(
         raise
     except Exception as exc:  # a step is an error boundary, and so is the machine under it
         reason = exc.reason if isinstance(exc, StepFailed) else describe_fault(exc)
-        return _stop(settings, job_id, epoch, clock, JobStatus.failed, reason, step_id)
+        try:
+            return _stop(settings, job_id, epoch, clock, JobStatus.failed, reason, step_id)
+        except LeaseLost:
+            return None  # fenced meanwhile (cancel --force, an expired lease): not ours
     finally:
         heartbeat.stop()
 

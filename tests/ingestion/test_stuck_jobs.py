@@ -404,6 +404,23 @@ def test_a_full_disk_in_a_stage_fails_the_job_with_the_error_and_resume_continue
     assert service.verify(ctx, job_id=job.id).ok
 
 
+def test_a_worker_fenced_while_it_fails_leaves_the_job_to_the_fence(ctx: service.Context) -> None:
+    """Its progress display breaks just after a `cancel --force`: the worker may not write
+    the job's end (it lost the lease), and that is no error of the run."""
+
+    def progress(done: int, total: int, label: str) -> None:
+        if done == 3:
+            with Session(ctx.engine) as session:
+                job_id = session.exec(select(IngestionJob.id)).one()
+            assert job_id is not None
+            service.cancel(ctx, job_id=job_id, force=True)
+            raise RuntimeError("the progress bar broke")
+
+    outcome = service.run(ctx, options=BACKFILL, progress=progress)
+    assert outcome.job is not None and outcome.job.job.id is not None
+    assert outcome.job.job.status is JobStatus.cancelled and claims(ctx, outcome.job.job.id) == 0
+
+
 def test_an_index_that_fills_mid_publish_fails_the_day_with_the_real_error(
     ctx: service.Context,
 ) -> None:

@@ -1,0 +1,419 @@
+"""Real-shape benchmark: archives shaped like the ones people have, backfilled through the
+control plane (service.run, inline executor), beside a naive single pass over the same
+archive in the same process.
+
+Archives (generated in seconds, deterministic):
+- history: a git repository made with `git fast-import` (~12,000 commits over ~2,500 days
+  across 16 years, several branches and tags, subjects and bodies of real sizes) plus
+  ~100 Logseq journal files: the shape of a project's history and its owner's notes;
+- large: a git repository of `--large-commits` commits at ~27 commits a day with busy days
+  of 50+ (the real one is ~200,000 commits over 20 years; the default is smaller so that
+  the default run stays within a few minutes on a 2-core machine);
+- mail: a 20,000-message mbox over 10 years; it also measures an incremental rescan after
+  appending ten messages (bytes and messages read vs the full scan).
+
+For each archive, in its own child process (so its peak memory is its own): cells, items,
+seconds, ms per cell, items/s, peak RSS, and the naive pass (parse everything with the
+source kinds' own parsers, hash-embed, insert into FTS5 in one transaction: no control
+plane, no per-day artifacts) with the ratio backfill / naive.
+
+    .venv/bin/python bench/real_shape.py                      # history, large, mail
+    .venv/bin/python bench/real_shape.py --only history --years 1 5 20   # cost-per-cell curve
+    .venv/bin/python bench/real_shape.py --only large --large-commits 200000
+    .venv/bin/python bench/real_shape.py --only history --profile /tmp/history.prof
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+END = date(2026, 10, 31)
+WORDS = (  # noqa: SIM905 (a sentence reads better than a list of 59 strings)
+    "fix add remove update refactor test docs build release merge bump support handle "
+    "parser index cache worker queue lease schema migration config search embed export "
+    "publish ledger checkpoint api server client notebook kernel dashboard coverage plan "
+    "error message crash leak timeout retry encoding unicode path windows linux macos "
+    "typo readme changelog license ci lint format style dependency version deprecate"
+).split()
+NAMES = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Ken Thompson", "Barbara Liskov")
+BRANCHES = ("main", "develop", "release/1.x", "release/2.x", "feature/search", "gh-pages")
+
+
+def words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+# --- generators -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GitShape:
+    commits: int
+    days: int  # distinct days with commits
+    span_days: int  # calendar days the history covers
+    busy_share: float = 0.0  # share of days that are busy (50-120 commits)
+
+
+def commit_days(shape: GitShape, rng: random.Random) -> list[tuple[date, int]]:
+    """(day, commits) for `shape.days` distinct days ending at END, summing to `commits`:
+    most days a few commits (a heavy tail), `busy_share` of them 50+."""
+    span = max(shape.span_days, shape.days)
+    chosen = sorted(rng.sample(range(span), shape.days))
+    days = [END - timedelta(days=span - 1 - offset) for offset in chosen]
+    busy = set(rng.sample(range(len(days)), int(len(days) * shape.busy_share)))
+    weights = [
+        rng.randint(50, 120) if i in busy else min(40, int(rng.paretovariate(1.6)))
+        for i in range(len(days))
+    ]
+    total = sum(weights)
+    counts = [max(1, round(w * shape.commits / total)) for w in weights]
+    drift = shape.commits - sum(counts)  # make the sum exact, a commit at a time
+    i = 0
+    while drift:
+        j = i % len(counts)
+        if drift > 0:
+            counts[j] += 1
+            drift -= 1
+        elif counts[j] > 1:
+            counts[j] -= 1
+            drift += 1
+        i += 1
+    return list(zip(days, counts, strict=True))
+
+
+def make_git(path: Path, shape: GitShape, seed: int = 1) -> dict[str, int]:
+    """A repository of `shape` made with one `git fast-import`: empty-tree commits on
+    several branches (each a line of history forked from main), a tag every ~400 commits."""
+    rng = random.Random(seed)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    chunks: list[bytes] = []
+    heads: dict[str, int] = {}
+    mark = 0
+    tags = 0
+    for day, count in commit_days(shape, rng):
+        base = datetime(day.year, day.month, day.day, 7, tzinfo=UTC).timestamp()
+        stamps = sorted(base + rng.randrange(16 * 3600) for _ in range(count))
+        for stamp in stamps:
+            mark += 1
+            branch = "main" if rng.random() < 0.8 else rng.choice(BRANCHES[1:])
+            subject = f"{rng.choice(WORDS).capitalize()} {words(rng, rng.randint(3, 9))}"
+            body = ""
+            if rng.random() < 0.45:
+                lines = [words(rng, rng.randint(6, 11)) for _ in range(rng.randint(1, 12))]
+                body = "\n\n" + "\n".join(lines)
+            message = f"{subject}{body}\n".encode()
+            name = rng.choice(NAMES)
+            who = f"{name} <{name.split()[0].lower()}@example.org> {int(stamp)} +0000"
+            parent = heads.get(branch, heads.get("main"))
+            chunk = (
+                f"commit refs/heads/{branch}\nmark :{mark}\nauthor {who}\ncommitter {who}\n"
+                f"data {len(message)}\n"
+            ).encode() + message
+            if parent is not None:
+                chunk += f"from :{parent}\n".encode()
+            chunks.append(chunk + b"\n")
+            heads[branch] = mark
+            if branch == "main" and mark // 400 > tags:
+                tags += 1
+                chunks.append(f"reset refs/tags/v{tags}.0\nfrom :{mark}\n\n".encode())
+    subprocess.run(
+        ["git", "-C", str(path), "fast-import", "--quiet"],
+        input=b"".join(chunks),
+        check=True,
+    )
+    return {"commits": mark, "branches": len(heads), "tags": tags}
+
+
+def make_journals(folder: Path, count: int, span_days: int, seed: int = 2) -> int:
+    """Logseq journal pages: `journals/YYYY_MM_DD.md`, outlines of a few bullets."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for offset in sorted(rng.sample(range(span_days), count)):
+        day = END - timedelta(days=span_days - 1 - offset)
+        bullets = [f"- {words(rng, rng.randint(4, 16))}" for _ in range(rng.randint(2, 9))]
+        bullets += [
+            f"\t- [[{rng.choice(WORDS)}]] {words(rng, 6)}" for _ in range(rng.randint(0, 3))
+        ]
+        (folder / f"{day:%Y_%m_%d}.md").write_text("\n".join(bullets) + "\n")
+    return count
+
+
+def mbox_message(rng: random.Random, n: int, ts: datetime) -> str:
+    body = "\n".join(words(rng, rng.randint(8, 14)) for _ in range(rng.randint(3, 25)))
+    return (
+        f"From sender{n % 97}@example.org {ts:%a %b %d %H:%M:%S %Y}\n"
+        f"From: Sender {n % 97} <sender{n % 97}@example.org>\n"
+        f"To: me@example.org\nSubject: {words(rng, rng.randint(3, 8))}\n"
+        f"Date: {format_datetime(ts)}\nMessage-ID: <{n}@real-shape>\n"
+        f"Content-Type: text/plain; charset=utf-8\n\n{body}\n\n"
+    )
+
+
+def make_mbox(path: Path, messages: int, span_days: int, seed: int = 3, first: int = 0) -> int:
+    """`messages` mails spread over `span_days` days ending at END, in date order."""
+    rng = random.Random(seed)
+    start = datetime(END.year, END.month, END.day, tzinfo=UTC) - timedelta(days=span_days - 1)
+    stamps = sorted(rng.randrange(span_days * 86400) for _ in range(messages))
+    with path.open("a") as out:
+        for n, stamp in enumerate(stamps, start=first):
+            out.write(mbox_message(rng, n, start + timedelta(seconds=stamp)))
+    return messages
+
+
+def history_shape(years: int) -> GitShape:
+    """The 16-year history (12,114 commits over 2,481 days) scaled to `years`."""
+    return GitShape(
+        commits=max(1, round(12_114 * years / 16)),
+        days=max(1, round(2_481 * years / 16)),
+        span_days=years * 365,
+    )
+
+
+def large_shape(commits: int) -> GitShape:
+    """About 27 commits a day (203,352 over 7,548 days), a tenth of the days busy."""
+    days = max(1, round(commits * 7_548 / 203_352))
+    return GitShape(
+        commits=commits, days=days, span_days=round(days * 20 * 365 / 7_548), busy_share=0.1
+    )
+
+
+def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[str, int]:
+    """Make one archive's sources under `home` and configure them."""
+    from softcopy.config import add_source
+
+    src = home / "sources"
+    src.mkdir(parents=True)
+    made: dict[str, int] = {}
+    if archive == "history":
+        made |= make_git(src / "repo", history_shape(years))
+        made["journals"] = make_journals(
+            src / "graph" / "journals", max(1, round(91 * years / 16)), years * 365
+        )
+        add_source(home, name="repo", kind="git", path="sources/repo")
+        add_source(home, name="journal", kind="notes", path="sources/graph")
+    elif archive == "large":
+        made |= make_git(src / "big", large_shape(large_commits))
+        add_source(home, name="big", kind="git", path="sources/big")
+    elif archive == "mail":
+        made["messages"] = make_mbox(src / "mail.mbox", 20_000, 3_650)
+        add_source(home, name="mail", kind="mbox", path="sources/mail.mbox")
+    else:
+        raise SystemExit(f"unknown archive {archive!r}")
+    return made
+
+
+# --- the naive pass ---------------------------------------------------------------------
+
+
+def naive_items(settings) -> list:  # type: ignore[no-untyped-def]
+    """Every item of every configured source, read in one pass per source by the kinds'
+    own parsers: one `git log` of all refs, one split of each mbox, each note file once."""
+    from softcopy.errors import BadRecord
+    from softcopy.memory.sources import git, mbox, open_source
+
+    items = []
+    for config in settings.sources.values():
+        source = open_source(config, settings.timezone)
+        if isinstance(source, git.GitSource):
+            out = source._git("log", git._FORMAT, *git._ALL_REFS, "--")
+            items += [got for _, got in source._records(out.stdout)]
+        elif isinstance(source, mbox.MboxSource):
+            for _unit, file in source._files():
+                for n, (_, _, raw) in enumerate(mbox._messages(file), 1):
+                    items.append(
+                        mbox._read_message(file, f"message {n}", raw, source.name, source.tz)
+                    )
+        else:
+            for unit, _ in source.units():
+                items += list(source.load(unit, [unit]))
+    return [item for item in items if not isinstance(item, BadRecord)]
+
+
+def naive_pass(settings, folder: Path) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """Parse everything, hash-embed, insert into FTS5 in one transaction; (items, seconds)."""
+    from softcopy.memory.embedders import HashingEmbedder
+
+    began = time.perf_counter()
+    items = naive_items(settings)
+    vectors = HashingEmbedder().embed([f"{i.title}\n{i.text}" for i in items])
+    conn = sqlite3.connect(folder / "naive.sqlite")
+    with conn:
+        conn.execute("CREATE VIRTUAL TABLE docs USING fts5(item_id, title, text)")
+        conn.execute("CREATE TABLE vec (item_id TEXT PRIMARY KEY, v BLOB)")
+        conn.executemany(
+            "INSERT INTO docs VALUES (?, ?, ?)", [(i.item_id, i.title, i.text) for i in items]
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO vec VALUES (?, ?)",
+            [(i.item_id, v.tobytes()) for i, v in zip(items, vectors, strict=True)],
+        )
+    conn.close()
+    return len(items), time.perf_counter() - began
+
+
+# --- one archive, in a child process ----------------------------------------------------
+
+
+def measure(archive: str, years: int, large_commits: int, profile: str | None) -> dict:  # type: ignore[type-arg]
+    from softcopy.config import load_settings
+    from softcopy.db import get_engine
+    from softcopy.ingestion import service
+    from softcopy.ingestion.states import JobStatus, PlanMode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        began = time.perf_counter()
+        made = generate(home, archive, years, large_commits)
+        generate_s = time.perf_counter() - began
+        settings = load_settings(home, env={"SOFTCOPY_TIMEZONE": "UTC"})
+        noon = datetime(END.year, END.month, END.day, 12, tzinfo=UTC) + timedelta(days=1)
+        ctx = service.Context(
+            settings=settings, engine=get_engine(settings.database_url), clock=lambda: noon
+        )
+        first = date(1990, 1, 1)
+        options = service.PlanOptions(
+            mode=PlanMode.backfill_range, range_start_day=first, range_end_day=END
+        )
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        began = time.perf_counter()
+        outcome = service.run(ctx, options=options, engine="inline")
+        run_s = time.perf_counter() - began
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        assert outcome.job is not None, "nothing to do"
+        assert outcome.job.job.status is JobStatus.succeeded, outcome.job.job.error
+        cells = outcome.plan.cells
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        from softcopy.memory import index
+
+        items = index.count(settings.index_path)
+        naive_n, naive_s = naive_pass(settings, Path(tmp))
+        figures = {
+            "archive": archive,
+            "years": years,
+            "made": made,
+            "generate_s": generate_s,
+            "cells": cells,
+            "items": items,
+            "run_s": run_s,
+            "peak_mb": peak,
+            "naive_items": naive_n,
+            "naive_s": naive_s,
+        }
+        if archive == "mail":
+            figures |= rescan_figures(settings, home)
+        return figures
+
+
+def rescan_figures(settings, home: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """A catch-up scan after appending ten messages to the 20,000-message mbox: what the
+    scan reads (bytes, messages parsed) beside a full scan of the same file."""
+    from softcopy.db import get_engine, session_scope
+    from softcopy.memory import scan
+    from softcopy.memory.sources import open_source
+
+    path = home / "sources" / "mail.mbox"
+    before = path.stat().st_size
+    make_mbox(path, 10, 1, seed=99, first=1_000_000)
+    appended = path.stat().st_size - before
+    source = open_source(settings.source("mail"), settings.timezone)
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        began = time.perf_counter()
+        summary = scan.refresh(session, source)
+        incremental_s = time.perf_counter() - began
+    stats = dict(getattr(source, "read_stats", {}))
+    full = open_source(settings.source("mail"), settings.timezone)
+    began = time.perf_counter()
+    full.scan_unit("mail.mbox")
+    full_s = time.perf_counter() - began
+    full_stats = dict(getattr(full, "read_stats", {}))
+    return {
+        "appended_bytes": appended,
+        "file_bytes": path.stat().st_size,
+        "rescan_s": incremental_s,
+        "rescan_bytes": stats.get("bytes", -1),
+        "rescan_messages": stats.get("records", -1),
+        "rescan_days_changed": len(summary.days_changed),
+        "full_scan_s": full_s,
+        "full_scan_bytes": full_stats.get("bytes", -1),
+        "full_scan_messages": full_stats.get("records", -1),
+    }
+
+
+# --- the driver -------------------------------------------------------------------------
+
+
+def child(archive: str, years: int, large_commits: int, profile: str | None) -> dict:  # type: ignore[type-arg]
+    command = [sys.executable, __file__, "--child", archive, "--years", str(years)]
+    command += ["--large-commits", str(large_commits)]
+    if profile:
+        command += ["--profile", profile]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def report(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    print(
+        f"{'archive':<16}{'cells':>8}{'items':>9}{'seconds':>9}{'ms/cell':>9}{'items/s':>9}"
+        f"{'peak MB':>9}{'naive s':>9}{'naive it/s':>11}{'ratio':>8}"
+    )
+    for f in rows:
+        name = f"{f['archive']} {f['years']}y" if f["archive"] == "history" else f["archive"]
+        print(
+            f"{name:<16}{f['cells']:>8}{f['items']:>9}{f['run_s']:>9.2f}"
+            f"{f['run_s'] / max(f['cells'], 1) * 1000:>9.2f}{f['items'] / f['run_s']:>9,.0f}"
+            f"{f['peak_mb']:>9.0f}{f['naive_s']:>9.2f}{f['naive_items'] / f['naive_s']:>11,.0f}"
+            f"{f['run_s'] / f['naive_s']:>7.0f}x"
+        )
+    for f in rows:
+        print(f"  {f['archive']}: generated {f['made']} in {f['generate_s']:.1f} s")
+        if "rescan_s" in f:
+            print(
+                f"  mail rescan after appending 10 messages ({f['appended_bytes']:,} of "
+                f"{f['file_bytes']:,} bytes): read {f['rescan_bytes']:,} bytes, parsed "
+                f"{f['rescan_messages']} messages, {f['rescan_s'] * 1000:.0f} ms; a full scan "
+                f"reads {f['full_scan_bytes']:,} bytes, {f['full_scan_messages']} messages, "
+                f"{f['full_scan_s'] * 1000:.0f} ms"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=["history", "large", "mail"])
+    parser.add_argument("--years", nargs="*", type=int, default=[16], help="history's length")
+    parser.add_argument("--large-commits", type=int, default=30_000)
+    parser.add_argument("--profile", help="write a cProfile of the backfill to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        figures = measure(args.child, args.years[0], args.large_commits, args.profile)
+        print(json.dumps(figures))
+        return
+    rows = []
+    for archive in args.only:
+        for years in args.years if archive == "history" else [args.years[0]]:
+            rows.append(child(archive, years, args.large_commits, args.profile))
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

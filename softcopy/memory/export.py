@@ -12,31 +12,30 @@ import json
 from collections import defaultdict
 from datetime import date
 
+from sqlmodel import Session
+
 from softcopy.errors import BadRecord, StageFailed
 from softcopy.ingestion.states import Stage
 from softcopy.memory import ledger, scan
 from softcopy.memory.items import MemoryItem, canonical_json, digest
+from softcopy.memory.sources import Source, load_many
 from softcopy.memory.stage import StageContext, StageResult, export_path, write_atomic
+
+READ_AHEAD_DAYS = 32  # days read at once at most: what a batch holds in memory is bounded
 
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
     """Export one day of one source, sorted by (ts, item_id); byte-identical when redone."""
-    opened = ctx.source(source)
     known_bad = scan.day_problems(ctx.session, source, day)
     problems = [f"{p.location}: {p.reason}" for p in known_bad]
     skipped = len(known_bad)
-    by_unit: dict[str, list[str]] = defaultdict(list)
-    for ref in scan.day_refs(ctx.session, source, day):
-        by_unit[ref.unit].append(ref.locator)
-
     items: list[MemoryItem] = []
-    for unit, locators in sorted(by_unit.items()):
-        for loaded in opened.load(unit, locators):
-            if isinstance(loaded, BadRecord):
-                problems.append(str(loaded))
-                skipped += 1
-            elif loaded.day == day:
-                items.append(loaded)
+    for loaded in _day_items(ctx, source, day):
+        if isinstance(loaded, BadRecord):
+            problems.append(str(loaded))
+            skipped += 1
+        else:
+            items.append(loaded)
     if problems and not ctx.skip_bad_records:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise StageFailed(
@@ -78,6 +77,41 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         now=ctx.clock(),
     )
     return result
+
+
+def items_for_days(
+    session: Session, source: Source, days: list[date]
+) -> dict[date, list[MemoryItem | BadRecord]]:
+    """Each day's items and the bad records met reading them, with one read of the source
+    for all the days (for git, one process for all their commits). The same outcomes, in
+    the same order, as reading each day on its own: per day, its units in name order."""
+    locators: dict[tuple[date, str], list[str]] = defaultdict(list)
+    for ref in scan.days_refs(session, source.name, days):
+        locators[(ref.day, ref.unit)].append(ref.locator)
+    keys = sorted(locators)
+    out: dict[date, list[MemoryItem | BadRecord]] = {day: [] for day in days}
+    for n, loaded in load_many(source, [(unit, locators[(d, unit)]) for d, unit in keys]):
+        day = keys[n][0]
+        if (
+            isinstance(loaded, BadRecord) or loaded.day == day
+        ):  # an item that moved day is not this day's
+            out[day].append(loaded)
+    return out
+
+
+def _day_items(ctx: StageContext, source: str, day: date) -> list[MemoryItem | BadRecord]:
+    """The day's items, read together with the next days the context says are coming."""
+    key = (source, day)
+    if key not in ctx.read_ahead:
+        opened = ctx.source(source)
+        ahead = [
+            d
+            for d in ctx.days_ahead.get(source, ())
+            if d > day and (source, d) not in ctx.read_ahead
+        ][: READ_AHEAD_DAYS - 1]
+        read = items_for_days(ctx.session, opened, [day, *ahead])
+        ctx.read_ahead.update(((source, d), got) for d, got in read.items())
+    return ctx.read_ahead.pop(key)
 
 
 def read(data: bytes) -> list[MemoryItem]:

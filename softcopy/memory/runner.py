@@ -88,7 +88,8 @@ def run_stages(
                     for p in scan.source_problems(session, [source])
                     if p.day is None and not p.repaired
                 ]
-            days = _span(start, end) if exact_days else _days(session, source, start, end)
+            days = list(_span(start, end)) if exact_days else _days(session, source, start, end)
+            ctx.days_ahead[source] = days  # export reads them a batch at a time
             work += [(source, day) for day in days]
         held = _held_by_live_jobs(session, sources)
         total = len(work) * len(stages)

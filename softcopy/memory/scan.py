@@ -14,18 +14,20 @@ problem of the source instead of a unit.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlmodel import Session
 
 from softcopy.errors import BadRecord
 from softcopy.memory.items import digest, repair_text
-from softcopy.memory.sources import Repaired, Source, UnitScan
-from softcopy.memory.tables import SourceDay, SourceItem, SourceProblem, SourceUnit
+from softcopy.memory.sources import ItemRef, Repaired, Source, Tail, UnitScan
+from softcopy.memory.tables import SourceDay, SourceItem, SourceProblem, SourceScan, SourceUnit
 
 BATCH = 500
 
@@ -41,6 +43,11 @@ class ScanSummary:
 def refresh(session: Session, source: Source) -> ScanSummary:
     """Bring the scan index of `source` up to date; returns what changed."""
     summary = ScanSummary(source=source.name)
+    recorded = session.scalar(select(SourceScan.listing).where(SourceScan.source == source.name))
+    stamp_of = getattr(source, "listing_stamp", None)
+    cheap = stamp_of() if stamp_of is not None else None
+    if cheap is not None and cheap == recorded:
+        return summary  # no unit can have changed (a repository's refs did not move)
     now: dict[str, str] = {}
     unnamed: set[str] = set()  # units whose name the database cannot store (not UTF-8)
     for unit, stamp in source.units():
@@ -48,16 +55,32 @@ def refresh(session: Session, source: Source) -> ScanSummary:
         if key != unit:
             unnamed.add(key)
         now[key] = stamp
-    known = dict(
-        session.execute(
-            select(SourceUnit.unit, SourceUnit.stamp).where(SourceUnit.source == source.name)
-        ).all()
-    )
-    changed = [unit for unit, stamp in now.items() if known.get(unit) != stamp]
+    # taken before the units were read: a change made while they are read shows next time
+    listing = cheap or _listing_digest(now)
+    if listing == recorded:
+        return summary  # the same units with the same stamps as the last scan found
+    session.merge(SourceScan(source=source.name, listing=listing))
+    known = {
+        row.unit: row
+        for row in session.execute(
+            select(
+                SourceUnit.unit,
+                SourceUnit.stamp,
+                SourceUnit.read_to,
+                SourceUnit.prefix_digest,
+                SourceUnit.records,
+            ).where(SourceUnit.source == source.name)
+        )
+    }
+    changed = [
+        unit for unit, stamp in now.items() if unit not in known or known[unit].stamp != stamp
+    ]
     removed = [unit for unit in known if unit not in now]
     if not changed and not removed:
         return summary
 
+    grown = _read_appended(session, source, changed, known, now, summary)
+    changed = [unit for unit in changed if unit not in grown]
     summary.days_changed |= _forget_units(session, source.name, changed + removed)
     pending = _Rows(session, source.name)
     named = [unit for unit in changed if unit not in unnamed]
@@ -68,10 +91,69 @@ def refresh(session: Session, source: Source) -> ScanSummary:
         unit_scan = UnitScan(problems=[BadRecord(source.path / unit, None, reason)])
         summary.days_changed |= pending.add(unit, now[unit], unit_scan)
     pending.flush()
-    summary.units_read = len(changed)
+    summary.units_read = len(changed) + len(grown)
     summary.units_removed = len(removed)
     _recount_days(session, source.name, summary.days_changed)
     return summary
+
+
+def _listing_digest(units: dict[str, str]) -> str:
+    """A digest of every unit and its stamp: equal, and no unit changed since that listing."""
+    h = hashlib.sha256()
+    for unit in sorted(units):
+        h.update(f"{unit}\0{units[unit]}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _read_appended(
+    session: Session,
+    source: Source,
+    changed: list[str],
+    known: dict[str, Any],
+    now: dict[str, str],
+    summary: ScanSummary,
+) -> set[str]:
+    """Units of an append-only kind that only grew since their last scan: their new records
+    read from where that scan stopped and added to what it found. Returns those units; a
+    unit whose earlier bytes changed (or a kind that cannot) is left to a full scan."""
+    scan_tail = getattr(source, "scan_tail", None)
+    if scan_tail is None:
+        return set()
+    grown: set[str] = set()
+    pending = _Rows(session, source.name)
+    for unit in changed:
+        row = known.get(unit)
+        if row is None or row.read_to is None or row.prefix_digest is None:
+            continue
+        refs = [
+            ItemRef(r.day, r.item_id, r.content_hash, r.locator)
+            for r in session.execute(
+                select(
+                    SourceItem.day, SourceItem.item_id, SourceItem.content_hash, SourceItem.locator
+                ).where(SourceItem.source == source.name, SourceItem.unit == unit)
+            )
+        ]
+        try:
+            tail = scan_tail(unit, Tail(row.read_to, row.prefix_digest, row.records or 0), refs)
+        except OSError:
+            tail = None  # gone or unreadable since it was listed: the full scan says which
+        if tail is None:
+            continue
+        grown.add(unit)
+        summary.days_changed |= pending.add(unit, now[unit], tail, unit_row=False)
+        mark = tail.tail
+        session.execute(
+            update(SourceUnit)
+            .where(SourceUnit.source == source.name, SourceUnit.unit == unit)
+            .values(
+                stamp=now[unit],
+                read_to=mark.offset if mark else None,
+                prefix_digest=mark.digest if mark else None,
+                records=mark.records if mark else None,
+            )
+        )
+    pending.flush()
+    return grown
 
 
 def day_refs(session: Session, source: str, day: date) -> list[SourceItem]:
@@ -80,6 +162,17 @@ def day_refs(session: Session, source: str, day: date) -> list[SourceItem]:
             select(SourceItem).where(SourceItem.source == source, SourceItem.day == day)
         )
     )
+
+
+def days_refs(session: Session, source: str, days: list[date]) -> list[SourceItem]:
+    """The refs of several days in one query (in batches of BATCH days)."""
+    found: list[SourceItem] = []
+    for start in range(0, len(days), BATCH):
+        chunk = days[start : start + BATCH]
+        found += session.scalars(
+            select(SourceItem).where(SourceItem.source == source, SourceItem.day.in_(chunk))
+        )
+    return found
 
 
 def day_problems(session: Session, source: str, day: date) -> list[SourceProblem]:
@@ -204,8 +297,19 @@ class _Rows:
         self.items: list[dict[str, object]] = []
         self.problems: list[dict[str, object]] = []
 
-    def add(self, unit: str, stamp: str, scan: UnitScan) -> set[date]:
-        self.units.append({"source": self.source, "unit": unit, "stamp": stamp})
+    def add(self, unit: str, stamp: str, scan: UnitScan, *, unit_row: bool = True) -> set[date]:
+        if unit_row:
+            mark = scan.tail
+            self.units.append(
+                {
+                    "source": self.source,
+                    "unit": unit,
+                    "stamp": stamp,
+                    "read_to": mark.offset if mark else None,
+                    "prefix_digest": mark.digest if mark else None,
+                    "records": mark.records if mark else None,
+                }
+            )
         self.items += [
             {
                 "source": self.source,

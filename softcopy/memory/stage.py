@@ -15,10 +15,11 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import utcnow
-from softcopy.errors import StorageFault
+from softcopy.errors import BadRecord, StorageFault
 from softcopy.ingestion.states import Stage
 from softcopy.memory import scan
 from softcopy.memory.embedders import Embedder, get_embedder
+from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import Source, open_source
 
 
@@ -40,7 +41,14 @@ class StageContext:
     # called right before a stage replaces an artifact or index rows; a job's worker uses it
     # to stop if it lost its lease (the day's ledger write is fenced again at its checkpoint)
     before_write: Callable[[], None] = lambda: None
+    # the days of each source the caller will run next, in order (a job's step, the runner's
+    # days): export reads up to READ_AHEAD_DAYS of them with one read of the source
+    days_ahead: dict[str, list[date]] = field(default_factory=dict)
     _sources: dict[str, Source] = field(default_factory=dict, repr=False)
+    # (source, day) → what export read for that day ahead of it; popped when it is used
+    read_ahead: dict[tuple[str, date], list[MemoryItem | BadRecord]] = field(
+        default_factory=dict, repr=False
+    )
 
     def source(self, name: str) -> Source:
         """The opened source, its scan index refreshed once for this context."""

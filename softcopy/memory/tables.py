@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, LargeBinary
+from sqlalchemy import BigInteger, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from softcopy.db import UTCDateTime, enum_type
@@ -15,12 +15,29 @@ from softcopy.ingestion.states import Outcome, Stage
 
 
 class SourceUnit(SQLModel, table=True):
-    """A unit of a source as last scanned (a file, a commit) and its change stamp."""
+    """A unit of a source as last scanned (a file, a commit) and its change stamp.
+
+    For an append-only file (JSONL, mbox), where the scan read it to, a digest of the bytes
+    before that point and how many records (lines, messages) they held: when only bytes
+    after `read_to` are new, the next scan reads those alone (memory/scan.py)."""
 
     __tablename__ = "source_unit"
     source: str = Field(primary_key=True)
     unit: str = Field(primary_key=True)
     stamp: str
+    read_to: int | None = Field(default=None, sa_type=BigInteger)
+    prefix_digest: str | None = None
+    records: int | None = None
+
+
+class SourceScan(SQLModel, table=True):
+    """A source's listing stamp as of its last scan, for kinds that can tell cheaply that
+    none of their units changed (a git repository whose refs all point where they did):
+    then a refresh lists no units at all."""
+
+    __tablename__ = "source_scan"
+    source: str = Field(primary_key=True)
+    listing: str
 
 
 class SourceItem(SQLModel, table=True):

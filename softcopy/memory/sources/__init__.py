@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from softcopy.config import SourceConfig
-from softcopy.memory.sources.base import ItemRef, Repaired, Source, UnitScan
+from softcopy.memory.sources.base import ItemRef, Repaired, Source, Tail, UnitScan, load_many
 
 _KINDS: dict[str, type] = {}
 _BUILTIN_LOADED = False
@@ -41,4 +41,13 @@ def _load_builtin_kinds() -> None:
     _BUILTIN_LOADED = True
 
 
-__all__ = ["ItemRef", "Repaired", "Source", "UnitScan", "open_source", "register"]
+__all__ = [
+    "ItemRef",
+    "Repaired",
+    "Source",
+    "Tail",
+    "UnitScan",
+    "load_many",
+    "open_source",
+    "register",
+]

@@ -9,11 +9,13 @@ without reading the whole source again.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 from softcopy.errors import BadRecord
 from softcopy.memory.items import MemoryItem
@@ -49,11 +51,25 @@ class Repaired:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """Where a scan of an append-only file stopped: the next scan, if the file only grew,
+    reads from `offset` on. `digest` is the sha256 of the bytes before it; `records` how
+    many lines or messages they held (numbering goes on from there)."""
+
+    offset: int
+    digest: str
+    records: int
+
+
 @dataclass(slots=True)
 class UnitScan:
     refs: list[ItemRef] = field(default_factory=list)
     problems: list[BadRecord] = field(default_factory=list)
     repairs: list[Repaired] = field(default_factory=list)
+    # set by kinds that can read the unit on from where this scan stopped (scan_tail);
+    # None when the next scan must read it whole (say, its last line was cut short)
+    tail: Tail | None = field(default=None, compare=False)
 
     def add_item(self, item: MemoryItem, locator: str, path: Path, where: str | None) -> None:
         """A ref to a read item, and a repair warning when its text had to be repaired."""
@@ -81,6 +97,41 @@ class Source(Protocol):
     def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
         """Read back the items at these locators of one unit, in any order."""
         ...
+
+
+def hash_prefix(handle: BinaryIO, offset: int, stats: Counter[str] | None = None) -> Any:
+    """A sha256 of a file's first `offset` bytes, left at `offset` to go on hashing (and
+    reading) from there; None when the file is shorter now."""
+    h = hashlib.sha256()
+    handle.seek(0)
+    left = offset
+    while left:
+        block = handle.read(min(left, 1 << 20))
+        if not block:
+            return None
+        h.update(block)
+        left -= len(block)
+    if stats is not None:
+        stats["digested"] += offset
+    return h
+
+
+def load_many(
+    source: Source, wanted: list[tuple[str, list[str]]]
+) -> Iterator[tuple[int, MemoryItem | BadRecord]]:
+    """What `load` gives for each (unit, locators) asked for, as (index asked, outcome).
+
+    A kind whose reads have a fixed cost per call (git starts a process) provides
+    `load_many` itself and reads them all at once; any other kind is read one request at a
+    time. Either way the outcomes are those `load` gives for each request on its own.
+    """
+    batch = getattr(source, "load_many", None)
+    if batch is not None:
+        yield from batch(wanted)
+        return
+    for n, (unit, locators) in enumerate(wanted):
+        for outcome in source.load(unit, locators):
+            yield n, outcome
 
 
 def day_of(ts: datetime, tz: tzinfo) -> date:

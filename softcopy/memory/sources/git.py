@@ -9,6 +9,7 @@ and a warning naming the commit, like every source kind (memory/items.py).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -63,6 +64,16 @@ class GitSource:
         self.tz = tz
         self.branches = _branches(name, options.get("branches"))
 
+    def listing_stamp(self) -> str | None:
+        """A digest of where HEAD and every ref point (and of what selects the commits): the
+        same digest, the same commits. None when git fails (listing the units says why)."""
+        result = self._git("show-ref", "--head")
+        if result.returncode not in (0, 1):  # 1: no refs at all, an empty repository
+            return None
+        h = hashlib.sha256(result.stdout)
+        h.update(repr((str(self.path.resolve()), self.branches, str(self.tz))).encode())
+        return h.hexdigest()
+
     def units(self) -> Iterator[tuple[str, str]]:
         """Every commit reachable from the refs (or the configured branches): (hash, hash)."""
         revisions = ("--end-of-options", *self.branches) if self.branches else _ALL_REFS
@@ -92,6 +103,15 @@ class GitSource:
         """The commit's item (a unit holds one item; its locator is the hash)."""
         if list(locators):
             yield self._read([unit])[unit]
+
+    def load_many(
+        self, wanted: list[tuple[str, list[str]]]
+    ) -> Iterator[tuple[int, MemoryItem | BadRecord]]:
+        """The commits of many requests in one git call (a step's days, not one per commit)."""
+        asked = [(n, unit) for n, (unit, locators) in enumerate(wanted) if locators]
+        read = self._read(sorted({unit for _, unit in asked}))
+        for n, unit in asked:
+            yield n, read[unit]
 
     def _read(self, units: list[str]) -> dict[str, MemoryItem | BadRecord]:
         """Each unit's item or bad record; one git call, or one per commit if that fails."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -25,7 +26,7 @@ from typing import IO, Any, ClassVar, NamedTuple
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem, canonical, canonical_json, repair_text
-from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan, day_of
+from softcopy.memory.sources.base import ItemRef, Repaired, Tail, UnitScan, day_of, hash_prefix
 
 KIND = "jsonl"
 SUFFIXES = (".jsonl", ".ndjson")
@@ -77,6 +78,8 @@ class JsonlSource:
         self.path = Path(path)
         self.tz = tz
         self.fields = _fields(name, options)
+        # what scans parsed (records, bytes) and digested: tests and benchmarks read it
+        self.read_stats: Counter[str] = Counter()
 
     def units(self) -> Iterator[tuple[str, str]]:
         for file in self._files():
@@ -86,29 +89,79 @@ class JsonlSource:
     def scan_unit(self, unit: str) -> UnitScan:
         path = self._file(unit)
         scan = UnitScan()
-        refs = scan.refs
-        seen: dict[str, int] = {}  # how often each id came up, to tell repeats apart
         try:
-            lines = _lines(path)
-            for number, offset, line in lines:
-                try:
-                    record = self._parse(unit, line)
-                except _Invalid as bad:
-                    scan.problems.append(BadRecord(path, f"line {number}", bad.reason, bad.day))
-                    continue
-                fixed = canonical(record.title, record.text, record.meta)
-                chash = fixed.content_hash
-                if fixed.repaired or record.repaired:
-                    scan.repairs.append(Repaired(str(path), f"line {number}", record.day))
-                nth = seen[record.item_id] = seen.get(record.item_id, 0) + 1
-                if nth == 1:
-                    refs.append(ItemRef(record.day, record.item_id, chash, str(offset)))
-                else:
-                    item_id, locator = _nth_id(record.item_id, nth), f"{offset}~{nth}"
-                    refs.append(ItemRef(record.day, item_id, chash, locator))
+            with path.open("rb") as handle:
+                h = hashlib.sha256()
+                lines, end, whole = self._scan_lines(unit, path, handle, (0, 0), {}, scan, h)
+                if whole:
+                    scan.tail = Tail(end, h.hexdigest(), lines)
         except OSError as exc:
             scan.problems.append(BadRecord(path, None, f"cannot read: {exc.strerror}"))
         return scan
+
+    def scan_tail(self, unit: str, tail: Tail, known: list[ItemRef]) -> UnitScan | None:
+        """The lines appended after `tail` (known: the refs the file had), or None when
+        the bytes before it changed."""
+        path = self._file(unit)
+        scan = UnitScan()
+        seen: dict[str, int] = {}  # how often each id came up before, from the locators
+        for ref in known:
+            _, _, nth = ref.locator.partition("~")
+            base = ref.item_id[: -len(nth) - 1] if nth else ref.item_id
+            seen[base] = max(seen.get(base, 0), int(nth or 1))
+        with path.open("rb") as handle:
+            h = hash_prefix(handle, tail.offset, self.read_stats)
+            if h is None or h.hexdigest() != tail.digest:
+                return None
+            start = (tail.records, tail.offset)
+            lines, end, whole = self._scan_lines(unit, path, handle, start, seen, scan, h)
+        scan.tail = Tail(end, h.hexdigest(), lines) if whole else None
+        return scan
+
+    def _scan_lines(
+        self,
+        unit: str,
+        path: Path,
+        handle: IO[bytes],
+        start: tuple[int, int],
+        seen: dict[str, int],
+        scan: UnitScan,
+        h: Any,
+    ) -> tuple[int, int, bool]:
+        """Scan the lines from the handle's position, which is after `start` (lines, bytes);
+        returns (lines, bytes) at the end and whether the last line was whole (ended)."""
+        refs = scan.refs
+        number, offset = start
+        whole = True
+        stats = self.read_stats
+        for line in handle:
+            number += 1
+            begin = offset
+            offset += len(line)
+            h.update(line)
+            whole = line.endswith(b"\n")
+            if number == 1 and line.startswith(BOM):
+                line = line[len(BOM) :]
+            if not line.strip():
+                continue
+            stats["records"] += 1
+            stats["bytes"] += len(line)
+            try:
+                record = self._parse(unit, line)
+            except _Invalid as bad:
+                scan.problems.append(BadRecord(path, f"line {number}", bad.reason, bad.day))
+                continue
+            fixed = canonical(record.title, record.text, record.meta)
+            chash = fixed.content_hash
+            if fixed.repaired or record.repaired:
+                scan.repairs.append(Repaired(str(path), f"line {number}", record.day))
+            nth = seen[record.item_id] = seen.get(record.item_id, 0) + 1
+            if nth == 1:
+                refs.append(ItemRef(record.day, record.item_id, chash, str(begin)))
+            else:
+                item_id, locator = _nth_id(record.item_id, nth), f"{begin}~{nth}"
+                refs.append(ItemRef(record.day, item_id, chash, locator))
+        return number, offset, whole
 
     def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
         path = self._file(unit)
@@ -208,19 +261,6 @@ def _fields(name: str, options: dict[str, Any]) -> _Fields:
         title=values["title_field"],
         id=values["id_field"],
     )
-
-
-def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, line) of every non-blank line, BOM removed."""
-    with path.open("rb") as file:
-        offset = 0
-        for number, line in enumerate(file, 1):
-            start = offset
-            offset += len(line)
-            if number == 1 and line.startswith(BOM):
-                line = line[len(BOM) :]
-            if line.strip():
-                yield number, start, line
 
 
 def _line_at(file: IO[bytes], offset: int) -> bytes | None:

@@ -16,8 +16,11 @@ that really began with `>From ` shows as `From `: the two formats cannot be told
 
 from __future__ import annotations
 
+import hashlib
 import mmap
+import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import tzinfo
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem
-from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan
+from softcopy.memory.sources.base import ItemRef, Repaired, Tail, UnitScan, hash_prefix
 from softcopy.memory.sources.mail import read_message
 
 KIND = "mbox"
@@ -44,6 +47,8 @@ class MboxSource:
         self.path = Path(path)
         self.tz = tz
         self.options = dict(options)
+        # what scans parsed (records, bytes) and digested: tests and benchmarks read it
+        self.read_stats: Counter[str] = Counter()
 
     def units(self) -> Iterator[tuple[str, str]]:
         """Each mbox file as (relative name, "mtime_ns:size")."""
@@ -55,20 +60,64 @@ class MboxSource:
         """Every message of one file: a ref each, or a bad record naming "message N"."""
         file = self._file(unit)
         scan = UnitScan()
-        seen: dict[str, tuple[str, int]] = {}
         try:
-            for n, (start, stop, raw) in enumerate(_messages(file), start=1):
-                item = _read_message(file, f"message {n}", raw, self.name, self.tz)
-                if isinstance(item, BadRecord):
-                    scan.problems.append(item)
-                    continue
-                ref = ItemRef(item.day, item.item_id, item.content_hash, f"{start}:{stop}")
-                _add_ref(scan, seen, ref, file, n)
-                if item.repaired:
-                    scan.repairs.append(Repaired(str(file), f"message {n}", item.day))
+            with file.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size == 0:
+                    scan.tail = Tail(0, hashlib.sha256().hexdigest(), 0)
+                    return scan
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    count = self._scan_messages(file, buf, 0, 0, {}, scan)
+                    if _ends_blank(buf):
+                        scan.tail = Tail(len(buf), hashlib.sha256(buf).hexdigest(), count)
         except (OSError, ValueError) as exc:
             scan.problems.append(BadRecord(file, None, f"cannot read mbox: {exc}"))
         return scan
+
+    def scan_tail(self, unit: str, tail: Tail, known: list[ItemRef]) -> UnitScan | None:
+        """The messages appended after `tail` (known: the refs the file had), or None when
+        the bytes before it changed or what follows does not start a message."""
+        file = self._file(unit)
+        with file.open("rb") as handle:
+            h = hash_prefix(handle, tail.offset, self.read_stats)
+            if h is None or h.hexdigest() != tail.digest:
+                return None
+            data = handle.read()
+        if data and not data.startswith(b"From "):
+            return None
+        scan = UnitScan()
+        seen = {ref.item_id: (ref.content_hash, f"bytes {ref.locator}") for ref in known}
+        count = self._scan_messages(file, data, tail.offset, tail.records, seen, scan)
+        h.update(data)
+        if _ends_blank(data) or not data:
+            scan.tail = Tail(tail.offset + len(data), h.hexdigest(), count)
+        return scan
+
+    def _scan_messages(
+        self,
+        file: Path,
+        buf: bytes | mmap.mmap,
+        base: int,
+        count: int,
+        seen: dict[str, tuple[str, str]],
+        scan: UnitScan,
+    ) -> int:
+        """Scan the messages of `buf` (which starts at byte `base` of the file, after
+        `count` messages); returns the count after them."""
+        n = count
+        for start, stop, raw in _split(buf):
+            n += 1
+            self.read_stats["records"] += 1
+            self.read_stats["bytes"] += stop - start
+            item = _read_message(file, f"message {n}", raw, self.name, self.tz)
+            if isinstance(item, BadRecord):
+                scan.problems.append(item)
+                continue
+            locator = f"{base + start}:{base + stop}"
+            ref = ItemRef(item.day, item.item_id, item.content_hash, locator)
+            _add_ref(scan, seen, ref, file, n)
+            if item.repaired:
+                scan.repairs.append(Repaired(str(file), f"message {n}", item.day))
+        return n
 
     def load(self, unit: str, locators: Iterable[str]) -> Iterator[MemoryItem | BadRecord]:
         """The messages at these byte ranges, each parsed on its own."""
@@ -109,15 +158,15 @@ SOURCE = MboxSource
 
 
 def _add_ref(
-    scan: UnitScan, seen: dict[str, tuple[str, int]], ref: ItemRef, file: Path, n: int
+    scan: UnitScan, seen: dict[str, tuple[str, str]], ref: ItemRef, file: Path, n: int
 ) -> None:
     """Keep item ids unique in a file: an exact copy is dropped, a clash is reported."""
     first = seen.get(ref.item_id)
     if first is None:
-        seen[ref.item_id] = (ref.content_hash, n)
+        seen[ref.item_id] = (ref.content_hash, f"message {n}")
         scan.refs.append(ref)
     elif first[0] != ref.content_hash:
-        reason = f"duplicate Message-ID with different content (first at message {first[1]})"
+        reason = f"duplicate Message-ID with different content (first at {first[1]})"
         scan.problems.append(BadRecord(file, f"message {n}", reason, ref.day))
 
 
@@ -130,15 +179,26 @@ def _messages(file: Path) -> Iterator[tuple[int, int, bytes]]:
         if file.stat().st_size == 0:
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            starts = [0] if buf[:5] == b"From " else []
-            starts += [i for m in _SEPARATOR.finditer(buf) if _after_blank(buf, i := m.start() + 1)]
-            if not starts and buf[:].strip():
-                raise ValueError("no 'From ' separator line; not an mbox file")
-            for start, stop in zip(starts, [*starts[1:], len(buf)], strict=True):
-                yield start, stop, buf[start:stop]
+            yield from _split(buf)
 
 
-def _after_blank(buf: mmap.mmap, start: int) -> bool:
+def _split(buf: bytes | mmap.mmap) -> Iterator[tuple[int, int, bytes]]:
+    """(start, stop, bytes) of each message of a buffer; a "From " line only splits after
+    a blank line. Raises ValueError when it has text but no message."""
+    starts = [0] if buf[:5] == b"From " else []
+    starts += [i for m in _SEPARATOR.finditer(buf) if _after_blank(buf, i := m.start() + 1)]
+    if not starts and buf[:].strip():
+        raise ValueError("no 'From ' separator line; not an mbox file")
+    for start, stop in zip(starts, [*starts[1:], len(buf)], strict=True):
+        yield start, stop, buf[start:stop]
+
+
+def _ends_blank(buf: bytes | mmap.mmap) -> bool:
+    """Does the buffer end with a blank line, so that "From " appended to it starts a message?"""
+    return buf[-1:] == b"\n" and _after_blank(buf, len(buf))
+
+
+def _after_blank(buf: bytes | mmap.mmap, start: int) -> bool:
     """True at the file start or when the line before `start` is empty."""
     if start == 0:
         return True

@@ -9,12 +9,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Date, Table, delete, func, insert, select
 from sqlmodel import Session
 
 from softcopy.db import within
-from softcopy.ingestion.models import CellClaim, CoverageCell, CoverageSnapshot
+from softcopy.ingestion.models import CellClaim, CoverageCell, CoverageSnapshot, IngestionPlan
 from softcopy.ingestion.states import CellState, Outcome, Stage
 from softcopy.memory import scan
 from softcopy.memory.items import EMPTY_DIGEST
@@ -149,24 +150,93 @@ def persist(
     )
     session.add(snapshot)
     session.flush()
-    rows = [
-        {
-            "snapshot_id": snapshot.id,
-            "source": c.source,
-            "day": c.day,
-            "stage": c.stage,
-            "state": c.state,
-            "expected_digest": c.expected_digest,
-            "recorded_digest": c.recorded_digest,
-            "items": c.items,
-            "job_id": c.job_id,
-            "done_by": c.done_by,
-        }
-        for c in cells
-    ]
-    for begin in range(0, len(rows), 5000):
-        session.execute(insert(CoverageCell.__table__), rows[begin : begin + 5000])
+    insert_rows(
+        session,
+        CoverageCell.__table__,
+        CELL_COLUMNS,
+        [
+            (
+                snapshot.id,
+                c.source,
+                c.day,
+                c.stage.value,
+                c.state.value,
+                c.expected_digest,
+                c.recorded_digest,
+                c.items,
+                c.job_id,
+                c.done_by,
+            )
+            for c in cells
+        ],
+    )
+    prune(session)
     return snapshot
+
+
+CELL_COLUMNS = (
+    "snapshot_id",
+    "source",
+    "day",
+    "stage",
+    "state",
+    "expected_digest",
+    "recorded_digest",
+    "items",
+    "job_id",
+    "done_by",
+)
+KEEP_SNAPSHOTS = 20  # the newest snapshots kept; older ones go unless a plan refers to one
+
+
+def prune(session: Session, keep: int | None = None) -> int:
+    """Delete snapshots older than the newest `keep` (KEEP_SNAPSHOTS), except those a plan
+    refers to (a plan's coverage is where its cells came from); returns how many went."""
+    keep = KEEP_SNAPSHOTS if keep is None else keep
+    newest = select(CoverageSnapshot.id).order_by(CoverageSnapshot.id.desc()).limit(keep)  # type: ignore[union-attr]
+    cutoff = session.scalar(select(func.min(newest.subquery().c.id)))
+    if cutoff is None:
+        return 0
+    referenced = select(IngestionPlan.snapshot_id).where(IngestionPlan.snapshot_id.is_not(None))  # type: ignore[union-attr]
+    doomed = list(
+        session.scalars(
+            select(CoverageSnapshot.id).where(
+                CoverageSnapshot.id < cutoff,  # type: ignore[operator]
+                CoverageSnapshot.id.not_in(referenced),  # type: ignore[union-attr]
+            )
+        )
+    )
+    for start in range(0, len(doomed), 500):
+        chunk = doomed[start : start + 500]
+        session.execute(delete(CoverageCell).where(CoverageCell.snapshot_id.in_(chunk)))  # type: ignore[attr-defined]
+        session.execute(delete(CoverageSnapshot).where(CoverageSnapshot.id.in_(chunk)))  # type: ignore[union-attr]
+    return len(doomed)
+
+
+def insert_rows(
+    session: Session, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Rows as tuples in executemany batches straight to the driver, without SQLAlchemy's
+    per-row parameter processing (most of the cost of persisting 30,000 cells). Values must
+    be what the driver takes: enums as their values; dates are made ISO text on SQLite, as
+    SQLAlchemy's Date stores them there."""
+    if not rows:
+        return
+    conn = session.connection()
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
+    values: list[Any] = list(zip(*rows, strict=True))  # column by column: C-speed loops
+    if conn.dialect.name == "sqlite":
+        for i, name in enumerate(columns):
+            if isinstance(table.c[name].type, Date):
+                values[i] = [v.isoformat() if v is not None else None for v in values[i]]
+    params: list[Any]
+    if compiled.positional:
+        ordered = [values[columns.index(n)] for n in compiled.positiontup or ()]
+        params = list(zip(*ordered, strict=True))
+    else:
+        params = [dict(zip(columns, r, strict=True)) for r in zip(*values, strict=True)]
+    for start in range(0, len(params), 5000):
+        conn.exec_driver_sql(str(compiled), params[start : start + 5000])
 
 
 def _source_cells(

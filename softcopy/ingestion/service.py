@@ -37,7 +37,6 @@ from softcopy.ingestion.models import (
     CoverageSnapshot,
     IngestionJob,
     IngestionPlan,
-    IngestionPlanItem,
     JobStep,
     LogRecord,
     ReconciliationFinding,
@@ -89,7 +88,7 @@ class CoverageReport:
 @dataclass(frozen=True)
 class PlanView:
     plan: IngestionPlan
-    items: list[IngestionPlanItem]
+    items: list[planner.PlanItem]
     steps: list[tuple[Stage, str, list[date]]]  # what a job with the default chunking runs
 
 

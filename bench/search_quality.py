@@ -137,7 +137,8 @@ CASES = [
     Case("date", f"release plan since:{SINCE}", topic("release plan", since=SINCE)),
     Case("date", f"budget review until:{UNTIL}", topic("budget review", until=UNTIL)),
 ]
-# queries that match nothing in the archive, by words or by meaning: no hits is right
+# queries that match nothing in the archive, by words or by meaning: no hits is right.
+# NOISE calibrates the floors (--calibrate); HELD_OUT never did, so it checks them.
 NOISE = [
     "xyzzy plugh",
     "qwxz vbnm kjhg",
@@ -155,6 +156,16 @@ NOISE = [
     "opera singer soprano aria",
     "glacier crevasse",
     "skateboarding tricks",
+]
+HELD_OUT = [
+    "blorptastic zinglewhump",
+    "kxcd vrrp",
+    "tropical rainforest canopy frogs",
+    "baroque harpsichord tuning",
+    "astronaut spacewalk checklist",
+    "sumo wrestling ranks",
+    "fermented shark delicacy",
+    "lighthouse keeper logbook",
 ]
 
 
@@ -235,10 +246,11 @@ def quality(homes: dict[str, Settings]) -> None:
         print(f"{mode:<16}" + "".join(cells))
     for mode, lines in misses.items():
         print(f"{mode} below full recall: " + "; ".join(lines))
-    print(f"\nnoise: hits for {len(NOISE)} queries that match nothing (want 0 each)")
-    for mode, settings in modes.items():
-        counts = [len(run_mode(settings, mode, q)) for q in NOISE]
-        print(f"{mode:<16} {sum(counts)} hits {counts}")
+    for label, noise in (("calibration", NOISE), ("held-out", HELD_OUT)):
+        print(f"\nnoise ({label}): hits for {len(noise)} queries that match nothing (want 0)")
+        for mode, settings in modes.items():
+            counts = [len(run_mode(settings, mode, q)) for q in noise]
+            print(f"{mode:<16} {sum(counts)} hits {counts}")
 
 
 def _n(kind: str) -> int:
@@ -305,21 +317,31 @@ def latency() -> None:
             began = time.perf_counter()
             search(settings, query="release plan", k=K)
             cold = time.perf_counter() - began
-            timings = []
+            timings: dict[str, list[float]] = {"search": [], "text": [], "vector": []}
             for _ in range(3):
                 for q in queries:
                     began = time.perf_counter()
                     search(settings, query=q, k=K)
-                    timings.append(time.perf_counter() - began)
+                    timings["search"].append(time.perf_counter() - began)
+                    for part in ("text", "vector"):  # each side alone, the query embedded
+                        began = time.perf_counter()
+                        run_mode(settings, part if part == "text" else name, q)
+                        timings[part].append(time.perf_counter() - began)
             index.close_all()
-        timings.sort()
-        p50 = timings[len(timings) // 2] * 1000
-        p95 = timings[int(len(timings) * 0.95)] * 1000
+        p50, p95 = _percentiles(timings["search"])
         print(
             f"{name:<10} {LATENCY_ITEMS:,} items (built in {built:.0f} s): first query "
             f"{cold * 1000:.0f} ms (reads the vectors), then p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms over {len(timings)} queries"
+            f"p95 {p95:.1f} ms over {len(timings['search'])} queries"
         )
+        for part in ("text", "vector"):
+            p50, p95 = _percentiles(timings[part])
+            print(f"{'':<10} {part} side alone: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    return ordered[len(ordered) // 2] * 1000, ordered[int(len(ordered) * 0.95)] * 1000
 
 
 def main() -> None:

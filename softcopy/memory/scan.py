@@ -1,8 +1,13 @@
 """The source scan index: which days each source has, with item counts and digests.
 
 A scan re-reads only the units whose stamp changed since the last scan, so refreshing a
-source that did not change costs one listing of its units. Coverage reads `SourceDay`;
-export reads `SourceItem` to find a day's items without reading the whole source again.
+source that did not change costs one listing of its units, compared as one digest
+(`SourceScan`); a kind with a cheaper listing stamp (git: where its refs point) is not even
+listed. A unit of an append-only kind (JSONL, mbox) that only grew is read from where the
+last scan stopped (`scan_tail`: its offset, a digest of the bytes before it, and its record
+count are kept on `SourceUnit`); if those bytes changed, it is read again whole. Coverage
+reads `SourceDay`; export reads `SourceItem` to find a day's items without reading the
+whole source again.
 
 `SourceProblem` keeps what a scan could not read: bad records of a day (they fail that
 day's export unless skipped), bad records whose day cannot be told (problems of the source:

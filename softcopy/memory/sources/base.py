@@ -5,6 +5,12 @@ has a cheap *stamp* (mtime and size, a commit hash); the scan index re-reads onl
 whose stamp changed, which is what makes coverage incremental. Reading a unit yields
 `ItemRef`s carrying a kind-specific *locator* so that a day's items can be loaded back
 without reading the whole source again.
+
+Optional methods a kind may add, each found with getattr: `scan_units` (many units in one
+read), `load_many` (a step's days in one read: git starts one process for all of them),
+`listing_stamp` (a digest that is unchanged only if no unit changed, cheaper than
+listing them) and `scan_tail` (read an append-only unit on from where its last scan
+stopped, see `Tail`).
 """
 
 from __future__ import annotations

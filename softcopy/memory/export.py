@@ -26,6 +26,7 @@ READ_AHEAD_DAYS = 32  # days read at once at most: what a batch holds in memory 
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
     """Export one day of one source, sorted by (ts, item_id); byte-identical when redone."""
+    ctx.source(source)  # the scan index refreshed first: its problems and refs are of now
     known_bad = scan.day_problems(ctx.session, source, day)
     problems = [f"{p.location}: {p.reason}" for p in known_bad]
     skipped = len(known_bad)

@@ -114,13 +114,17 @@ def test_papermill_and_notebook_backfills_index_what_inline_does(
 
 @pytest.mark.parametrize("engine", ["papermill", "notebook"])
 def test_a_failing_step_keeps_its_notebook_with_the_error_cell_marked(ctx, engine: str) -> None:
-    queued = service.enqueue(ctx, options=backfill("notes"), engine=engine, chunk_days=30)
+    queued = service.enqueue(ctx, options=backfill("chat"), engine=engine, chunk_days=30)
     assert queued.job is not None and queued.job.job.id is not None
     job_id = queued.job.job.id
-    days = set(queued.job.steps[0].step.days)
-    notes = ctx.settings.home / "sources" / "notes"
-    victim = next(p for p in sorted(notes.rglob("Daily/*/*.md")) if p.stem in days)
-    victim.write_bytes(b"\xff\xfe not UTF-8 \xff")  # after the plan's scan: export fails
+    victim = ctx.settings.home / "sources" / "chat.jsonl"
+    lines = victim.read_text().splitlines(keepends=True)
+    # After the plan's scan, a record of the first day gets a text that is not text (same
+    # length, so every other record stays where the scan saw it): that export fails.
+    record = json.loads(lines[0])
+    spoiled = json.dumps({**record, "text": 5})
+    lines[0] = spoiled + " " * (len(lines[0]) - len(spoiled) - 1) + "\n"
+    victim.write_text("".join(lines))
 
     kernels = set(kernels_of(os.getpid()))
     service.work(ctx, once=True, job_id=job_id)

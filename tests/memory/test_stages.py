@@ -200,3 +200,26 @@ def test_day_that_lost_all_items_is_emptied_in_the_index(demo: tuple[Settings, E
     assert ("notes", day) not in digests
     with Session(engine) as session:
         assert scan.source_days(session, "notes", day, day) == []
+
+
+def test_a_record_spoiled_after_the_scan_fails_its_day_instead_of_vanishing(
+    demo: tuple[Settings, Engine],
+) -> None:
+    """Export refreshes the scan before it reads the day's known problems: a record that
+    went bad since the last scan fails its day; it is not exported as an empty day."""
+    import json
+
+    settings, engine = demo
+    path = settings.home / "sources" / "chat.jsonl"
+    with Session(engine) as session:
+        scan.refresh(session, StageContext(settings=settings, session=session).source("chat"))
+        session.commit()
+    lines = path.read_text().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    spoiled = json.dumps({**record, "text": 5})
+    lines[0] = spoiled + " " * (len(lines[0]) - len(spoiled) - 1) + "\n"
+    path.write_text("".join(lines))
+    day = date.fromisoformat(record["ts"][:10])
+    with Session(engine) as session, pytest.raises(StageFailed) as failed:
+        export.run(StageContext(settings=settings, session=session), "chat", day)
+    assert "line 1" in str(failed.value) and "not a string" in str(failed.value)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from softcopy import limits
@@ -298,15 +298,27 @@ def _claim_cells(
     for holder in holders.values():
         _give_up_cells(session, holder, taker=job_id, now=now, lease_timeout=lease_timeout)
     rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
-    try:
-        with session.begin_nested():  # a concurrent claim that won the race: a clean refusal
-            for begin in range(0, len(rows), 2000):
-                session.execute(insert(CellClaim.__table__), rows[begin : begin + 2000])
-    except IntegrityError:
+    # No savepoint: on SQLite, pysqlite's SAVEPOINT as a transaction's first write commits
+    # on RELEASE, so a use case that failed later would leave its claims behind. A claim a
+    # concurrent job won is skipped here and counted below; the refusal rolls back the rest.
+    claim = _insert_ignoring_conflicts(session, CellClaim.__table__)  # type: ignore[attr-defined]
+    for begin in range(0, len(rows), 2000):
+        session.execute(claim, rows[begin : begin + 2000])
+    ours = session.scalar(
+        select(func.count()).select_from(CellClaim).where(CellClaim.job_id == job_id)
+    )
+    if ours != len(rows):
         raise Conflict(
             f"job {job_id}: another job claimed some of these cells a moment ago; "
             "the running jobs show which"
-        ) from None
+        )
+
+
+def _insert_ignoring_conflicts(session: Session, table: Table) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _held(claim: CellClaim, status: JobStatus) -> Conflict:

@@ -140,7 +140,9 @@ class SemanticEmbedder:
         self._tokenizer.enable_truncation(self.MAX_TOKENS)
         self._tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+        # one thread: on a busy 2-core machine two threads were slower for a query (p50 11
+        # ms, not 4) and for a batch (60 texts/s, not 80); workers already run in parallel
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
             str(model), options, providers=["CPUExecutionProvider"]

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from softcopy.db import writable
 from softcopy.errors import ReadOnlyStorage, StorageFault
 from softcopy.faults import sqlite_fault_reason
 from softcopy.memory.items import MemoryItem, digest
-from softcopy.memory.query import Query, parse
+from softcopy.memory.query import STOPWORDS, Query, parse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs(
@@ -57,6 +57,7 @@ CANDIDATES = 100
 EXACT_LIMIT = 20_000
 REDUCED_DIM = 64
 SHORTLIST = 2_000
+COMMON_SHARE = 0.05  # over EXACT_LIMIT items, a word in more than this share is not looked up
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,9 @@ def search(
     until = min(filter(None, (until, parsed.until)), default=None)
     where, args = _filters(names, since, until)
     with connect(path) as conn:
-        lexical = _fts_ranked(conn, parsed.match(), where, args) if "text" in parts else {}
+        lexical = {}
+        if "text" in parts:
+            lexical = _fts_ranked(conn, _rarer(conn, path, parsed).match(), where, args)
         vector = (
             _vector_ranked(conn, path, parsed, query_vector, names, since, until, floor)
             if "vector" in parts
@@ -301,6 +304,37 @@ def search(
             )
             for doc_id, score in best
         ]
+
+
+def _rarer(conn: sqlite3.Connection, path: Path, query: Query) -> Query:
+    """In a large index, the query without its optional words that are in more than
+    COMMON_SHARE of the items (the rarest one always stays): bm25 gives them little
+    weight, but ranking every item that holds one is most of a slow query's time."""
+    total = len(_held_vectors(conn, path).ids)
+    terms = [*(w for w in query.words if w not in STOPWORDS), *query.prefixes]
+    if total <= EXACT_LIMIT or len(terms) < 2:
+        return query
+    counts = {
+        term: conn.execute(
+            "SELECT count(*) FROM docs_fts WHERE docs_fts MATCH ?",
+            (Query(prefixes=(term,)).optional_match() if term in query.prefixes else _one(term),),
+        ).fetchone()[0]
+        for term in terms
+    }
+    common = {t for t, n in counts.items() if n > COMMON_SHARE * total}
+    if common == set(terms):
+        common.discard(min(terms, key=counts.__getitem__))
+    if not common:
+        return query
+    return replace(
+        query,
+        words=tuple(w for w in query.words if w not in common),
+        prefixes=tuple(p for p in query.prefixes if p not in common),
+    )
+
+
+def _one(word: str) -> str:
+    return Query(words=(word,)).optional_match() or ""
 
 
 def _one_based(rank: int | None) -> int | None:

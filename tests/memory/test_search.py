@@ -241,3 +241,22 @@ def test_the_shortlist_over_many_vectors_finds_what_exact_search_finds(
         picked, _ = held.similarity(subset, query)
         assert set(picked) <= set(subset)
     assert min(overlap) >= 0.8 and np.mean(overlap) >= 0.95, overlap
+
+
+def test_a_large_index_leaves_words_most_items_hold_out_of_the_text_side(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over EXACT_LIMIT items, a word in more than COMMON_SHARE of them is not looked up
+    (ranking every item that holds it was most of a slow query's time); the rarest word
+    of the query always stays. A small index keeps every word."""
+    query = parse("release garlic")  # "release" is in 2 of the 5 items, "garlic" in 1
+    with index.connect(path) as conn:
+        assert index._rarer(conn, path, query) == query  # small: unchanged
+        monkeypatch.setattr(index, "EXACT_LIMIT", 0)
+        monkeypatch.setattr(index, "COMMON_SHARE", 0.3)
+        assert index._rarer(conn, path, query).optional_match() == '"garlic"'
+        both_common = parse("release the tulip*")  # tulip*: 1 item
+        monkeypatch.setattr(index, "COMMON_SHARE", 0.1)
+        assert index._rarer(conn, path, both_common).optional_match() == '"tulip"*'
+    hits = find(path, "release garlic", parts=("text",))
+    assert ids(hits) == ["mail:2"]

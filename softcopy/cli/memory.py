@@ -153,7 +153,7 @@ def search(
         return
     columns = ["day", "source", "title"]
     columns += ["score", "text", "vector"] if explain else ["snippet"]
-    table = Table(*columns, title=f"{len(hits)} hits for {query!r}")
+    table = Table(*columns, title=f"{len(hits)} hit{'s' if len(hits) != 1 else ''} for {query!r}")
     for hit in hits:
         snippet = Text(hit.snippet)
         snippet.highlight_regex(r"\[[^\]]+\]", "bold yellow")

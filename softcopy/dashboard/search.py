@@ -90,5 +90,5 @@ class SearchPanel(Panel):
         if not hits:
             self.say(f"No matches for {text!r}.", "info")
             return
-        self.say(f"{len(hits)} hits for {text!r}.", "ok")
+        self.say(f"{len(hits)} hit{'s' if len(hits) != 1 else ''} for {text!r}.", "ok")
         self.results.value = hits_html(hits, explain=self.explain.value)

@@ -327,6 +327,9 @@ def latency() -> None:
             began = time.perf_counter()
             search(settings, query="release plan", k=K)
             cold = time.perf_counter() - began
+            began = time.perf_counter()
+            search(settings, query="budget review", k=K)
+            second = time.perf_counter() - began
             timings: dict[str, list[float]] = {"search": [], "text": [], "vector": []}
             for _ in range(3):
                 for q in queries:
@@ -341,8 +344,9 @@ def latency() -> None:
         p50, p95 = _percentiles(timings["search"])
         print(
             f"{name:<10} {LATENCY_ITEMS:,} items (built in {built:.0f} s): first query "
-            f"{cold * 1000:.0f} ms (reads the vectors), then p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms over {len(timings['search'])} queries"
+            f"{cold * 1000:.0f} ms (reads the vectors), second {second * 1000:.0f} ms (makes "
+            f"the shortlist's reduced rows), then p50 {p50:.1f} ms, p95 {p95:.1f} ms over "
+            f"{len(timings['search'])} queries"
         )
         for part in ("text", "vector"):
             p50, p95 = _percentiles(timings[part])

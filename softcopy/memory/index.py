@@ -227,6 +227,16 @@ class _Vectors:
     days: np.ndarray  # int32 day ordinals
     basis: np.ndarray | None = None  # dim x REDUCED_DIM principal directions, when large
     reduced: np.ndarray | None = None  # the rows in those directions
+    searched: int = 0  # vector searches served: the reduced rows are made for the second
+
+    def prepare(self) -> None:
+        """Count a search; from the second on, over EXACT_LIMIT rows, hold the reduced
+        rows (a one-query process, like the CLI, is faster with one exact pass)."""
+        self.searched += 1
+        large = len(self.ids) > EXACT_LIMIT and self.matrix.shape[1] > REDUCED_DIM
+        if large and self.searched >= 2 and self.basis is None:
+            self.basis = _principal_directions(self.matrix)
+            self.reduced = np.ascontiguousarray(self.matrix @ self.basis)
 
     def similarity(
         self, rows: np.ndarray | None, vector: np.ndarray
@@ -398,6 +408,7 @@ def _vector_ranked(
     held = _held_vectors(conn, path)
     if not len(held.ids) or held.matrix.shape[1] != query_vector.shape[0]:
         return {}  # nothing published, or published with another embedder: text still answers
+    held.prepare()
     mask = np.ones(len(held.ids), dtype=bool)
     if sources:
         mask &= np.isin(held.sources, sources)
@@ -447,9 +458,6 @@ def _held_vectors(conn: sqlite3.Connection, path: Path) -> _Vectors:
         sources=np.asarray(sources, dtype=object),
         days=np.asarray(days, dtype=np.int32),
     )
-    if len(ids) > EXACT_LIMIT and dim > REDUCED_DIM:
-        held.basis = _principal_directions(held.matrix)
-        held.reduced = np.ascontiguousarray(held.matrix @ held.basis)
     _vectors.clear()  # one index held at a time: a process searches one home
     _vectors[key] = held
     return held

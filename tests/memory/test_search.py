@@ -260,3 +260,16 @@ def test_a_large_index_leaves_words_most_items_hold_out_of_the_text_side(
         assert index._rarer(conn, path, both_common).optional_match() == '"tulip"*'
     hits = find(path, "release garlic", parts=("text",))
     assert ids(hits) == ["mail:2"]
+
+
+def test_the_reduced_rows_are_made_for_the_second_vector_search_of_a_large_index(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "EXACT_LIMIT", 2)
+    monkeypatch.setattr(index, "REDUCED_DIM", 4)
+    find(path, "garlic")
+    with index.connect(path) as conn:
+        held = index._held_vectors(conn, path)
+    assert held.searched == 1 and held.reduced is None  # one exact pass for one query
+    find(path, "garlic")
+    assert held.searched == 2 and held.reduced is not None and held.reduced.shape == (5, 4)

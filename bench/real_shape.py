@@ -20,6 +20,7 @@ plane, no per-day artifacts) with the ratio backfill / naive.
     .venv/bin/python bench/real_shape.py                      # history, large, mail
     .venv/bin/python bench/real_shape.py --only history --years 1 5 20   # cost-per-cell curve
     .venv/bin/python bench/real_shape.py --only large --large-commits 200000
+    .venv/bin/python bench/real_shape.py --only mail --mail-messages 4000
     .venv/bin/python bench/real_shape.py --only history --profile /tmp/history.prof
 """
 
@@ -189,6 +190,9 @@ def large_shape(commits: int) -> GitShape:
     )
 
 
+MAIL_MESSAGES = 20_000
+
+
 def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[str, int]:
     """Make one archive's sources under `home` and configure them."""
     from softcopy.config import add_source
@@ -207,7 +211,7 @@ def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[s
         made |= make_git(src / "big", large_shape(large_commits))
         add_source(home, name="big", kind="git", path="sources/big")
     elif archive == "mail":
-        made["messages"] = make_mbox(src / "mail.mbox", 20_000, 3_650)
+        made["messages"] = make_mbox(src / "mail.mbox", MAIL_MESSAGES, 3_650)
         add_source(home, name="mail", kind="mbox", path="sources/mail.mbox")
     else:
         raise SystemExit(f"unknown archive {archive!r}")
@@ -364,7 +368,7 @@ def rescan_figures(settings, home: Path) -> dict[str, float]:  # type: ignore[no
 
 def child(archive: str, years: int, large_commits: int, profile: str | None) -> dict:  # type: ignore[type-arg]
     command = [sys.executable, __file__, "--child", archive, "--years", str(years)]
-    command += ["--large-commits", str(large_commits)]
+    command += ["--large-commits", str(large_commits), "--mail-messages", str(MAIL_MESSAGES)]
     if profile:
         command += ["--profile", profile]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -397,13 +401,16 @@ def report(rows: list[dict]) -> None:  # type: ignore[type-arg]
 
 
 def main() -> None:
+    global MAIL_MESSAGES
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=["history", "large", "mail"])
     parser.add_argument("--years", nargs="*", type=int, default=[16], help="history's length")
     parser.add_argument("--large-commits", type=int, default=30_000)
+    parser.add_argument("--mail-messages", type=int, default=MAIL_MESSAGES)
     parser.add_argument("--profile", help="write a cProfile of the backfill to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    MAIL_MESSAGES = args.mail_messages
     if args.child:
         figures = measure(args.child, args.years[0], args.large_commits, args.profile)
         print(json.dumps(figures))

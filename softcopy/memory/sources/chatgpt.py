@@ -30,7 +30,13 @@ from typing import Any
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem
-from softcopy.memory.sources.parsed import Entry, WholeUnitSource, file_stamp, from_epoch, load_json
+from softcopy.memory.sources.parsed import (
+    Entry,
+    WholeUnitSource,
+    file_stamp,
+    from_epoch,
+    read_export,
+)
 
 KIND = "chatgpt"
 FILE_NAME = "conversations.json"
@@ -59,17 +65,11 @@ class ChatGptSource(WholeUnitSource):
 
     def _entries(self, unit: str) -> Iterator[Entry]:
         path = self._path(unit)
-        try:
-            export, bad_bytes = load_json(self._file().read_bytes())
-        except OSError as exc:
-            yield Entry("", BadRecord(path, None, f"cannot read: {exc.strerror}"))
+        got = read_export(path, self._file().read_bytes, list, "not a list of conversations")
+        if isinstance(got, BadRecord):
+            yield Entry("", got)
             return
-        except ValueError as exc:
-            yield Entry("", BadRecord(path, None, f"malformed JSON: {exc}"))
-            return
-        if not isinstance(export, list):
-            yield Entry("", BadRecord(path, None, "not a list of conversations"))
-            return
+        export, bad_bytes = got
         for index, conversation in enumerate(export):
             where = f"[{index}]"
             mapping = conversation.get("mapping") if isinstance(conversation, dict) else None

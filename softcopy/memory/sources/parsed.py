@@ -12,7 +12,7 @@ dropped, and the same id with other content is a bad record naming both places.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -169,6 +169,24 @@ def load_json(data: bytes) -> tuple[Any, bool]:
     except UnicodeDecodeError:
         text, repaired = data.decode("utf-8", errors="replace"), True
     return json.loads(text), repaired
+
+
+def read_export(
+    path: Path, read: Callable[[], bytes], shape: type, what: str
+) -> tuple[Any, bool] | BadRecord:
+    """A whole JSON export read by `read`, and whether bytes had to become U+FFFD; or the
+    bad record saying why it cannot be used: unreadable, malformed, or not `shape` (then
+    `what` says what was expected)."""
+    try:
+        data, repaired = load_json(read())
+    except (OSError, KeyError) as exc:  # KeyError: a member missing from a zip
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return BadRecord(path, None, f"cannot read: {reason}")
+    except ValueError as exc:
+        return BadRecord(path, None, f"malformed JSON: {exc}")
+    if not isinstance(data, shape):
+        return BadRecord(path, None, what)
+    return data, repaired
 
 
 def title_of(text: str, chars: int = 80) -> str:

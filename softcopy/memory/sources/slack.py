@@ -37,6 +37,7 @@ from softcopy.memory.sources.parsed import (
     file_stamp,
     from_epoch,
     load_json,
+    read_export,
     title_of,
 )
 
@@ -171,17 +172,11 @@ class SlackSource(WholeUnitSource):
 
     def _entries(self, unit: str) -> Iterator[Entry]:
         path = self._path(unit)
-        try:
-            messages, bad_bytes = load_json(self._read(unit))
-        except (OSError, KeyError) as exc:
-            yield Entry("", BadRecord(path, None, f"cannot read: {exc}"))
+        got = read_export(path, lambda: self._read(unit), list, "not a list of messages")
+        if isinstance(got, BadRecord):
+            yield Entry("", got)
             return
-        except ValueError as exc:
-            yield Entry("", BadRecord(path, None, f"malformed JSON: {exc}"))
-            return
-        if not isinstance(messages, list):
-            yield Entry("", BadRecord(path, None, "not a list of messages"))
-            return
+        messages, bad_bytes = got
         folder = unit.partition("/")[0]
         channel = self._channel_ids().get(folder, folder)
         users = self._user_names()

@@ -34,7 +34,7 @@ from softcopy.memory.sources.parsed import (
     WholeUnitSource,
     file_stamp,
     from_epoch,
-    load_json,
+    read_export,
     title_of,
 )
 
@@ -71,17 +71,13 @@ class TelegramSource(WholeUnitSource):
 
     def _entries(self, unit: str) -> Iterator[Entry]:
         path = self._path(unit)
-        try:
-            export, bad_bytes = load_json(self._file(unit).read_bytes())
-        except OSError as exc:
-            yield Entry("", BadRecord(path, None, f"cannot read: {exc.strerror}"))
+        got = read_export(
+            path, self._file(unit).read_bytes, dict, "not a Telegram export (no JSON object)"
+        )
+        if isinstance(got, BadRecord):
+            yield Entry("", got)
             return
-        except ValueError as exc:
-            yield Entry("", BadRecord(path, None, f"malformed JSON: {exc}"))
-            return
-        if not isinstance(export, dict):
-            yield Entry("", BadRecord(path, None, "not a Telegram export (no JSON object)"))
-            return
+        export, bad_bytes = got
         for where, chat in _chats(export):
             messages = chat.get("messages")
             if not isinstance(messages, list):

@@ -29,6 +29,7 @@ from softcopy.cli.common import (
 from softcopy.cli.render import run_summary
 from softcopy.db import session_scope, utcnow
 from softcopy.errors import NotFound
+from softcopy.ingestion import service
 from softcopy.ingestion.states import Stage
 from softcopy.memory import cache, ledger
 from softcopy.memory.runner import run_stages
@@ -60,6 +61,7 @@ def ingest(
             skip_bad_records=skip_bad_records,
             done_by="cli:ingest",
             progress=progress,
+            held=service.held_cells(service.Context(settings, engine), sources=names),
         )
     run_summary(summary, as_json=as_json)
     if not summary.ok:

@@ -29,6 +29,7 @@ from softcopy.cli.common import (
 from softcopy.cli.render import run_summary
 from softcopy.config import load_settings
 from softcopy.errors import BadDate, UserError
+from softcopy.ingestion import service
 from softcopy.ingestion.states import Stage
 from softcopy.memory.query import parse as parse_query
 from softcopy.memory.runner import run_stages
@@ -64,6 +65,7 @@ def _stage_command(stage: Stage) -> None:
                 skip_bad_records=skip_bad_records,
                 done_by=f"cli:memory {stage}",
                 progress=progress,
+                held=service.held_cells(service.Context(settings, engine), sources=[source]),
             )
         run_summary(summary, as_json=as_json)
         if not summary.ok:

@@ -13,7 +13,7 @@ from softcopy.config import Settings
 from softcopy.db import utcnow
 from softcopy.errors import UserError
 from softcopy.ingestion.states import Stage
-from softcopy.memory.runner import STAGE_FUNCTIONS
+from softcopy.memory.pipeline import STAGE_FUNCTIONS
 from softcopy.memory.stage import StageContext, StageResult
 
 StageRunner = Callable[[StageContext, Stage, str, date], StageResult]

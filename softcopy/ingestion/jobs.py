@@ -314,6 +314,16 @@ def _claim_cells(
         )
 
 
+def held_cells(session: Session, sources: list[str]) -> dict[tuple[str, date, Stage], int]:
+    """The cells of `sources` a live job holds, with the job's id."""
+    rows = session.execute(
+        select(CellClaim.source, CellClaim.day, CellClaim.stage, CellClaim.job_id)
+        .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
+        .where(CellClaim.source.in_(sources), IngestionJob.status.in_(JOB_LIVE))  # type: ignore[attr-defined]
+    )
+    return {(source, day, Stage(stage)): job_id for source, day, stage, job_id in rows}
+
+
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite or PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":

@@ -528,6 +528,19 @@ def _plan_to_run(
 ) -> IngestionPlan:
     if plan_id is None:
         assert options is not None, "run needs a plan id or plan options"
+def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stage], int | None]:
+    """Which live job holds a cell (source, day, stage), as the legacy in-process runner
+    (`memory.runner.run_stages(held=...)`) asks: the stage primitives leave such cells to
+    their job. Read once, now."""
+    with Session(ctx.engine) as session:
+        held = jobs.held_cells(session, sources)
+
+    def holder(source: str, day: date, stage: Stage) -> int | None:
+        return held.get((source, day, stage))
+
+    return holder
+
+
         return _make_plan(ctx, session, options)
     saved = session.get(IngestionPlan, plan_id)
     if saved is None:

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class Stage(StrEnum):
-    """The three stages, in the order data flows through them."""
-
-    export = "export"  # source day → JSONL shard
-    embed = "embed"  # shard → vectors
-    publish = "publish"  # vectors + shard → search index rows
-
-    @property
-    def upstream(self) -> Stage | None:
-        order = list(Stage)
-        i = order.index(self)
-        return order[i - 1] if i else None
-
-
-class Outcome(StrEnum):
-    """How the last attempt of a stage on a (source, day) ended, as the ledger records it."""
-
-    ok = "ok"  # done; the digests describe what was written
-    failed = "failed"  # the last attempt failed; the digests still describe the last good run
+# the memory layer's stage vocabulary, re-exported for the control plane and its callers
+from softcopy.memory.stages import Outcome as Outcome
+from softcopy.memory.stages import Stage as Stage
 
 
 class CellState(StrEnum):

@@ -11,8 +11,8 @@ import numpy as np
 from sqlmodel import Session
 
 from softcopy.errors import StageFailed
-from softcopy.ingestion.states import Stage
 from softcopy.memory import ledger
+from softcopy.memory.stages import Stage
 from softcopy.memory.tables import LedgerEntry
 
 

@@ -12,7 +12,6 @@ from datetime import date
 
 import numpy as np
 
-from softcopy.ingestion.states import Stage
 from softcopy.memory import cache, export, ledger
 from softcopy.memory.artifacts import read_checked, require_done, vectors_to_bytes
 from softcopy.memory.items import digest
@@ -25,6 +24,7 @@ from softcopy.memory.stage import (
     vectors_path,
     write_atomic,
 )
+from softcopy.memory.stages import Stage
 
 EMBED_CHARS = 64 * 1024
 

@@ -15,11 +15,11 @@ from datetime import date
 from sqlmodel import Session
 
 from softcopy.errors import BadRecord, StageFailed
-from softcopy.ingestion.states import Stage
 from softcopy.memory import ledger, scan
 from softcopy.memory.items import MemoryItem, canonical_json, digest
 from softcopy.memory.sources import Source, load_many
 from softcopy.memory.stage import StageContext, StageResult, export_path, write_atomic
+from softcopy.memory.stages import Stage
 
 READ_AHEAD_DAYS = 32  # days read at once at most: what a batch holds in memory is bounded
 

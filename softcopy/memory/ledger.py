@@ -12,8 +12,8 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from softcopy.ingestion.states import Outcome, Stage
 from softcopy.memory import scan
+from softcopy.memory.stages import Outcome, Stage
 from softcopy.memory.tables import LedgerEntry
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 from softcopy.errors import StageFailed
-from softcopy.ingestion.states import Stage
 from softcopy.memory import export, index, ledger
 from softcopy.memory.artifacts import read_checked, require_done, vectors_from_bytes
 from softcopy.memory.items import digest
@@ -17,6 +16,7 @@ from softcopy.memory.stage import (
     export_path,
     vectors_path,
 )
+from softcopy.memory.stages import Stage
 
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:

@@ -13,17 +13,20 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.errors import OperationFailed
-from softcopy.ingestion.models import CellClaim, IngestionJob
-from softcopy.ingestion.states import JOB_LIVE, Stage
-from softcopy.memory import embed, export, ledger, publish, scan
+from softcopy.memory import ledger, scan
+from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
+from softcopy.memory.stages import Stage
 from softcopy.memory.tables import LedgerEntry, SourceDay
 
-STAGE_FUNCTIONS: dict[Stage, Callable[[StageContext, str, date], StageResult]] = {
-    Stage.export: export.run,
-    Stage.embed: embed.run,
-    Stage.publish: publish.run,
-}
+# Which job holds a cell (source, day, stage), if any: the face supplies it from the
+# service (the memory layer knows nothing of jobs); such cells are left to their job.
+Held = Callable[[str, date, Stage], int | None]
+
+
+def nothing_held(source: str, day: date, stage: Stage) -> int | None:
+    return None
+
 
 COMMIT_EVERY = 200  # cells per transaction: a commit per day costs more than the day here
 Progress = Callable[[int, int, str], None]  # done, total, what is running now
@@ -70,9 +73,11 @@ def run_stages(
     skip_bad_records: bool = False,
     done_by: str = "cli",
     progress: Progress | None = None,
+    held: Held = nothing_held,
 ) -> RunSummary:
     """Run `stages` in order for each (source, day). With `exact_days`, every day of
-    [start, end] runs; otherwise the days the source has data for (or once had)."""
+    [start, end] runs; otherwise the days the source has data for (or once had). A cell
+    `held` names a job for fails with "held by job N" and is not run."""
     summary = RunSummary(skip_bad_records=skip_bad_records)
     with Session(engine, expire_on_commit=False) as session:
         ctx = StageContext(
@@ -91,7 +96,6 @@ def run_stages(
             days = list(_span(start, end)) if exact_days else _days(session, source, start, end)
             ctx.days_ahead[source] = days  # export reads them a batch at a time
             work += [(source, day) for day in days]
-        held = _held_by_live_jobs(session, sources)
         total = len(work) * len(stages)
         done = 0
         try:
@@ -99,7 +103,7 @@ def run_stages(
                 for stage in stages:
                     if progress:
                         progress(done, total, f"{stage} {source} {day}")
-                    job_id = held.get((source, day, stage))
+                    job_id = held(source, day, stage)
                     outcome = (
                         Failure(stage, source, day, f"{stage} {source} {day}: held by job {job_id}")
                         if job_id is not None
@@ -124,7 +128,7 @@ def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageRe
     """One cell. A stage raises OperationFailed before it writes to the session (see
     StageContext), so a failure records itself without undoing the days batched before it."""
     try:
-        return STAGE_FUNCTIONS[stage](ctx, source, day)
+        return run_stage(ctx, stage, source, day)
     except OperationFailed as exc:
         ledger.record_failure(
             ctx.session,
@@ -136,16 +140,6 @@ def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageRe
             now=ctx.clock(),
         )
         return Failure(stage=stage, source=source, day=day, error=str(exc))
-
-
-def _held_by_live_jobs(session: Session, sources: list[str]) -> dict[tuple[str, date, Stage], int]:
-    """Cells a live job holds: the stage primitives leave them to that job."""
-    rows = session.execute(
-        select(CellClaim.source, CellClaim.day, CellClaim.stage, CellClaim.job_id)
-        .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
-        .where(CellClaim.source.in_(sources), IngestionJob.status.in_(JOB_LIVE))  # type: ignore[attr-defined]
-    )
-    return {(source, day, Stage(stage)): job_id for source, day, stage, job_id in rows}
 
 
 def _days(session: Session, source: str, start: date | None, end: date | None) -> list[date]:

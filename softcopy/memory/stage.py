@@ -16,11 +16,11 @@ from sqlmodel import Session
 from softcopy.config import Settings
 from softcopy.db import utcnow
 from softcopy.errors import BadRecord, StorageFault
-from softcopy.ingestion.states import Stage
 from softcopy.memory import scan
 from softcopy.memory.embedders import Embedder, get_embedder
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import Source, open_source
+from softcopy.memory.stages import Stage
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from softcopy.db import UTCDateTime, enum_type
-from softcopy.ingestion.states import Outcome, Stage
+from softcopy.memory.stages import Outcome, Stage
 
 
 class SourceUnit(SQLModel, table=True):

@@ -309,7 +309,11 @@ def test_stage_primitives_leave_cells_held_by_a_live_job_alone(ctx: service.Cont
     held = service.enqueue(ctx, options=BACKFILL)
     assert held.job is not None
     summary = run_stages(
-        settings=ctx.settings, engine=ctx.engine, stages=list(Stage), sources=["chat"]
+        settings=ctx.settings,
+        engine=ctx.engine,
+        stages=list(Stage),
+        sources=["chat"],
+        held=service.held_cells(ctx, sources=["chat"]),
     )
     assert summary.results == []
     assert summary.failures and all(

@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from softcopy import limits
+from softcopy.cli import job_render
 from softcopy.cli.common import (
     AsJson,
+    Day,
     Home,
     RangeEnd,
     RangeStart,
@@ -23,6 +25,7 @@ from softcopy.cli.common import (
     print_json,
     progress_bar,
 )
+from softcopy.cli.job_render import plural
 from softcopy.errors import UserError
 from softcopy.ingestion import leases, service
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
@@ -32,6 +35,7 @@ from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, 
 
 app = typer.Typer(help="The ingestion control plane: coverage, plans, jobs, verify, reconcile.")
 PROBLEM_LINES = 10  # coverage prints this many source problems, then "and N more"
+LOG_TAIL = 200  # `logs` shows this many of the newest rows
 
 Stages = Annotated[
     list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")
@@ -64,6 +68,9 @@ ReconciliationId = Annotated[
 ]
 Detach = Annotated[
     bool, typer.Option("--detach", help="Run in a background worker; print the job id.")
+]
+ShowSteps = Annotated[
+    bool, typer.Option("--steps", help="Also print every step, by source and stage.")
 ]
 JobId = Annotated[
     int, typer.Argument(callback=bounded(limits.JOB_ID), help="The job id.", show_default=False)
@@ -204,6 +211,7 @@ def run(
     ] = DEFAULT_CHUNK_DAYS,
     replan: Annotated[bool, typer.Option("--replan", help="Re-plan a stale saved plan.")] = False,
     detach: Detach = False,
+    steps: ShowSteps = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -239,21 +247,25 @@ def run(
     elif outcome.job is None:
         console.print(f"plan {outcome.plan.id}: nothing to do, every cell is current")
     else:
-        _print_job(outcome.job, detached_pid=outcome.worker_pid)
+        _print_job(outcome.job, steps=steps, detached_pid=outcome.worker_pid)
     if outcome.job is not None and outcome.job.job.status is JobStatus.failed:
         raise typer.Exit(1)
 
 
 @app.command()
 def resume(
-    job_id: JobId, detach: Detach = False, home: Home = None, as_json: AsJson = False
+    job_id: JobId,
+    detach: Detach = False,
+    steps: ShowSteps = False,
+    home: Home = None,
+    as_json: AsJson = False,
 ) -> None:
     """Continue a failed, cancelled or interrupted job from its checkpoints."""
     with progress_bar(not as_json and not detach) as progress:
         view = service.resume(
             service.open_context(home), job_id=job_id, detach=detach, progress=progress
         )
-    _emit_job(view, as_json)
+    _emit_job(view, as_json, steps=steps)
     if view.job.status is JobStatus.failed:
         raise typer.Exit(1)
 
@@ -273,13 +285,24 @@ def cancel(
 
 @app.command()
 def verify(
-    job_id: Annotated[
-        int, typer.Option("--job-id", callback=bounded(limits.JOB_ID), help="The job to verify.")
-    ],
+    job: Annotated[
+        int | None,
+        typer.Argument(callback=bounded(limits.JOB_ID), help="The job id.", show_default=False),
+    ] = None,
+    job_option: Annotated[
+        int | None,
+        typer.Option(
+            "--job-id", callback=bounded(limits.JOB_ID), help="The job to verify (or as argument)."
+        ),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Prove every cell a job completed: artifact digests and index contents."""
+    if (job is None) == (job_option is None):
+        raise UserError("give the job id once: `verify 3` or `verify --job-id 3`")
+    job_id = job if job is not None else job_option
+    assert job_id is not None
     result = service.verify(service.open_context(home), job_id=job_id)
     if as_json:
         print_json(result)
@@ -287,7 +310,7 @@ def verify(
         verdict = "[green]passed[/]" if result.ok else "[red]FAILED[/]"
         console.print(
             f"verification {result.id} of job {job_id}: {verdict}, "
-            f"{result.cells_checked} cells checked"
+            f"{plural(result.cells_checked, 'cell')} checked"
         )
         for problem in result.problems:
             console.print(
@@ -358,7 +381,7 @@ def list_jobs(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "status", "plan", "engine", "days", "created", "error")
+    table = Table("id", "status", "plan", "engine", "cells", "created", "error")
     for job in rows:
         waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
         table.add_row(
@@ -374,9 +397,11 @@ def list_jobs(
 
 
 @app.command()
-def show(job_id: JobId, home: Home = None, as_json: AsJson = False) -> None:
-    """A job with its steps, progress and artifacts."""
-    _emit_job(service.show_job(service.open_context(home), job_id=job_id), as_json)
+def show(
+    job_id: JobId, steps: ShowSteps = False, home: Home = None, as_json: AsJson = False
+) -> None:
+    """A job in a few lines: what it is, its progress, failures and what to run next."""
+    _emit_job(service.show_job(service.open_context(home), job_id=job_id), as_json, steps=steps)
 
 
 @app.command("logs")
@@ -386,29 +411,83 @@ def job_logs(
         bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
     ] = False,
     level: Annotated[LogLevel | None, typer.Option("--level", help="At least this level.")] = None,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", callback=bounded(limits.STEP), help="Only this step (its #)."),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Only this source.")] = None,
+    day: Day = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", callback=bounded(limits.LOG_LIMIT), help="Rows per page."),
+    ] = LOG_TAIL,
+    page: Annotated[
+        int,
+        typer.Option(
+            "--page", callback=bounded(limits.LOG_PAGE), help="1: the newest rows; 2: older."
+        ),
+    ] = 1,
+    before: Annotated[
+        int | None,
+        typer.Option(
+            "--before", callback=bounded(limits.BEFORE), help="Only rows older than this id."
+        ),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """A job's structured log rows."""
+    """A job's newest log rows (a page of them, oldest first); --follow streams new ones."""
     ctx = service.open_context(home)
-    if as_json and not follow:
-        print_json(service.job_logs(ctx, job_id=job_id, level=level))
+    filters = {"level": level, "step": step, "source": source, "day": day}
+    if follow:
+        for row in service.follow_logs(ctx, job_id=job_id, **filters):  # type: ignore[arg-type]
+            if as_json:  # one compact JSON object per line (JSON Lines)
+                print(json.dumps(jsonable(row), ensure_ascii=False), flush=True)
+            else:
+                _print_log_row(row)
         return
-    rows = (
-        service.follow_logs(ctx, job_id=job_id, level=level)
-        if follow
-        else service.job_logs(ctx, job_id=job_id, level=level)
+    tail = service.log_tail(ctx, job_id=job_id, before_id=before, page=page, limit=limit, **filters)  # type: ignore[arg-type]
+    if as_json:
+        print_json(tail.records)
+        return
+    for row in tail.records:
+        _print_log_row(row)
+    newest = page == 1 and before is None
+    console.print(
+        _log_footer(job_id, tail, filters, newest), markup=False, highlight=False, soft_wrap=True
     )
-    for row in rows:
-        if as_json:  # --follow --json: one compact JSON object per line (JSON Lines)
-            print(json.dumps(jsonable(row), ensure_ascii=False), flush=True)
-        else:
-            where = " ".join(str(x) for x in (row.source, row.day) if x)
-            console.print(
-                f"{row.ts:%H:%M:%S} {row.level:<7} {row.event:<16} {where} {row.message}",
-                markup=False,
-                highlight=False,
-            )
+
+
+def _print_log_row(row) -> None:  # type: ignore[no-untyped-def]
+    where = " ".join(str(x) for x in (row.source, row.day) if x)
+    console.print(
+        f"{row.id:>7} {row.ts:%H:%M:%S} {row.level:<7} {row.event:<16} {where} {row.message}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,  # one row, one line: pipes and greps see whole rows
+    )
+
+
+def _log_footer(job_id: int, tail: service.LogPage, filters: dict, newest: bool) -> str:  # type: ignore[type-arg]
+    """'showing the last 200 of 1,821 rows', and how to see the older ones."""
+    rows = "matching rows" if any(v is not None for v in filters.values()) else "rows"
+    shown = len(tail.records)
+    if not tail.total:
+        return f"no {rows}"
+    if not tail.records:
+        return f"no {rows} on this page ({tail.total:,} in all)"
+    if shown == tail.total:
+        return (
+            f"showing all {tail.total:,} {rows}" if shown != 1 else f"showing the one {rows[:-1]}"
+        )
+    which = "the last" if newest else "older"
+    line = f"showing {which} {shown:,} of {tail.total:,} {rows}"
+    if tail.older:
+        again = "".join(
+            f" --{name} {value}" for name, value in filters.items() if value is not None
+        )
+        line += f"; older: softcopy ingestion logs {job_id}{again} --before {tail.records[0].id}"
+    return line
 
 
 @app.command()
@@ -431,56 +510,32 @@ def worker(
         console.print(f"ran jobs: {', '.join(map(str, ran)) or 'none'}")
 
 
-def _emit_job(view: service.JobView, as_json: bool) -> None:
+def _emit_job(view: service.JobView, as_json: bool, *, steps: bool = False) -> None:
     if as_json:
         print_json(view)
     else:
-        _print_job(view)
+        _print_job(view, steps=steps)
 
 
-def _print_job(view: service.JobView, detached_pid: int | None = None) -> None:
-    job = view.job
-    console.print(
-        f"job {job.id}: [bold]{job.status}[/] — {job.days_done}/{job.days_total} cells, "
-        f"engine {job.engine}, plan {job.plan_id}"
-        + (f", worker pid {detached_pid}" if detached_pid else "")
-    )
-    if job.error:
-        console.print(f"  error: {job.error}", markup=False)
-    if view.unclaimed_seconds:
-        console.print(
-            f"  queued, {leases.describe_wait(view.unclaimed_seconds)}: no worker took it; "
-            f"`softcopy ingestion worker --job-id {job.id}` runs it",
-            markup=False,
-        )
-    table = Table("#", "stage", "source", "days", "done", "status", "attempts")
-    table.add_column("artifact", overflow="fold")
-    for sv in view.steps:
-        s = sv.step
-        table.add_row(
-            str(s.ordinal),
-            str(s.stage),
-            s.source,
-            f"{s.start_day}…{s.end_day}",
-            f"{sv.days_done}/{len(s.days)}",
-            str(s.status),
-            str(s.attempts),
-            s.artifact or "",
-        )
-    console.print(table)
-    if view.verification is not None:
-        v = view.verification
-        console.print(
-            f"last verification {v.id}: {'passed' if v.ok else 'FAILED'} ({v.cells_checked} cells)"
-        )
+def _print_job(
+    view: service.JobView, *, steps: bool = False, detached_pid: int | None = None
+) -> None:
+    if steps:
+        job_render.print_steps(view)
+    job_render.print_summary(view, detached_pid=detached_pid)
 
 
 def _print_plan(view: service.PlanView) -> None:
     p = view.plan
-    console.print(f"plan {p.id} ({p.mode}): {p.cells} cells in {len(view.steps)} steps")
+    console.print(
+        f"plan {p.id} ({p.mode}): {plural(p.cells, 'cell')} in {plural(len(view.steps), 'step')}"
+    )
     counts = Counter((i.source, i.stage, i.state) for i in view.items)
     table = Table("source", "stage", "state", "cells")
-    for (source, stage, state), n in sorted(counts.items()):
+    order = {stage: i for i, stage in enumerate(Stage)}
+    for (source, stage, state), n in sorted(
+        counts.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])
+    ):
         table.add_row(source, str(stage), str(state), str(n))
     if counts:
         console.print(table)

@@ -52,6 +52,8 @@ from softcopy.ingestion.states import (
     PlanStatus,
     Stage,
 )
+from softcopy.ingestion.summary import JobSummary, summarize
+from softcopy.ingestion.summary import title as job_title
 from softcopy.memory import scan
 from softcopy.memory.sources import open_source
 
@@ -105,6 +107,7 @@ class JobView:
     verification: Verification | None = None
     # queued, and no worker claimed it within the lease timeout: for this many seconds
     unclaimed_seconds: float | None = None
+    summary: JobSummary | None = None  # title, cells done, rate, ETA, failed steps
 
 
 @dataclass(frozen=True)
@@ -407,8 +410,24 @@ def show_job(ctx: Context, *, job_id: int) -> JobView:
             .limit(1)
         )
         steps = [StepView(s, done.get(s.id, 0)) for s in jobs.steps_of(session, job_id)]
-        waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
-        return JobView(job=job, steps=steps, verification=verification, unclaimed_seconds=waited)
+        now = ctx.clock()
+        waited = leases.unclaimed_for(job, now=now, timeout=ctx.settings.lease_timeout)
+        plan_ = session.get(IngestionPlan, job.plan_id)
+        assert plan_ is not None
+        named = job_title(
+            mode=plan_.mode,
+            params=plan_.params,
+            sources_all=list(ctx.settings.sources),
+            first_day=min((v.step.start_day for v in steps), default=None),
+            last_day=max((v.step.end_day for v in steps), default=None),
+        )
+        return JobView(
+            job=job,
+            steps=steps,
+            verification=verification,
+            unclaimed_seconds=waited,
+            summary=summarize(job, [(v.step, v.days_done) for v in steps], title=named, now=now),
+        )
 
 
 def job_logs(
@@ -417,25 +436,98 @@ def job_logs(
     job_id: int,
     after_id: int = 0,
     level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
     limit: int = 500,
 ) -> list[LogRecord]:
+    """A job's rows after `after_id`, oldest first (a poller's next page), filtered; `step`
+    is the step's number in its job (its ordinal)."""
     _expire_leases(ctx)
     with Session(ctx.engine) as session:
         jobs.get_job(session, job_id)
-        return logs.query(session, job_id=job_id, after_id=after_id, level=level, limit=limit)
+        where = _log_filter(session, job_id, level, step, source, day)
+        return logs.query(session, job_id=job_id, after_id=after_id, limit=limit, where=where)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    records: list[LogRecord]  # oldest first
+    total: int  # how many rows match the filters, in all
+    older: int  # how many matching rows are older than the first of `records`
+
+
+def log_tail(
+    ctx: Context,
+    *,
+    job_id: int,
+    level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+    before_id: int | None = None,
+    page: int = 1,
+    limit: int = 200,
+) -> LogPage:
+    """A job's newest rows, filtered: the `page`-th `limit` of them counting back from the
+    newest (or from `before_id`, exclusive), oldest first, with how many there are."""
+    _expire_leases(ctx)
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        where = _log_filter(session, job_id, level, step, source, day)
+        records = logs.newest(
+            session,
+            job_id=job_id,
+            where=where,
+            before_id=before_id,
+            offset=(page - 1) * limit,
+            limit=limit,
+        )
+        total = logs.count(session, job_id=job_id, where=where)
+        first = records[0].id if records else before_id
+        older = logs.count(session, job_id=job_id, where=where, before_id=first) if first else 0
+    return LogPage(records=records, total=total, older=older if records else 0)
+
+
+def _log_filter(
+    session: Session,
+    job_id: int,
+    level: LogLevel | None,
+    step: int | None,
+    source: str | None,
+    day: date | None,
+) -> logs.LogFilter:
+    step_id = None
+    if step is not None:
+        step_id = session.scalar(
+            select(JobStep.id).where(JobStep.job_id == job_id, JobStep.ordinal == step)
+        )
+        if step_id is None:
+            raise NotFound("step", f"{step} of job {job_id}")
+    return logs.LogFilter(level=level, step_id=step_id, source=source, day=day)
 
 
 def follow_logs(
-    ctx: Context, *, job_id: int, level: LogLevel | None = None, poll_seconds: float = 0.5
+    ctx: Context,
+    *,
+    job_id: int,
+    level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+    poll_seconds: float = 0.5,
 ) -> Iterator[LogRecord]:
     """Yield a job's log rows as they are written, until the job has ended (interrupted
     included: a dead worker's lease expires here too)."""
     after = 0
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        where = _log_filter(session, job_id, level, step, source, day)
     while True:
         _expire_leases(ctx)
         with Session(ctx.engine) as session:
             status = jobs.get_job(session, job_id).status
-            rows = logs.query(session, job_id=job_id, after_id=after, level=level)
+            rows = logs.query(session, job_id=job_id, after_id=after, where=where)
         for row in rows:
             assert row.id is not None
             after = row.id

@@ -58,7 +58,7 @@ def test_detached_run_returns_at_once_and_a_worker_finishes_it(demo_home: Path, 
     followed = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and followed[-1]["event"] == "job.transition"
     assert followed[-1]["fields"]["after"] in {"succeeded", "failed"}
-    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--json")
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--limit", "5000", "--json")
     assert [r["id"] for r in json.loads(out)] == [r["id"] for r in followed]
     deadline = time.monotonic() + 60
     while True:

@@ -1,0 +1,120 @@
+"""How the CLI shows a job: a summary of a few lines, the step table on request (--steps)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from softcopy.cli.common import console
+from softcopy.ingestion import leases
+from softcopy.ingestion.service import JobView
+from softcopy.ingestion.states import JobStatus, Stage
+
+
+def plural(n: int, word: str) -> str:
+    """'1 cell', '2 cells', '1,821 rows'."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def duration(seconds: float) -> str:
+    """'42s', '3m 05s', '2h 07m'."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def next_command(view: JobView) -> str | None:
+    """What to run next for a job in this state."""
+    job = view.job
+    status = job.status
+    if status is JobStatus.succeeded:
+        if view.verification is None:
+            return f"softcopy ingestion verify {job.id}"
+        return None
+    if status is JobStatus.failed:
+        skip = " --skip-bad-records" if job.error and "--skip-bad-records" in job.error else ""
+        return f"softcopy ingestion resume {job.id}{skip}"
+    if status in (JobStatus.cancelled, JobStatus.interrupted):
+        return f"softcopy ingestion resume {job.id}"
+    if status is JobStatus.queued and view.unclaimed_seconds:
+        return f"softcopy ingestion worker --job-id {job.id}"
+    return f"softcopy ingestion logs {job.id} --follow"
+
+
+def print_summary(view: JobView, *, detached_pid: int | None = None) -> None:
+    """The job in a few lines: title, status, cells, timing, failures, what next."""
+    job, summary = view.job, view.summary
+    assert summary is not None
+    console.print(f"job {job.id}: {summary.title}", markup=False, highlight=False)
+    status = f"{job.status} · engine {job.engine} · plan {job.plan_id}"
+    if detached_pid:
+        status += f" · worker pid {detached_pid}"
+    if view.unclaimed_seconds:
+        status += f" · {leases.describe_wait(view.unclaimed_seconds)}, no worker took it"
+    console.print(f"  status   {status}", markup=False, highlight=False)
+    cells = f"{summary.cells_done:,}/{plural(summary.cells_total, 'cell')} ({summary.percent}%)"
+    if summary.elapsed_seconds is not None:
+        cells += f" · elapsed {duration(summary.elapsed_seconds)}"
+    if summary.rate:
+        cells += f" · {summary.rate:.1f} cells/s"
+    if summary.eta_seconds is not None:
+        cells += f" · ETA {duration(summary.eta_seconds)}"
+    console.print(f"  cells    {cells}", markup=False, highlight=False)
+    for step in summary.running_steps[:1]:
+        console.print(
+            f"  running  {step.stage} {step.source} {step.start_day}…{step.end_day}",
+            markup=False,
+            highlight=False,
+        )
+    if job.error:
+        console.print(f"  error    {job.error}", markup=False, highlight=False, soft_wrap=True)
+    for step in summary.failed_steps:
+        console.print(
+            f"  failed   step {step.ordinal}: {step.stage} {step.source} "
+            f"{step.start_day}…{step.end_day}: {step.error or ''}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.failed_total > len(summary.failed_steps):
+        more = summary.failed_total - len(summary.failed_steps)
+        console.print(f"  failed   … and {plural(more, 'more step')} (--steps)", markup=False)
+    if view.verification is not None:
+        v = view.verification
+        console.print(
+            f"  verified {'passed' if v.ok else 'FAILED'} "
+            f"(verification {v.id}, {plural(v.cells_checked, 'cell')})",
+            markup=False,
+            highlight=False,
+        )
+    advice = next_command(view)
+    if advice:
+        console.print(f"  next     {advice}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_steps(view: JobView) -> None:
+    """Every step, grouped by source, then stage in pipeline order."""
+    order = {stage: i for i, stage in enumerate(Stage)}
+    table = Table("source", "stage", "#", "days", "cells", "status", "attempts")
+    table.add_column("artifact", overflow="fold")
+    rows = sorted(view.steps, key=lambda v: (v.step.source, order[v.step.stage], v.step.ordinal))
+    for i, sv in enumerate(rows):
+        s = sv.step
+        last_of_group = i + 1 == len(rows) or (rows[i + 1].step.source, rows[i + 1].step.stage) != (
+            s.source,
+            s.stage,
+        )
+        table.add_row(
+            s.source,
+            str(s.stage),
+            str(s.ordinal),
+            f"{s.start_day}…{s.end_day}",
+            f"{sv.days_done}/{len(s.days)}",
+            str(s.status),
+            str(s.attempts),
+            s.artifact or "",
+            end_section=last_of_group,
+        )
+    console.print(table)

@@ -1,0 +1,157 @@
+"""Issue 11: job commands summarise instead of dumping steps; logs show the newest rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from softcopy.cli.main import main
+
+RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
+INLINE = ["--engine", "inline"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def job_id(demo_home: Path, capsys: pytest.CaptureFixture[str]) -> int:
+    code, out, err = run(
+        capsys,
+        "ingestion",
+        "run",
+        "--mode",
+        "backfill_range",
+        *RANGE,
+        *INLINE,
+        "--chunk-days",
+        "2",  # many steps: the summary must not grow with them
+        "--json",
+    )
+    assert code == 0, err
+    return json.loads(out)["job"]["job"]["id"]
+
+
+def test_show_prints_a_bounded_summary_with_the_next_command(job_id: int, capsys) -> None:
+    code, out, _ = run(capsys, "ingestion", "show", str(job_id), "--json")
+    view = json.loads(out)
+    steps, cells = len(view["steps"]), view["job"]["days_total"]
+    assert steps > 20 and view["summary"]["cells_done"] == cells
+    assert view["summary"]["title"] == "backfill 2026-03-02 → 2026-03-31 · all sources"
+    code, out, _ = run(capsys, "ingestion", "show", str(job_id))
+    lines = out.splitlines()
+    assert code == 0 and len(lines) <= 8, out
+    assert lines[0] == f"job {job_id}: backfill 2026-03-02 → 2026-03-31 · all sources"
+    assert f"{cells}/{cells} cells (100%)" in out and "succeeded" in out
+    assert lines[-1].split() == ["next", "softcopy", "ingestion", "verify", str(job_id)]
+    assert "days" not in out.replace("--", "")  # one unit: cells
+    code, out, _ = run(capsys, "ingestion", "verify", str(job_id))  # a positional job id
+    assert code == 0 and "passed" in out
+    code, out, _ = run(capsys, "ingestion", "show", str(job_id))
+    assert "verify" not in out.split("verified")[-1] and "passed" in out  # nothing left to do
+    code, out, _ = run(capsys, "ingestion", "show", str(job_id), "--steps")
+    table = [line for line in out.splitlines() if line.startswith("│")]
+    assert code == 0 and len(table) == steps
+    grouped = [line.split("│")[1:3] for line in table]
+    order = {"export": 0, "embed": 1, "publish": 2}
+    keys = [(source.strip(), order[stage.strip()]) for source, stage in grouped]
+    assert keys == sorted(keys)  # by source, then stage in pipeline order
+
+
+def spoil_chat(home: Path, day: str) -> None:
+    """A chat record of `day` cut short: its day's export fails unless bad records are skipped."""
+    with (home / "sources" / "chat.jsonl").open("a") as handle:
+        handle.write(json.dumps({"id": "bad-1", "ts": f"{day}T10:00:00Z", "text": 5}) + "\n")
+
+
+def test_a_failed_job_names_its_step_and_advises_resume(demo_home: Path, capsys) -> None:
+    spoil_chat(demo_home, "2026-03-20")
+    code, out, err = run(
+        capsys,
+        "ingestion",
+        "run",
+        "--mode",
+        "backfill_range",
+        "--range-start-day",
+        "2026-03-20",
+        "--range-end-day",
+        "2026-03-20",
+        "--source",
+        "chat",
+        *INLINE,
+    )
+    assert code == 1, err
+    lines = out.splitlines()
+    assert len(lines) <= 8 and "failed" in lines[1]
+    assert any(line.split()[:2] == ["failed", "step"] and "export chat" in line for line in lines)
+    job_id = lines[0].split(":")[0].split()[1]
+    assert lines[-1].split() == [
+        "next",
+        "softcopy",
+        "ingestion",
+        "resume",
+        job_id,
+        "--skip-bad-records",
+    ]
+
+
+def test_logs_show_the_newest_rows_and_page_back(job_id: int, capsys) -> None:
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--limit", "5000", "--json")
+    every = json.loads(out)
+    ids = [r["id"] for r in every]
+    assert len(ids) > 60 and ids == sorted(ids)
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--limit", "25")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 26
+    assert [int(line.split()[0]) for line in lines[:-1]] == ids[-25:]  # the newest, in order
+    assert lines[-1] == (
+        f"showing the last 25 of {len(ids)} rows; older: "
+        f"softcopy ingestion logs {job_id} --before {ids[-25]}"
+    )
+    code, out, _ = run(
+        capsys, "ingestion", "logs", str(job_id), "--limit", "25", "--before", str(ids[-25])
+    )
+    assert [int(line.split()[0]) for line in out.splitlines()[:-1]] == ids[-50:-25]
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--limit", "25", "--page", "2")
+    assert [int(line.split()[0]) for line in out.splitlines()[:-1]] == ids[-50:-25]
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--page", "1000")
+    assert out.splitlines() == [f"no rows on this page ({len(ids)} in all)"]
+
+
+def test_logs_filter_by_level_step_source_and_day(job_id: int, capsys) -> None:
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--limit", "5000", "--json")
+    every = json.loads(out)
+    mail_day = next(r for r in every if r["source"] == "mail" and r["day"])["day"]
+    code, out, _ = run(
+        capsys,
+        "ingestion",
+        "logs",
+        str(job_id),
+        "--source",
+        "mail",
+        "--day",
+        mail_day,
+        "--json",
+    )
+    got = json.loads(out)
+    want = [r["id"] for r in every if r["source"] == "mail" and r["day"] == mail_day]
+    assert want and [r["id"] for r in got] == want
+    step = every[0]["step_id"] or next(r["step_id"] for r in every if r["step_id"])
+    code, out, _ = run(capsys, "ingestion", "show", str(job_id), "--json")
+    ordinal = next(
+        s["step"]["ordinal"] for s in json.loads(out)["steps"] if s["step"]["id"] == step
+    )
+    code, out, err = run(capsys, "ingestion", "logs", str(job_id), "--step", str(ordinal), "--json")
+    assert code == 0, err
+    assert {r["step_id"] for r in json.loads(out)} == {step}
+    code, out, _ = run(capsys, "ingestion", "logs", str(job_id), "--level", "warning", "--json")
+    assert [r["id"] for r in json.loads(out)] == [
+        r["id"] for r in every if r["level"] in {"warning", "error"}
+    ]
+    code, out, err = run(capsys, "ingestion", "logs", str(job_id), "--step", "100000")
+    assert code != 0 and f"step 100000 of job {job_id} not found" in err and not out

@@ -133,6 +133,17 @@ class NotFound(SoftcopyError):
         super().__init__(f"{kind} {ident} not found")
 
 
+class Interrupted(SoftcopyError):
+    """A job run in the foreground was interrupted from the terminal (Ctrl-C); it was left
+    cancelled with its checkpoints, so it can be resumed."""
+
+    def __init__(self, job_id: int, cells_done: int, cells_total: int) -> None:
+        self.job_id = job_id
+        self.cells_done = cells_done
+        self.cells_total = cells_total
+        super().__init__(f"job {job_id} cancelled at {cells_done}/{cells_total} cells")
+
+
 class Conflict(SoftcopyError):
     """The request contradicts persisted state (held cells, stale plans, illegal moves)."""
 

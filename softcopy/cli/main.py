@@ -17,6 +17,7 @@ from softcopy.cli.common import describe
 from softcopy.errors import (
     DestructivePlan,
     EnvironmentFault,
+    Interrupted,
     OperationFailed,
     SoftcopyError,
     SourceExists,
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="softcopy", standalone_mode=True)
+    except Interrupted as stopped:  # Ctrl-C in a foreground run or resume
+        print(
+            f"{stopped} — resume with: softcopy ingestion resume {stopped.job_id}",
+            file=sys.stderr,
+        )
+        return 130  # 128 + SIGINT, as shells report it
     except SoftcopyError as error:
         print(f"error: {hinted(error)}", file=sys.stderr)
         return exit_code(error)

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow, within
-from softcopy.errors import Conflict, DestructivePlan, NotFound, ReversedRange
+from softcopy.errors import Conflict, DestructivePlan, Interrupted, NotFound, ReversedRange
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, leases, logs, planner, runtime
 from softcopy.ingestion import reconcile as reconcile_
@@ -562,7 +562,12 @@ def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None)
         return {"job": show_job(ctx, job_id=job_id), "worker_pid": pid}
     claimed = runtime.claim(ctx.settings, owner=runtime.new_owner(), job_id=job_id, now=ctx.clock())
     if claimed is not None:
-        _run_claimed(ctx, *claimed, progress=progress)
+        try:
+            _run_claimed(ctx, *claimed, progress=progress)
+        except KeyboardInterrupt:  # the runtime left the job cancelled, checkpoints kept
+            summary = show_job(ctx, job_id=job_id).summary
+            assert summary is not None
+            raise Interrupted(job_id, summary.cells_done, summary.cells_total) from None
     return {"job": show_job(ctx, job_id=job_id)}
 
 

@@ -1,0 +1,73 @@
+"""Ctrl-C in a foreground `softcopy ingestion run`: a real SIGINT to a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlmodel import Session, func, select
+
+from softcopy.config import load_settings
+from softcopy.db import get_engine
+from softcopy.demo import build_demo
+from softcopy.ingestion.models import Checkpoint, IngestionJob
+from softcopy.ingestion.states import JobStatus
+from tests.conftest import DEMO_TODAY
+
+
+def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path) -> None:
+    build_demo(home, days=120, today=DEMO_TODAY)
+    engine = get_engine(load_settings(home).database_url)
+    argv = [sys.executable, "-m", "softcopy", "ingestion"]
+    run = subprocess.Popen(
+        [
+            *argv,
+            "run",
+            "--mode",
+            "backfill_range",
+            "--range-start-day",
+            "2025-12-01",
+            "--range-end-day",
+            str(DEMO_TODAY),
+            "--engine",
+            "inline",
+            "--chunk-days",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"SOFTCOPY_HOME": str(home)},
+    )
+    deadline = time.monotonic() + 60
+    while True:  # at least one checkpoint written, and the job not done
+        with Session(engine) as session:
+            if session.scalar(select(func.count()).select_from(Checkpoint)):
+                break
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    with Session(engine) as session:
+        job = session.scalars(select(IngestionJob)).one()
+        done = session.scalar(select(func.count()).select_from(Checkpoint))
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and "Error" not in err
+    assert err.strip() == (
+        f"job {job.id} cancelled at {done}/{job.days_total} cells — "
+        f"resume with: softcopy ingestion resume {job.id}"
+    )
+    assert job.status is JobStatus.cancelled and 0 < done < job.days_total
+    resumed = subprocess.run(
+        [*argv, "resume", str(job.id)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"SOFTCOPY_HOME": str(home)},
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{job.days_total}/{job.days_total} cells (100%)" in resumed.stdout

@@ -208,6 +208,12 @@ def display_url(url: URL) -> str:
     return shown.render_as_string(hide_password=True)
 
 
+def hide_password(database_url: str) -> str:
+    """The URL as it may be written down (in an executed notebook): its password, if any,
+    as `***`."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
 def _create_sqlite(parsed: URL) -> Engine:
     timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
     if "timeout" in parsed.query:

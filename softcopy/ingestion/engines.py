@@ -5,49 +5,21 @@ kernel. A small registry, as papermill has for its engines."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Protocol
 
-from softcopy.config import Settings
-from softcopy.db import utcnow
 from softcopy.errors import UserError
-from softcopy.ingestion.states import Stage
-from softcopy.memory.pipeline import STAGE_FUNCTIONS
-from softcopy.memory.stage import StageContext, StageResult
+from softcopy.ingestion.notebook_engines import PapermillEngine, WarmNotebookEngine
+from softcopy.ingestion.runtime import run_step_days
 
-StageRunner = Callable[[StageContext, Stage, str, date], StageResult]
+# the step protocol, re-exported: callers that register or wrap an executor use these
+from softcopy.ingestion.steps import StageRunner as StageRunner
+from softcopy.ingestion.steps import StepEngine as StepEngine
+from softcopy.ingestion.steps import StepTicket as StepTicket
+from softcopy.memory.pipeline import run_stage
 
 # What the faces (CLI, API, dashboard) run jobs with: a warm kernel per job that keeps an
 # executed notebook per step. The service's own default stays `inline` (no kernel), which
 # is what library callers and the tests want.
 DEFAULT_ENGINE = "notebook"
-
-
-def run_stage(ctx: StageContext, stage: Stage, source: str, day: date) -> StageResult:
-    """The real work of one cell: the memory stage functions."""
-    return STAGE_FUNCTIONS[stage](ctx, source, day)
-
-
-@dataclass(frozen=True)
-class StepTicket:
-    """What an engine needs to run one step of a job on behalf of a lease holder."""
-
-    settings: Settings
-    job_id: int
-    step_id: int
-    epoch: int
-    # the lease holder's clock: heartbeats and checkpoints in this process use it (a kernel
-    # of a notebook engine, in another process, uses the real one)
-    clock: Callable[[], datetime] = utcnow
-
-
-class StepEngine(Protocol):
-    name: str
-
-    def run_step(self, ticket: StepTicket, on_day: Callable[[], None] | None = None) -> str | None:
-        """Run the step's remaining days; return the step's artifact path, if any."""
-        ...
 
 
 class InlineEngine:
@@ -59,28 +31,17 @@ class InlineEngine:
         self.stage_runner = stage_runner
 
     def run_step(self, ticket: StepTicket, on_day: Callable[[], None] | None = None) -> str | None:
-        from softcopy.ingestion.runtime import run_step_days
-
         run_step_days(ticket, stage_runner=self.stage_runner, on_day=on_day)
         return None
 
-
-def _papermill() -> StepEngine:
-    from softcopy.ingestion.notebook_engines import PapermillEngine  # slow imports: on use only
-
-    return PapermillEngine()
-
-
-def _notebook() -> StepEngine:
-    from softcopy.ingestion.notebook_engines import WarmNotebookEngine
-
-    return WarmNotebookEngine()
+    def close(self) -> None:
+        pass  # nothing is kept between steps
 
 
 _ENGINES: dict[str, Callable[[], StepEngine]] = {
     "inline": InlineEngine,
-    "papermill": _papermill,
-    "notebook": _notebook,
+    "papermill": PapermillEngine,  # papermill itself is imported on the first step
+    "notebook": WarmNotebookEngine,
 }
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.resources import as_file
+from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,16 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from softcopy.config import Settings
-from softcopy.db import get_engine, session_scope, utcnow
-from softcopy.ingestion.engines import StepTicket
+from softcopy.db import get_engine, hide_password, session_scope, utcnow
+from softcopy.errors import UserError
 from softcopy.ingestion.models import JobStep
-from softcopy.ingestion.runtime import CancelRequested, StepFailed
-from softcopy.ingestion.transitions import LeaseLost, fence
-from softcopy.notebooks import step_notebook
-from softcopy.notebooks.step import DAY_DONE, hide_password
+from softcopy.ingestion.steps import DAY_DONE, CancelRequested, LeaseLost, StepFailed, StepTicket
+from softcopy.ingestion.transitions import fence
+from softcopy.memory.stages import Stage
+
+# The package the step notebooks ship in, `steps/<stage>.ipynb`: read as data through
+# importlib.resources (its code, `notebooks.step`, runs in the kernel, not here).
+STEP_NOTEBOOKS = "softcopy.notebooks"
 
 
 class NotebookStepFailed(StepFailed):
@@ -58,6 +62,14 @@ class NotebookStepFailed(StepFailed):
 def run_notebook_path(home: Path, job_id: int, step_id: int, stage: str) -> Path:
     """Where a step's executed notebook is kept."""
     return home / "runs" / str(job_id) / f"{step_id}-{stage}.ipynb"
+
+
+def step_notebook(stage: str) -> Traversable:
+    """The step notebook of a stage (use `importlib.resources.as_file` for a real path)."""
+    if stage not in set(Stage):
+        stages = ", ".join(Stage)
+        raise UserError(f"no step notebook for stage {stage!r}; stages: {stages}")
+    return files(STEP_NOTEBOOKS).joinpath("steps", f"{stage}.ipynb")
 
 
 class PapermillEngine:
@@ -89,6 +101,9 @@ class PapermillEngine:
         except DeadKernelError as exc:
             raise _translate(ticket, str(output), _dead_kernel_error(output)) from exc
         return str(output)
+
+    def close(self) -> None:
+        pass  # each step's kernel ended with the step
 
     def engine_options(self, ticket: StepTicket) -> dict[str, Any]:
         """papermill's own engine (nbclient); the kernel offered Curve encryption, as its

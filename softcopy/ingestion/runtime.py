@@ -21,7 +21,6 @@ from softcopy.config import Settings
 from softcopy.db import get_engine, session_scope, utcnow
 from softcopy.errors import Conflict, OperationFailed, SoftcopyError
 from softcopy.ingestion import jobs, logs
-from softcopy.ingestion.engines import StageRunner, StepEngine, StepTicket, run_stage
 from softcopy.ingestion.leases import Heartbeat, claim, new_owner  # noqa: F401 (the worker's API)
 from softcopy.ingestion.models import Checkpoint, IngestionJob, JobStep
 from softcopy.ingestion.states import (
@@ -30,26 +29,23 @@ from softcopy.ingestion.states import (
     LogLevel,
     StepStatus,
 )
-from softcopy.ingestion.transitions import LeaseLost, fence, move_job, move_step
+from softcopy.ingestion.steps import (
+    CancelRequested,
+    LeaseLost,
+    StageRunner,
+    StepEngine,
+    StepFailed,
+    StepTicket,
+)
+from softcopy.ingestion.transitions import fence, move_job, move_step
 from softcopy.memory import ledger
+from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
 
 Clock = Callable[[], datetime]
 Progress = Callable[[int, int, str], None]  # days done, days total, what runs now
 TRANSIENT_ATTEMPTS = 3
 STOP_PAUSES = (0.0, 0.1, 0.4, 1.0)  # waits before each try to record a job's end
-
-
-class StepFailed(OperationFailed):
-    def __init__(self, step_id: int, day: date | None, reason: str) -> None:
-        self.step_id = step_id
-        self.day = day
-        self.reason = reason
-        super().__init__(reason)
-
-
-class CancelRequested(SoftcopyError):
-    """Raised at a day boundary when the job was asked to stop."""
 
 
 class JobNotEnded(OperationFailed):

@@ -538,6 +538,38 @@ def follow_logs(
             time.sleep(poll_seconds)
 
 
+def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stage], int | None]:
+    """Which live job holds a cell (source, day, stage), as the legacy in-process runner
+    (`memory.runner.run_stages(held=...)`) asks: the stage primitives leave such cells to
+    their job. Read once, now."""
+    with Session(ctx.engine) as session:
+        held = jobs.held_cells(session, sources)
+
+    def holder(source: str, day: date, stage: Stage) -> int | None:
+        return held.get((source, day, stage))
+
+    return holder
+
+
+def step_checkpoints(
+    ctx: Context, *, job_id: int, step_id: int
+) -> tuple[JobStep, list[Checkpoint]]:
+    """A step of a job and its checkpoints in the order they were written (what a step
+    notebook's summary shows)."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        step = session.get(JobStep, step_id)
+        if step is None or step.job_id != job_id:
+            raise NotFound("step", f"{step_id} of job {job_id}")
+        checkpoints = list(
+            session.scalars(
+                select(Checkpoint)
+                .where(Checkpoint.step_id == step_id)
+                .order_by(Checkpoint.created_at, Checkpoint.id)  # type: ignore[arg-type]
+            )
+        )
+    return step, checkpoints
+
+
 def work(
     ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
 ) -> list[int]:
@@ -585,9 +617,7 @@ def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | 
             progress=progress,
         )
     finally:
-        close = getattr(step_engine, "close", None)  # e.g. the notebook engine's warm kernel
-        if close is not None:
-            close()
+        step_engine.close()  # e.g. the notebook engine's warm kernel
 
 
 def spawn_worker(ctx: Context, job_id: int) -> int:
@@ -625,19 +655,6 @@ def _plan_to_run(
 ) -> IngestionPlan:
     if plan_id is None:
         assert options is not None, "run needs a plan id or plan options"
-def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stage], int | None]:
-    """Which live job holds a cell (source, day, stage), as the legacy in-process runner
-    (`memory.runner.run_stages(held=...)`) asks: the stage primitives leave such cells to
-    their job. Read once, now."""
-    with Session(ctx.engine) as session:
-        held = jobs.held_cells(session, sources)
-
-    def holder(source: str, day: date, stage: Stage) -> int | None:
-        return held.get((source, day, stage))
-
-    return holder
-
-
         return _make_plan(ctx, session, options)
     saved = session.get(IngestionPlan, plan_id)
     if saved is None:

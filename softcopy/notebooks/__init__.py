@@ -7,16 +7,8 @@ through importlib.resources, never from a checkout's path.
 
 from __future__ import annotations
 
-from importlib.resources import files
-from importlib.resources.abc import Traversable
+# the notebook executors find the notebooks (as data); re-exported for readers of this package
+from softcopy.ingestion.notebook_engines import step_notebook as step_notebook
+from softcopy.memory.stages import Stage
 
-from softcopy.errors import UserError
-
-STAGES = ("export", "embed", "publish")
-
-
-def step_notebook(stage: str) -> Traversable:
-    """The step notebook of a stage (use `importlib.resources.as_file` for a real path)."""
-    if stage not in STAGES:
-        raise UserError(f"no step notebook for stage {stage!r}; stages: {', '.join(STAGES)}")
-    return files(__name__).joinpath("steps", f"{stage}.ipynb")
+STAGES = tuple(str(stage) for stage in Stage)

@@ -9,21 +9,20 @@ memory, so it shows days done by an earlier attempt of the step too.
 from __future__ import annotations
 
 import html
-import re
 import time
 from dataclasses import dataclass, replace
 from datetime import date
 
-from sqlalchemy import make_url, select
-from sqlmodel import Session
+from sqlalchemy import make_url
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine
+from softcopy.db import hide_password as hide_password  # what the executors write down
 from softcopy.errors import UserError
-from softcopy.ingestion.models import Checkpoint, JobStep
+from softcopy.ingestion import service
+from softcopy.ingestion.steps import day_done_line
 
 HIDDEN = "***"  # how SQLAlchemy writes a hidden password
-DAY_DONE = re.compile(r"^✓ day \d+ done", re.MULTILINE)  # what DayTicker prints per day
 
 
 def step_settings(home: str, database_url: str, *, job_id: int, step_id: int) -> Settings:
@@ -51,11 +50,6 @@ def step_settings(home: str, database_url: str, *, job_id: int, step_id: int) ->
     return settings
 
 
-def hide_password(database_url: str) -> str:
-    """The URL as it may be written down: its password, if any, as `***`."""
-    return make_url(database_url).render_as_string(hide_password=True)
-
-
 class DayTicker:
     """`on_day` for run_step_days inside a kernel: one line per finished day, with its time."""
 
@@ -69,7 +63,7 @@ class DayTicker:
         self._last = now
         # not flushed: the kernel sends what was printed every 0.2 s, so a step of many short
         # days makes a few output messages, not one per day
-        print(f"✓ day {len(self.seconds)} done ({self.seconds[-1]:.2f} s)")
+        print(day_done_line(len(self.seconds), self.seconds[-1]))
 
 
 @dataclass(frozen=True)
@@ -139,17 +133,8 @@ def summary(
     settings: Settings, *, job_id: int, step_id: int, ticker: DayTicker | None = None
 ) -> StepSummary:
     """The step's days as its checkpoints record them; seconds for the days this run did."""
-    with Session(get_engine(settings.database_url)) as session:
-        step = session.get(JobStep, step_id)
-        if step is None or step.job_id != job_id:
-            raise UserError(f"job {job_id} has no step {step_id}")
-        checkpoints = list(
-            session.scalars(
-                select(Checkpoint)
-                .where(Checkpoint.step_id == step_id)
-                .order_by(Checkpoint.created_at, Checkpoint.id)  # type: ignore[arg-type]
-            )
-        )
+    ctx = service.Context(settings=settings, engine=get_engine(settings.database_url))
+    step, checkpoints = service.step_checkpoints(ctx, job_id=job_id, step_id=step_id)
     timed = ticker.seconds if ticker else []
     this_run = checkpoints[-len(timed) :] if timed else []  # each tick follows a checkpoint
     seconds = {c.id: s for c, s in zip(this_run, timed[-len(this_run) :], strict=False)}

@@ -17,6 +17,7 @@ from softcopy.cli.common import (
     Home,
     RangeEnd,
     RangeStart,
+    SkipBad,
     Sources,
     bounded,
     console,
@@ -87,6 +88,7 @@ def _options(
     force: bool,
     reconciliation_id: int | None,
     allow_shrink: bool,
+    skip_bad_records: bool,
 ) -> service.PlanOptions:
     start, end = day_range(start, end)
     return service.PlanOptions(
@@ -99,6 +101,7 @@ def _options(
         force=force,
         reconciliation_id=reconciliation_id,
         allow_shrink=allow_shrink,
+        skip_bad_records=skip_bad_records,
     )
 
 
@@ -161,6 +164,7 @@ def plan(
     force: Force = False,
     reconciliation_id: ReconciliationId = None,
     allow_shrink: AllowShrink = False,
+    skip_bad_records: SkipBad = False,
     sources: Sources = None,
     stages: Stages = None,
     home: Home = None,
@@ -177,6 +181,7 @@ def plan(
         force,
         reconciliation_id,
         allow_shrink,
+        skip_bad_records,
     )
     view = service.plan(service.open_context(home), options=options)
     if as_json:
@@ -200,6 +205,7 @@ def run(
     force: Force = False,
     reconciliation_id: ReconciliationId = None,
     allow_shrink: AllowShrink = False,
+    skip_bad_records: SkipBad = False,
     sources: Sources = None,
     stages: Stages = None,
     engine: Annotated[
@@ -230,6 +236,7 @@ def run(
             force,
             reconciliation_id,
             allow_shrink,
+            skip_bad_records,
         )
     with progress_bar(not as_json and not detach) as progress:
         outcome = service.run(
@@ -256,6 +263,7 @@ def run(
 def resume(
     job_id: JobId,
     detach: Detach = False,
+    skip_bad_records: SkipBad = False,
     steps: ShowSteps = False,
     home: Home = None,
     as_json: AsJson = False,
@@ -263,7 +271,11 @@ def resume(
     """Continue a failed, cancelled or interrupted job from its checkpoints."""
     with progress_bar(not as_json and not detach) as progress:
         view = service.resume(
-            service.open_context(home), job_id=job_id, detach=detach, progress=progress
+            service.open_context(home),
+            job_id=job_id,
+            detach=detach,
+            skip_bad_records=skip_bad_records,
+            progress=progress,
         )
     _emit_job(view, as_json, steps=steps)
     if view.job.status is JobStatus.failed:

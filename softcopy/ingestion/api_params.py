@@ -38,6 +38,7 @@ PLAN_FIELDS = frozenset(
         "force",
         "reconciliation_id",
         "allow_shrink",
+        "skip_bad_records",
     }
 )
 RUN_FIELDS = PLAN_FIELDS | {"plan_id", "engine", "chunk_days", "replan"}
@@ -214,6 +215,7 @@ def plan_options(params: Params, *, required: bool) -> PlanOptions | None:
         force=params.flag("force"),
         reconciliation_id=params.integer("reconciliation_id", limits.RECONCILIATION_ID),
         allow_shrink=params.flag("allow_shrink"),
+        skip_bad_records=params.flag("skip_bad_records"),
     )
 
 

@@ -92,6 +92,11 @@ PLAN_REQUEST = _object(
             "items, or drop items of days outside the lookback window); refused with 409 "
             "otherwise.",
         },
+        "skip_bad_records": {
+            "type": "boolean",
+            "description": "The job skips (and counts) unreadable source records instead of "
+            "failing their day.",
+        },
     },
     required=("mode",),
 )

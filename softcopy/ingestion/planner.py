@@ -47,6 +47,7 @@ class PlanRequest:
     force: bool = False
     reconciliation_id: int | None = None
     allow_shrink: bool = False  # may the plan remove published items (see `shrinks`)?
+    skip_bad_records: bool = False  # its job skips (and counts) unreadable records
 
     def params(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class PlanRequest:
             "force": self.force,
             "reconciliation_id": self.reconciliation_id,
             "allow_shrink": self.allow_shrink,
+            "skip_bad_records": self.skip_bad_records,
         }
 
 

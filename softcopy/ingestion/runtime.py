@@ -22,7 +22,7 @@ from softcopy.db import get_engine, session_scope, utcnow
 from softcopy.errors import Conflict, OperationFailed, SoftcopyError
 from softcopy.ingestion import jobs, logs
 from softcopy.ingestion.leases import Heartbeat, claim, new_owner  # noqa: F401 (the worker's API)
-from softcopy.ingestion.models import Checkpoint, IngestionJob, JobStep
+from softcopy.ingestion.models import Checkpoint, IngestionJob, IngestionPlan, JobStep
 from softcopy.ingestion.states import (
     STEP_DONE,
     JobStatus,
@@ -159,6 +159,7 @@ def run_step_days(
             done_by=f"job:{ticket.job_id}",
             clock=clock,
             before_write=lambda: _still_ours(session, ticket),
+            skip_bad_records=_skips_bad_records(session, ticket.job_id),
         )
         done = set(
             session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == ticket.step_id))
@@ -176,6 +177,14 @@ def run_step_days(
             if on_day:
                 on_day()
         return count
+
+
+def _skips_bad_records(session: Session, job_id: int) -> bool:
+    """The plan option: skip (and count) a day's unreadable records instead of failing it."""
+    plan = session.scalar(
+        select(IngestionPlan).join(IngestionJob).where(IngestionJob.id == job_id)  # type: ignore[arg-type]
+    )
+    return bool(plan is not None and plan.params.get("skip_bad_records"))
 
 
 def _still_ours(session: Session, ticket: StepTicket) -> None:

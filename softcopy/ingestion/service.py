@@ -136,6 +136,7 @@ class PlanOptions:
     force: bool = False
     reconciliation_id: int | None = None
     allow_shrink: bool = False  # may the plan remove published items (planner.shrinks)?
+    skip_bad_records: bool = False  # its job skips (and counts) unreadable source records
 
 
 def coverage(
@@ -285,12 +286,23 @@ def run(
 
 
 def resume(
-    ctx: Context, *, job_id: int, detach: bool = False, progress: Progress | None = None
+    ctx: Context,
+    *,
+    job_id: int,
+    detach: bool = False,
+    skip_bad_records: bool = False,
+    progress: Progress | None = None,
 ) -> JobView:
-    """Continue a failed, cancelled or interrupted job from its checkpoints."""
+    """Continue a failed, cancelled or interrupted job from its checkpoints;
+    `skip_bad_records` turns that option of its plan on from now on."""
     _expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
+        if skip_bad_records:
+            saved = session.get(IngestionPlan, jobs.get_job(session, job_id).plan_id)
+            assert saved is not None
+            saved.params = {**saved.params, "skip_bad_records": True}  # a new dict: persisted
+            session.add(saved)
         jobs.prepare_resume(
             session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
         )
@@ -684,6 +696,7 @@ def _make_plan(ctx: Context, session: Session, options: PlanOptions) -> Ingestio
             force=options.force,
             reconciliation_id=options.reconciliation_id,
             allow_shrink=options.allow_shrink,
+            skip_bad_records=options.skip_bad_records,
         ),
         model=_model(ctx),
         today=ctx.today(),
@@ -725,6 +738,7 @@ def _options_of(saved: IngestionPlan) -> PlanOptions:
         force=p.get("force", False),
         reconciliation_id=p.get("reconciliation_id"),
         allow_shrink=p.get("allow_shrink", False),
+        skip_bad_records=p.get("skip_bad_records", False),
     )
 
 

@@ -155,3 +155,24 @@ def test_logs_filter_by_level_step_source_and_day(job_id: int, capsys) -> None:
     ]
     code, out, err = run(capsys, "ingestion", "logs", str(job_id), "--step", "100000")
     assert code != 0 and f"step 100000 of job {job_id} not found" in err and not out
+
+
+SPOILED_DAY = ["--range-start-day", "2026-03-20", "--range-end-day", "2026-03-20"]
+
+
+def test_skip_bad_records_on_plan_run_and_resume(demo_home: Path, capsys) -> None:
+    spoil_chat(demo_home, "2026-03-20")
+    chat = ["--mode", "backfill_range", *SPOILED_DAY, "--source", "chat"]
+    code, out, _ = run(capsys, "ingestion", "plan", *chat, "--skip-bad-records", "--json")
+    plan = json.loads(out)["plan"]
+    assert code == 0 and plan["params"]["skip_bad_records"] is True
+    code, out, err = run(capsys, "ingestion", "run", "--plan-id", str(plan["id"]), *INLINE)
+    assert code == 0, out + err
+    assert "succeeded" in out
+    # strict by default: the same cells, forced, fail on the bad record; resume skips it
+    code, out, _ = run(capsys, "ingestion", "run", *chat, "--force", *INLINE, "--json")
+    job = json.loads(out)["job"]["job"]
+    assert code == 1 and job["status"] == "failed" and "--skip-bad-records" in job["error"]
+    code, out, err = run(capsys, "ingestion", "resume", str(job["id"]), "--skip-bad-records")
+    assert code == 0, out + err
+    assert "succeeded" in out and "skip" not in out.splitlines()[-1]

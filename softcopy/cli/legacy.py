@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
 from softcopy import limits
 from softcopy.cli.common import (
@@ -27,11 +26,11 @@ from softcopy.cli.common import (
     progress_bar,
 )
 from softcopy.cli.render import run_summary
-from softcopy.db import session_scope, utcnow
+from softcopy.db import utcnow
 from softcopy.errors import NotFound
 from softcopy.ingestion import service
 from softcopy.ingestion.states import Stage
-from softcopy.memory import cache, ledger
+from softcopy.memory import facade
 from softcopy.memory.runner import run_stages
 
 ledger_app = typer.Typer(help="Read the per (source, day, stage) ledger.")
@@ -81,19 +80,16 @@ def ledger_list(
     """Ledger entries, newest day last."""
     start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
     settings, engine = open_home(home)
-    names = [s.name for s in settings.selected_sources(sources)] if sources else [None]
-    with Session(engine) as session:
-        rows = [
-            row
-            for name in names
-            for row in ledger.entries(
-                session, source=name, stage=stage, start=start, end=end, limit=limit
-            )
-        ]
-        undated = {
-            s.name: ledger.undated_skips(session, source=s.name)
-            for s in settings.selected_sources(sources)
-        }
+    found = facade.ledger_rows(
+        settings=settings,
+        engine=engine,
+        sources=sources,
+        stage=stage,
+        start=start,
+        end=end,
+        limit=limit,
+    )
+    rows, undated = found.rows, found.undated
     if as_json:
         print_json(rows)
         return
@@ -125,9 +121,7 @@ def ledger_show(
     """Every stage's ledger entry for one (source, day), with digests."""
     start = parse_iso_day(day, "DAY")
     settings, engine = open_home(home)
-    settings.source(source)
-    with Session(engine) as session:
-        rows = ledger.entries(session, source=source, start=start, end=start)
+    rows = facade.ledger_day(settings=settings, engine=engine, source=source, day=start)
     if not rows:
         raise NotFound("ledger entry", f"{source} {day}")
     if as_json:
@@ -149,8 +143,7 @@ def ledger_show(
 def cache_stats(home: Home = None, as_json: AsJson = False) -> None:
     """Entries and bytes per embedding model."""
     _, engine = open_home(home)
-    with Session(engine) as session:
-        rows = cache.stats(session)
+    rows = facade.cache_stats(engine=engine)
     if as_json:
         print_json(rows)
         return
@@ -176,8 +169,9 @@ def cache_prune(
 ) -> None:
     """Drop cached vectors that no embed has used for a while."""
     _, engine = open_home(home)
-    with session_scope(engine) as session:
-        removed = cache.prune(session, unused_since=utcnow() - timedelta(days=older_than_days))
+    removed = facade.cache_prune(
+        engine=engine, unused_since=utcnow() - timedelta(days=older_than_days)
+    )
     _report_removed(removed, as_json)
 
 
@@ -189,8 +183,7 @@ def cache_clear(
 ) -> None:
     """Empty the embedding cache (or one model's part of it)."""
     _, engine = open_home(home)
-    with session_scope(engine) as session:
-        removed = cache.clear(session, model=model)
+    removed = facade.cache_clear(engine=engine, model=model)
     _report_removed(removed, as_json)
 
 

@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
 from softcopy.cli.common import AsJson, Home, console, print_json
 from softcopy.config import SOURCE_KINDS, add_source, default_home, load_settings
 from softcopy.db import get_engine
 from softcopy.errors import UserError
-from softcopy.memory.scan import source_days
+from softcopy.memory import facade
 
 app = typer.Typer(help="Configure the sources softcopy reads.")
 
@@ -57,21 +56,18 @@ def list_sources(home: Home = None, as_json: AsJson = False) -> None:
     """The configured sources with the days the last scan found."""
     settings = load_settings(home)
     engine = get_engine(settings.database_url)
-    rows = []
-    with Session(engine) as session:
-        for config in settings.selected_sources(None):
-            days = source_days(session, config.name, None, None)
-            rows.append(
-                {
-                    "name": config.name,
-                    "kind": config.kind,
-                    "path": str(config.path),
-                    "options": config.options,
-                    "days": len(days),
-                    "first_day": days[0].day.isoformat() if days else None,
-                    "last_day": days[-1].day.isoformat() if days else None,
-                }
-            )
+    rows = [
+        {
+            "name": found.name,
+            "kind": found.kind,
+            "path": found.path,
+            "options": found.options,
+            "days": found.days,
+            "first_day": found.first_day.isoformat() if found.first_day else None,
+            "last_day": found.last_day.isoformat() if found.last_day else None,
+        }
+        for found in facade.source_summaries(settings=settings, engine=engine)
+    ]
     if as_json:
         print_json(rows)
         return

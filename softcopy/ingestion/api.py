@@ -314,7 +314,7 @@ class StepNotebookHandler(IngestionHandler):
     async def get(self, job_id: str, step_id: str) -> None:
         """The executed notebook a notebook engine kept for the step."""
         jid, sid = self.ids(job_id=job_id, step_id=step_id)
-        content = await self.call(lambda ctx: _step_notebook(ctx, jid, sid))
+        content = await self.call(lambda ctx: service.step_notebook(ctx, job_id=jid, step_id=sid))
         self.finish(content, set_content_type=NOTEBOOK_TYPE)
 
 
@@ -420,19 +420,6 @@ def _coverage(report: service.CoverageReport) -> dict[str, Any]:
         "problems": report.problems,
         "problems_total": report.problems_total,
     }
-
-
-def _step_notebook(ctx: service.Context, job_id: int, step_id: int) -> bytes:
-    """The step's artifact, read only when it resolves to a file inside the home."""
-    view = service.show_job(ctx, job_id=job_id)
-    step = next((s.step for s in view.steps if s.step.id == step_id), None)
-    if step is None:
-        raise NotFound("step", f"{step_id} of job {job_id}")
-    home = ctx.settings.home.resolve()
-    path = (home / step.artifact).resolve() if step.artifact else None
-    if path is None or not path.is_relative_to(home) or not path.is_file():
-        raise NotFound("notebook of step", step_id)
-    return path.read_bytes()
 
 
 class SoftcopyAPI(ExtensionApp):

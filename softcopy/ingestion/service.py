@@ -582,6 +582,20 @@ def step_checkpoints(
     return step, checkpoints
 
 
+def step_notebook(ctx: Context, *, job_id: int, step_id: int) -> bytes:
+    """The executed notebook a notebook executor kept for a step, read only when it
+    resolves to a file inside the home."""
+    view = show_job(ctx, job_id=job_id)
+    step = next((s.step for s in view.steps if s.step.id == step_id), None)
+    if step is None:
+        raise NotFound("step", f"{step_id} of job {job_id}")
+    home = ctx.settings.home.resolve()
+    path = (home / step.artifact).resolve() if step.artifact else None
+    if path is None or not path.is_relative_to(home) or not path.is_file():
+        raise NotFound("notebook of step", step_id)
+    return path.read_bytes()
+
+
 def work(
     ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
 ) -> list[int]:

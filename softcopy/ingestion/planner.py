@@ -168,7 +168,8 @@ class PlanItem:
 def plan_items(session: Session, plan_id: int) -> list[PlanItem]:
     table = IngestionPlanItem
     columns = [getattr(table, name) for name in PlanItem.__slots__]  # type: ignore[attr-defined]
-    rows = session.execute(
+    session.flush()
+    rows = session.connection().execute(  # Core rows: no ORM loading per row
         select(*columns).where(table.plan_id == plan_id).order_by(table.source, table.day, table.id)  # type: ignore[arg-type]
     )
     return [PlanItem(*row) for row in rows]

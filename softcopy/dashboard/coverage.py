@@ -12,9 +12,9 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.dashboard.base import Panel, button, guarded, html_table
-from softcopy.dashboard.heatmap import heatmap_svg, last_job, legend_html
 from softcopy.ingestion import service
 from softcopy.ingestion.coverage import Cell, RecordProblem
+from softcopy.views.calendar import heatmap_svg, last_job, legend_html
 
 ALL_DAYS = 0
 PRESETS: list[tuple[str, int]] = [

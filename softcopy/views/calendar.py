@@ -1,10 +1,14 @@
-"""The dashboard's coverage heatmap: one row per (source, stage), one cell per day, as one SVG
-string for an `ipywidgets.HTML` (one widget, not one per cell, so ten years draw in well
-under a second).
+"""The coverage calendar, the one picture of coverage: one row per (source, stage), one cell
+per day, coloured by state. The dashboard's coverage panel and the report notebooks
+(reconcile, tour) draw it.
 
-Unlike the report calendar (`softcopy.ingestion.calendar`, whose colours it shares), every
-day keeps its own rectangle whose tooltip names its state, item count, digests and the job
-that holds or last touched it; ranges longer than `BAND_DAYS` wrap into one band per year.
+One SVG string (one `ipywidgets.HTML`, not a widget per cell, so ten years draw in well
+under a second): every day keeps its own rectangle whose tooltip names its state, item
+count, digests and the job that holds or last touched it; ranges longer than `BAND_DAYS`
+wrap into one band per year. `calendar_text` draws the same grid in characters for logs
+and terminals; `calendar_figure` is both, for a notebook to display.
+
+Cells are `coverage.Cell` values or persisted `CoverageCell` rows (anything `CellLike`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,46 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Protocol
 
-from softcopy.ingestion.calendar import NO_DATA_COLOUR, STATE_COLOURS
-from softcopy.ingestion.coverage import Cell
+from softcopy.errors import BadDate
 from softcopy.ingestion.states import CellState, Stage
+
+STATE_COLOURS: dict[CellState, str] = {
+    CellState.current: "#2da44e",
+    CellState.stale: "#e3b341",
+    CellState.missing: "#8c959f",
+    CellState.failed: "#cf222e",
+    CellState.running: "#0969da",
+    CellState.empty: "#d8dee4",
+}
+NO_DATA_COLOUR = "#f6f8fa"  # the source never had items that day
+STATE_CHARS: dict[CellState, str] = {
+    CellState.current: "#",
+    CellState.stale: "s",
+    CellState.missing: ".",
+    CellState.failed: "F",
+    CellState.running: "R",
+    CellState.empty: "-",
+}
+MARK_COLOUR = "#24292f"
+
+Mark = tuple[str, date, Stage]  # (source, day, stage) to outline, e.g. a reconcile finding
+
+
+class CellLike(Protocol):
+    """What the calendar reads of a coverage cell."""
+
+    source: str
+    day: date
+    stage: Stage
+    state: CellState
+    items: int
+    expected_digest: str | None
+    recorded_digest: str | None
+    job_id: int | None
+    done_by: str | None
+
 
 LABEL_WIDTH = 118
 TARGET_WIDTH = 900  # the days area of a single band aims at this many pixels
@@ -52,7 +92,7 @@ class Layout:
 def layout(start: date, end: date, sources: Sequence[str]) -> Layout:
     """Where everything goes for the days [start, end] and these sources."""
     if end < start:
-        raise ValueError(f"heatmap end {end} is before its start {start}")
+        raise BadDate(f"calendar end {end} is before its start {start}")
     rows = [(source, stage) for source in sources for stage in Stage]
     days = (end - start).days + 1
     if days <= BAND_DAYS:
@@ -66,8 +106,16 @@ def layout(start: date, end: date, sources: Sequence[str]) -> Layout:
     return Layout(start, end, rows, bands, YEAR_CELL, 9, 0, 16)
 
 
-def heatmap_svg(cells: Iterable[Cell], *, start: date, end: date, sources: Sequence[str]) -> str:
-    """The heatmap for the cells of `sources` in [start, end] (other cells are ignored)."""
+def heatmap_svg(
+    cells: Iterable[CellLike],
+    *,
+    start: date,
+    end: date,
+    sources: Sequence[str],
+    marked: Iterable[Mark] = (),
+) -> str:
+    """The calendar for the cells of `sources` in [start, end] (other cells are ignored),
+    with the `marked` cells outlined."""
     lay = layout(start, end, sources)
     row_of = {key: r for r, key in enumerate(lay.rows)}
     band_of_year = {first.year: b for b, (first, _, _) in enumerate(lay.bands)}
@@ -96,13 +144,33 @@ def heatmap_svg(cells: Iterable[Cell], *, start: date, end: date, sources: Seque
         parts.append(
             f'<rect x="{x}" y="{y}" width="{cw - gap}" height="{ch - 1}" '
             f'fill="{fills[cell.state]}"><title>{labels[r]} · {cell.day.isoformat()}\n'
-            f"{cell.state.value} · {cell.items} items\n"
+            f"{cell.state} · {cell.items} items\n"
             f"input digest {_short(cell.recorded_digest)} "
             f"(expected {_short(cell.expected_digest)}){job_line}"
             "</title></rect>"
         )
+    parts += _marks(lay, marked)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _marks(lay: Layout, marked: Iterable[Mark]) -> list[str]:
+    row_of = {key: r for r, key in enumerate(lay.rows)}
+    parts = []
+    for source, day, stage in sorted(set(marked)):
+        r = row_of.get((source, Stage(stage)))
+        if r is None or not lay.start <= day <= lay.end:
+            continue  # a mark on a row or day that is not drawn
+        b = next(b for b, (first, last, _) in enumerate(lay.bands) if first <= day <= last)
+        first, _, col0 = lay.bands[b]
+        x = LABEL_WIDTH + (col0 + (day - first).days) * lay.cell_w
+        y = b * lay.band_height + lay.header + r * lay.cell_h
+        what = html.escape(f"{source} · {stage} · {day}: flagged")
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{max(lay.cell_w, 3)}" height="{lay.cell_h}" '
+            f'fill="none" stroke="{MARK_COLOUR}" stroke-width="2"><title>{what}</title></rect>'
+        )
+    return parts
 
 
 def legend_html(totals: dict[str, int]) -> str:
@@ -116,7 +184,7 @@ def legend_html(totals: dict[str, int]) -> str:
     return f'<div class="sc-legend">{"".join(chips)}</div>'
 
 
-def last_job(cell: Cell) -> str:
+def last_job(cell: CellLike) -> str:
     """The job that holds the cell now, else the one that last wrote it (when known)."""
     if cell.job_id is not None:
         return f"running in job {cell.job_id}"
@@ -170,3 +238,115 @@ def _month_starts(first: date, last: date) -> list[date]:
         days.append(day)
         day = (day + timedelta(days=32)).replace(day=1)
     return days
+
+
+@dataclass(frozen=True)
+class CalendarRow:
+    source: str
+    stage: Stage
+    states: list[CellState | None]  # one per day of the grid; None: no cell that day
+    items: list[int]
+
+
+@dataclass(frozen=True)
+class CalendarGrid:
+    start: date
+    end: date
+    rows: list[CalendarRow]
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def counts(self) -> dict[CellState, int]:
+        out = dict.fromkeys(CellState, 0)
+        for row in self.rows:
+            for state in row.states:
+                if state is not None:
+                    out[state] += 1
+        return out
+
+
+def calendar_grid(
+    cells: Iterable[CellLike],
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sources: Sequence[str] | None = None,
+) -> CalendarGrid:
+    """The rows and columns of the picture. Without a range, the days the cells span (today,
+    for no cells); without `sources`, the sources that have cells, sorted."""
+    kept = [c for c in cells if (start is None or c.day >= start) and (end is None or c.day <= end)]
+    days = sorted(c.day for c in kept)
+    first = start or (days[0] if days else end or date.today())
+    last = end or (days[-1] if days else first)
+    if last < first:
+        raise BadDate(f"calendar end {last} is before its start {first}")
+    names = list(sources) if sources is not None else sorted({c.source for c in kept})
+    width = (last - first).days + 1
+    rows = {
+        (name, stage): CalendarRow(name, stage, [None] * width, [0] * width)
+        for name in names
+        for stage in Stage
+    }
+    for cell in kept:
+        row = rows.get((cell.source, Stage(cell.stage)))
+        if row is not None:
+            i = (cell.day - first).days
+            row.states[i] = CellState(cell.state)
+            row.items[i] = cell.items
+    return CalendarGrid(start=first, end=last, rows=list(rows.values()))
+
+
+def calendar_text(grid: CalendarGrid) -> str:
+    """The calendar in characters, for logs and terminals: one character per day."""
+    labels = [f"{row.source} {row.stage}" for row in grid.rows]
+    pad = max((len(label) for label in labels), default=0)
+    lines = [f"{'':{pad}}  {grid.start} … {grid.end}"]
+    for label, row in zip(labels, grid.rows, strict=True):
+        chars = "".join(" " if s is None else STATE_CHARS[s] for s in row.states)
+        lines.append(f"{label:{pad}}  {chars}")
+    key = "  ".join(f"{STATE_CHARS[s]} {s}" for s in CellState)
+    lines.append(f"{'':{pad}}  {key}  (blank: no data)")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CalendarFigure:
+    """A calendar picture that notebooks display (HTML/SVG) and logs print (text)."""
+
+    svg: str
+    legend: str  # HTML: each state's colour and count
+    text: str
+
+    def html(self) -> str:
+        """The legend and the SVG in a horizontally scrolling box, for a notebook or an
+        ipywidgets.HTML."""
+        return f'<div style="overflow-x:auto;max-width:100%">{self.legend}{self.svg}</div>'
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def calendar_figure(
+    cells: Iterable[CellLike],
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    sources: Sequence[str] | None = None,
+    marked: Iterable[Mark] = (),
+) -> CalendarFigure:
+    """The picture to `display()`: `calendar_figure(report.cells, start, end)`. Without a
+    range, the days the cells span; without `sources`, the sources that have cells."""
+    cells = list(cells)
+    grid = calendar_grid(cells, start=start, end=end, sources=sources)
+    names = list(dict.fromkeys(row.source for row in grid.rows))
+    totals = {str(state): count for state, count in grid.counts().items()}
+    return CalendarFigure(
+        svg=heatmap_svg(cells, start=grid.start, end=grid.end, sources=names, marked=marked),
+        legend=legend_html(totals),
+        text=calendar_text(grid),
+    )

@@ -1,20 +1,36 @@
-"""The heatmap is one SVG string: a rectangle per cell with its facts in the tooltip, year
-bands for long ranges, and ten years drawn well inside a second."""
+"""The coverage calendar: one SVG string with a rectangle per cell and its facts in the
+tooltip, year bands for long ranges, ten years drawn well inside a second; the grid and
+text picture behind it; the figure notebooks display; real and persisted coverage."""
 
 from __future__ import annotations
 
 import random
 import re
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from softcopy.dashboard.heatmap import heatmap_svg, last_job, layout, legend_html
-from softcopy.ingestion.calendar import STATE_COLOURS
-from softcopy.ingestion.coverage import Cell
-from softcopy.ingestion.states import CellState, Stage
+import pytest
 
-START = date(2026, 3, 1)
+from softcopy.errors import BadDate
+from softcopy.ingestion import service
+from softcopy.ingestion.coverage import Cell
+from softcopy.ingestion.models import CoverageCell
+from softcopy.ingestion.states import CellState, Stage
+from softcopy.views.calendar import (
+    STATE_COLOURS,
+    calendar_figure,
+    calendar_grid,
+    calendar_text,
+    heatmap_svg,
+    last_job,
+    layout,
+    legend_html,
+)
+
+START = D1 = date(2026, 3, 1)
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @dataclass(frozen=True)
@@ -88,3 +104,127 @@ def test_ten_years_of_days_render_in_well_under_a_second() -> None:
     seconds = time.perf_counter() - began
     assert svg.count("<title>") == len(cells) == 32_877
     assert seconds < 1.0, f"ten years took {seconds:.2f} s to draw"
+
+
+def source_cell(source: str, day: date, stage: Stage, state: CellState, items: int = 1) -> Cell:
+    return Cell(source, day, stage, state, None, None, items)
+
+
+def rects(svg: str) -> list[ET.Element]:
+    return list(ET.fromstring(svg).iter(f"{SVG}rect"))
+
+
+def test_grid_has_a_row_per_source_and_stage_and_a_column_per_day() -> None:
+    cells = [
+        source_cell("notes", D1, Stage.export, CellState.current, 3),
+        source_cell("notes", D1 + timedelta(days=2), Stage.publish, CellState.stale),
+        source_cell("chat", D1 + timedelta(days=1), Stage.embed, CellState.failed),
+    ]
+    grid = calendar_grid(cells)
+    assert (grid.start, grid.end) == (D1, D1 + timedelta(days=2))
+    assert [(r.source, r.stage) for r in grid.rows] == [
+        (s, stage) for s in ("chat", "notes") for stage in Stage
+    ]
+    notes = {r.stage: r for r in grid.rows if r.source == "notes"}
+    assert notes[Stage.export].states == [CellState.current, None, None]
+    assert notes[Stage.export].items == [3, 0, 0]
+    assert notes[Stage.publish].states == [None, None, CellState.stale]
+    assert grid.counts()[CellState.failed] == 1
+
+
+def test_grid_keeps_the_range_and_the_sources_asked_for() -> None:
+    cells = [
+        source_cell("notes", D1, Stage.export, CellState.current),
+        source_cell("notes", D1 + timedelta(days=40), Stage.export, CellState.current),
+    ]
+    grid = calendar_grid(
+        cells, start=D1 - timedelta(days=1), end=D1 + timedelta(days=5), sources=["mail", "notes"]
+    )
+    assert len(grid.days) == 7
+    assert [r.source for r in grid.rows] == ["mail"] * 3 + ["notes"] * 3
+    assert grid.rows[0].states == [None] * 7  # a source with no cells keeps its rows
+    assert grid.counts()[CellState.current] == 1  # the day past the range is left out
+
+
+def test_a_reversed_range_is_refused() -> None:
+    with pytest.raises(BadDate):
+        calendar_grid([], start=D1, end=D1 - timedelta(days=1))
+    with pytest.raises(BadDate):
+        calendar_figure([], D1, D1 - timedelta(days=1))
+
+
+def test_no_cells_still_draws_every_row_of_the_range() -> None:
+    figure = calendar_figure([], D1, D1 + timedelta(days=3), sources=["notes"])
+    background = [r for r in rects(figure.svg) if r.find(f"{SVG}title") is None]
+    assert len(background) == 3  # one no-data row per stage
+    # the label padded to the widest ("notes publish"), two spaces, then four blank days
+    assert figure.text.splitlines()[1] == "notes export " + "  " + " " * 4
+
+
+def test_the_figure_colours_each_day_and_says_what_it_is_on_hover() -> None:
+    cells = [
+        source_cell("notes", D1, Stage.export, CellState.current, 4),
+        source_cell("notes", D1 + timedelta(days=1), Stage.export, CellState.missing, 2),
+    ]
+    svg = calendar_figure(cells, sources=["notes"]).svg
+    day_rects = [r for r in rects(svg) if r.find(f"{SVG}title") is not None]
+    titles = {
+        tuple(r.find(f"{SVG}title").text.splitlines()[:2]): r.get("fill")  # type: ignore[union-attr]
+        for r in day_rects
+    }
+    assert (
+        titles[("notes · export · 2026-03-01", "current · 4 items")]
+        == STATE_COLOURS[CellState.current]
+    )
+    assert (
+        titles[("notes · export · 2026-03-02", "missing · 2 items")]
+        == STATE_COLOURS[CellState.missing]
+    )
+    assert len(day_rects) == 2  # one per cell
+
+
+def test_marked_cells_are_outlined() -> None:
+    cells = [source_cell("notes", D1, Stage.export, CellState.stale)]
+    marks = [("notes", D1, Stage.export), ("mail", D1, Stage.export)]
+    outlined = [
+        r for r in rects(calendar_figure(cells, marked=marks).svg) if r.get("fill") == "none"
+    ]
+    assert len(outlined) == 1  # a mark on a row that is not drawn is ignored
+    long = heatmap_svg(
+        cells, start=date(2020, 1, 1), end=D1, sources=["notes"], marked=[("notes", D1, "export")]
+    )
+    (mark,) = [r for r in rects(long) if r.get("fill") == "none"]  # in the last year's band
+    assert int(mark.get("y", "0")) >= 6 * layout(date(2020, 1, 1), D1, ["notes"]).band_height
+
+
+def test_text_picture_has_a_character_per_day() -> None:
+    cells = [
+        source_cell("notes", D1, Stage.export, CellState.current),
+        source_cell("notes", D1 + timedelta(days=2), Stage.export, CellState.stale),
+    ]
+    lines = calendar_text(calendar_grid(cells)).splitlines()
+    assert lines[1] == "notes export   # s"
+    assert lines[0].endswith("2026-03-01 … 2026-03-03")
+
+
+def test_figure_displays_as_html_with_its_legend_and_prints_as_text() -> None:
+    figure = calendar_figure([source_cell("notes", D1, Stage.embed, CellState.running)])
+    shown = figure._repr_html_()
+    assert shown.startswith("<div") and "<svg" in shown and "running <b>1</b>" in shown
+    assert "notes embed" in repr(figure)
+
+
+def test_persisted_cells_draw_the_same_picture() -> None:
+    fresh = source_cell("notes", D1, Stage.publish, CellState.failed, 2)
+    row = CoverageCell(
+        snapshot_id=1, source="notes", day=D1, stage=Stage.publish, state=CellState.failed, items=2
+    )
+    assert calendar_figure([row]).svg == calendar_figure([fresh]).svg
+
+
+def test_draws_real_coverage(ctx: service.Context) -> None:
+    report = service.coverage(ctx)
+    figure = calendar_figure(report.cells, sources=report.snapshot.sources)
+    grid = calendar_grid(report.cells)
+    assert sum(grid.counts().values()) == len(report.cells)
+    assert figure.svg.count("<title>") == len(report.cells)

@@ -40,7 +40,7 @@ from softcopy.errors import UserError
 
 DASHBOARDS = "dashboards"
 DASHBOARD = "ingestion.ipynb"  # in the dashboards folder, the server's root
-EXTENSIONS = {"voila.server_extension": True, "softcopy.ingestion.api": True}
+EXTENSIONS = {"voila.server_extension": True, "softcopy.api": True}
 CULL_IDLE_SECONDS = 60
 CULL_INTERVAL_SECONDS = 30
 SAME_SITE = {"samesite": "Strict"}

@@ -37,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from softcopy.ingestion import api, service
+from softcopy.api import app as api
+from softcopy.ingestion import service
 from softcopy.ingestion.states import JobStatus, PlanMode
 from tests.conftest import DEMO_TODAY
 

@@ -16,8 +16,11 @@ from tornado.httpclient import HTTPClientError, HTTPResponse
 from traitlets.config import Config
 
 from softcopy import limits
+from softcopy.api import app as api
+from softcopy.api import params as api_params
+from softcopy.api import spec as api_spec
 from softcopy.errors import BadDate, Conflict, NotFound, OperationFailed, UserError
-from softcopy.ingestion import api, api_params, api_spec, service
+from softcopy.ingestion import service
 from softcopy.ingestion.models import JobStep
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JOB_TERMINAL, JobStatus, PlanMode
@@ -38,7 +41,7 @@ def jp_server_config(ctx: service.Context) -> Config:
         {
             "ServerApp": {
                 "jpserver_extensions": {
-                    "softcopy.ingestion.api": True,
+                    "softcopy.api": True,
                     "jupyter_server_terminals": False,  # pytest-jupyter's default; not ours
                 },
                 "allow_unauthenticated_access": False,
@@ -322,9 +325,9 @@ def test_errors_map_to_status_codes_in_one_place(error: Exception, code: int) ->
 
 def test_installed_config_enables_the_extension() -> None:
     config = json.loads((REPO / "etc/jupyter/jupyter_server_config.d/softcopy.json").read_text())
-    assert config == {"ServerApp": {"jpserver_extensions": {"softcopy.ingestion.api": True}}}
+    assert config == {"ServerApp": {"jpserver_extensions": {"softcopy.api": True}}}
     (point,) = api._jupyter_server_extension_points()
-    assert point == {"module": "softcopy.ingestion.api", "app": api.SoftcopyAPI}
+    assert point == {"module": "softcopy.api", "app": api.SoftcopyAPI}
 
 
 HUGE = 10**20

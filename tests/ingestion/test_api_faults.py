@@ -11,8 +11,9 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
+from softcopy.api import app as api
 from softcopy.db import dispose_engines
-from softcopy.ingestion import api, service
+from softcopy.ingestion import service
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -25,7 +26,7 @@ def jp_server_config(tmp_path: Path) -> Config:
         {
             "ServerApp": {
                 "jpserver_extensions": {
-                    "softcopy.ingestion.api": True,
+                    "softcopy.api": True,
                     "jupyter_server_terminals": False,
                 },
                 "allow_unauthenticated_access": False,

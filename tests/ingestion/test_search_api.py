@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from softcopy.ingestion import api_spec, service
+from softcopy.api import spec as api_spec
+from softcopy.ingestion import service
 from softcopy.memory import index
 from softcopy.memory.embedders import HashingEmbedder
 from softcopy.memory.items import MemoryItem

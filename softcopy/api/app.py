@@ -27,6 +27,8 @@ from tornado.httputil import responses
 from traitlets import Unicode
 
 from softcopy import limits
+from softcopy.api import spec as api_spec
+from softcopy.api.params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
 from softcopy.errors import (
     ECHO_CHARS,
     Conflict,
@@ -39,8 +41,7 @@ from softcopy.errors import (
     echo,
 )
 from softcopy.faults import environment_fault
-from softcopy.ingestion import api_spec, service
-from softcopy.ingestion.api_params import PLAN_FIELDS, RUN_FIELDS, Params, plan_options
+from softcopy.ingestion import service
 from softcopy.ingestion.coverage import totals
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
@@ -443,4 +444,4 @@ class SoftcopyAPI(ExtensionApp):
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    return [{"module": "softcopy.ingestion.api", "app": SoftcopyAPI}]
+    return [{"module": "softcopy.api", "app": SoftcopyAPI}]

@@ -164,6 +164,10 @@ def run_step_days(
         done = set(
             session.scalars(select(Checkpoint.day).where(Checkpoint.step_id == ticket.step_id))
         )
+        # export reads the step's remaining days together (git: one process for them all)
+        ctx.days_ahead[step.source] = [
+            d for d in map(date.fromisoformat, step.days) if d not in done
+        ]
         count = 0
         cancel = _at_boundary(session, ticket)
         for day in (date.fromisoformat(d) for d in step.days):

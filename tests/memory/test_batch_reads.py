@@ -152,3 +152,27 @@ def test_an_unchanged_repository_is_not_listed_again(
     subprocess.run([*git, "tag", "v-new", "HEAD~3"], check=True)  # no new commit
     assert refresh().units_read == 0
     assert calls["show-ref"] == 3 and calls["log"] == 2 + 1  # listed twice, read one commit
+
+
+def test_a_jobs_export_step_reads_its_days_in_one_git_process(
+    archive: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime tells the stage context a step's remaining days, so a job's export step
+    loads all its commits with one `git log`, not one process per day."""
+    from softcopy.ingestion import service
+    from softcopy.ingestion.states import JobStatus, PlanMode
+
+    ctx = service.open_context(archive.home)
+    service.coverage(ctx, sources=["repo"])  # lists and scans the repository up front
+    calls = count_git_calls(monkeypatch)
+    options = service.PlanOptions(
+        mode=PlanMode.backfill_range,
+        sources=["repo"],
+        stages=[Stage.export],
+        range_start_day=date(2000, 1, 1),
+        range_end_day=date(2100, 1, 1),
+    )
+    outcome = service.run(ctx, options=options, engine="inline", chunk_days=3650)
+    assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
+    assert len(outcome.job.steps) == 1 and len(outcome.job.steps[0].step.days) == 12
+    assert calls["log"] == 1  # the step's 12 days in one read (the old runtime: 12)

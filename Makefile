@@ -39,6 +39,7 @@ chromium:
 test: $(STAMP) chromium
 	$(BIN)/ruff check softcopy tests bench
 	$(BIN)/ruff format --check softcopy tests bench
+	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

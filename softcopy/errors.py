@@ -133,6 +133,15 @@ class NotFound(SoftcopyError):
         super().__init__(f"{kind} {ident} not found")
 
 
+class NoSources(UserError):
+    """The home has no sources configured: there is nothing to cover, plan or run."""
+
+    def __init__(self, home: object, chosen_by: str) -> None:
+        self.home = home
+        self.chosen_by = chosen_by  # "--home", "SOFTCOPY_HOME" or "the default"
+        super().__init__(f"home {home} ({chosen_by}) has no sources")
+
+
 class Interrupted(SoftcopyError):
     """A job run in the foreground was interrupted from the terminal (Ctrl-C); it was left
     cancelled with its checkpoints, so it can be resumed."""

@@ -28,4 +28,11 @@ def demo(
         f"demo home {summary.home}: {summary.notes} notes, {summary.messages} chat messages, "
         f"{summary.mails} mails from {summary.start} to {summary.end}"
     )
-    console.print(f"next: softcopy ingest --home {summary.home}")
+    home_arg = f" --home {summary.home}"
+    console.print(
+        "next: softcopy ingestion run --mode backfill_range "
+        f"--range-start-day {summary.start} --range-end-day {summary.end}{home_arg}",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(f"then: softcopy serve{home_arg}  (the dashboard)", markup=False, soft_wrap=True)

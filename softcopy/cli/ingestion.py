@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,7 +29,7 @@ from softcopy.cli.common import (
     progress_bar,
 )
 from softcopy.cli.job_render import plural
-from softcopy.errors import UserError
+from softcopy.errors import NoSources, UserError
 from softcopy.ingestion import leases, service
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
@@ -78,6 +80,20 @@ JobId = Annotated[
 ]
 
 
+def _sourced(home: Path | None) -> service.Context:
+    """The home's context; a home without sources is one line saying which home it is."""
+    ctx = service.open_context(home)
+    if not ctx.settings.sources:
+        if home is None:
+            chosen_by = "the default; --home or SOFTCOPY_HOME chooses another"
+        elif os.environ.get("SOFTCOPY_HOME") and Path(os.environ["SOFTCOPY_HOME"]) == home:
+            chosen_by = "from SOFTCOPY_HOME"
+        else:
+            chosen_by = "from --home"
+        raise NoSources(ctx.settings.home, chosen_by)
+    return ctx
+
+
 def _options(
     mode: PlanMode,
     sources: list[str] | None,
@@ -116,7 +132,7 @@ def coverage(
     """Take a coverage snapshot: per source, day and stage, what is current and what is not."""
     start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
     report = service.coverage(
-        service.open_context(home), sources=sources, range_start_day=start, range_end_day=end
+        _sourced(home), sources=sources, range_start_day=start, range_end_day=end
     )
     if as_json:
         print_json(
@@ -183,7 +199,7 @@ def plan(
         allow_shrink,
         skip_bad_records,
     )
-    view = service.plan(service.open_context(home), options=options)
+    view = service.plan(_sourced(home), options=options)
     if as_json:
         print_json({"plan": view.plan, "items": view.items, "steps": view.steps})
         return
@@ -209,7 +225,12 @@ def run(
     sources: Sources = None,
     stages: Stages = None,
     engine: Annotated[
-        str, typer.Option("--engine", help=f"One of: {', '.join(engine_names())}.")
+        str,
+        typer.Option(
+            "--engine",
+            metavar=f"[{'|'.join(engine_names())}]",  # a choice; the service names a wrong one
+            help="Where each step runs (the executor).",
+        ),
     ] = DEFAULT_ENGINE,
     chunk_days: Annotated[
         int,
@@ -240,7 +261,7 @@ def run(
         )
     with progress_bar(not as_json and not detach) as progress:
         outcome = service.run(
-            service.open_context(home),
+            _sourced(home) if mode is not None else service.open_context(home),
             plan_id=plan_id,
             options=options,
             engine=engine,
@@ -347,7 +368,7 @@ def reconcile(
     """Compare persisted state with sources, artifacts, the index and live jobs."""
     start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
     report = service.reconcile(
-        service.open_context(home),
+        _sourced(home),
         sources=sources,
         range_start_day=start,
         range_end_day=end,
@@ -356,7 +377,9 @@ def reconcile(
     if as_json:
         print_json(report)
     else:
-        console.print(f"reconciliation {report.run.id}: {report.run.findings_count} findings")
+        console.print(
+            f"reconciliation {report.run.id}: {plural(report.run.findings_count, 'finding')}"
+        )
         for f in report.findings:
             where = " ".join(
                 str(x) for x in (f.source, f.day, f.stage, f.job_id and f"job {f.job_id}") if x
@@ -371,7 +394,8 @@ def reconcile(
             )
         if report.repair_plan is not None:
             console.print(
-                f"repair plan {report.repair_plan.id} ({report.repair_plan.cells} cells): "
+                f"repair plan {report.repair_plan.id} "
+                f"({plural(report.repair_plan.cells, 'cell')}): "
                 f"softcopy ingestion run --plan-id {report.repair_plan.id}"
             )
     if report.run.findings_count:
@@ -392,6 +416,12 @@ def list_jobs(
     rows = service.list_jobs(ctx, status=status, limit=limit)
     if as_json:
         print_json(rows)
+        return
+    if not rows:
+        console.print(
+            f"no {status} jobs" if status else "no jobs yet: softcopy ingestion run --mode …",
+            markup=False,
+        )
         return
     table = Table("id", "status", "plan", "engine", "cells", "created", "error")
     for job in rows:

@@ -9,15 +9,18 @@ that is fixed.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from softcopy import __version__
 from softcopy.cli import demo, ingestion, legacy, memory, serve, sources
 from softcopy.cli.common import describe
 from softcopy.errors import (
     DestructivePlan,
     EnvironmentFault,
     Interrupted,
+    NoSources,
     OperationFailed,
     SoftcopyError,
     SourceExists,
@@ -32,6 +35,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"softcopy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Ingest your digital memory, day by day, into a searchable index."""
+
+
 app.add_typer(ingestion.app, name="ingestion")
 app.add_typer(memory.app, name="memory")
 app.add_typer(sources.app, name="source")
@@ -47,6 +70,8 @@ HINTS: dict[type[SoftcopyError], str] = {
     DestructivePlan: "pass --allow-shrink to do it anyway",
     SourceExists: "pass --replace to re-point it",
     StalePlan: "or pass --replan to plan again and run",
+    NoSources: "add one with `softcopy source add NAME --kind KIND --path PATH`, or write a "
+    "sample archive with `softcopy demo`",
 }
 
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 
+from softcopy.cli.ingestion import app as ingestion_app
 from softcopy.cli.main import main
 
 RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
@@ -176,3 +178,74 @@ def test_skip_bad_records_on_plan_run_and_resume(demo_home: Path, capsys) -> Non
     code, out, err = run(capsys, "ingestion", "resume", str(job["id"]), "--skip-bad-records")
     assert code == 0, out + err
     assert "succeeded" in out and "skip" not in out.splitlines()[-1]
+
+
+def test_a_home_without_sources_says_which_home_and_what_to_do(home: Path, capsys) -> None:
+    for argv in (
+        ["ingestion", "coverage"],
+        ["ingestion", "plan", "--mode", "catch_up_recent"],
+        ["ingestion", "run", "--mode", "catch_up_recent"],
+        ["ingestion", "reconcile"],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and not out, argv
+        assert err.splitlines() == [err.strip()] and "Traceback" not in err
+        assert f"home {home.resolve()} (from SOFTCOPY_HOME) has no sources" in err
+        assert "softcopy source add" in err and "softcopy demo" in err
+    code, out, _ = run(capsys, "ingestion", "jobs")
+    assert code == 0 and out.startswith("no jobs yet")
+
+
+def test_the_default_home_is_named(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv("SOFTCOPY_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    code, out, err = run(capsys, "ingestion", "coverage")
+    assert code == 2 and not out
+    assert f"home {(tmp_path / 'data' / 'softcopy').resolve()} (the default;" in err
+
+
+def test_demo_suggests_ingestion_run_and_serve(home: Path, capsys) -> None:
+    code, out, _ = run(capsys, "demo", "--days", "7", "--home", str(home))
+    lines = out.splitlines()
+    assert code == 0 and "softcopy ingest " not in out
+    suggested = next(line for line in lines if line.startswith("next: ")).split()[1:]
+    assert suggested[:3] == ["softcopy", "ingestion", "run"]
+    assert any(line.startswith("then: softcopy serve --home") for line in lines)
+    code, out, err = run(capsys, *suggested[1:], "--engine", "inline")
+    assert code == 0, err
+    assert "succeeded" in out
+
+
+def test_version_and_the_executor_is_a_choice(home: Path, capsys) -> None:
+    from softcopy import __version__
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"softcopy {__version__}\n"
+    command = typer.main.get_command(ingestion_app).commands["run"]  # type: ignore[attr-defined]
+    engine = next(p for p in command.params if p.name == "engine")
+    assert engine.metavar == "[inline|notebook|papermill]"  # the choice, as --help shows it
+
+
+def test_plurals_and_stages_in_pipeline_order(demo_home: Path, capsys) -> None:
+    day = ["--range-start-day", "2026-03-20", "--range-end-day", "2026-03-20"]
+    code, out, _ = run(
+        capsys, "ingestion", "plan", "--mode", "backfill_range", *day, "--source", "chat"
+    )
+    assert code == 0 and ": 3 cells in 3 steps" in out
+    stages = [line.split("│")[2].strip() for line in out.splitlines() if "│ chat" in line]
+    assert stages == ["export", "embed", "publish"]
+    code, out, _ = run(
+        capsys,
+        "ingestion",
+        "plan",
+        "--mode",
+        "backfill_range",
+        *day,
+        "--source",
+        "chat",
+        "--stage",
+        "export",
+    )
+    assert code == 0 and ": 1 cell in 1 step" in out

@@ -8,6 +8,7 @@ that is fixed.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="softcopy", standalone_mode=True)
     except Interrupted as stopped:  # Ctrl-C in a foreground run or resume
+        # a notebook executor's abandoned cell task would report its dead kernel at exit
+        logging.getLogger("asyncio").disabled = True
         print(
             f"{stopped} — resume with: softcopy ingestion resume {stopped.job_id}",
             file=sys.stderr,

@@ -55,6 +55,7 @@ from softcopy.ingestion.states import (
 from softcopy.ingestion.summary import JobSummary, summarize
 from softcopy.ingestion.summary import title as job_title
 from softcopy.memory import scan
+from softcopy.memory.embedders import get_embedder
 from softcopy.memory.sources import open_source
 
 Progress = runtime.Progress
@@ -778,8 +779,6 @@ def _source_names(ctx: Context, sources: list[str] | None) -> list[str]:
 
 
 def _model(ctx: Context) -> str:
-    from softcopy.memory.embedders import get_embedder
-
     return get_embedder(ctx.settings.embedder).name
 
 

@@ -123,6 +123,7 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int, int, str], None] | No
         TextColumn("{task.description:<40}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("cells"),  # one unit everywhere: a cell is a source, a day and a stage
         TimeElapsedColumn(),
         console=err_console,
         transient=True,

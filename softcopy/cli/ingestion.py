@@ -534,17 +534,30 @@ def _log_footer(job_id: int, tail: service.LogPage, filters: dict, newest: bool)
 
 @app.command()
 def worker(
+    job: Annotated[
+        int | None,
+        typer.Argument(
+            callback=bounded(limits.JOB_ID), help="Run this queued job.", show_default=False
+        ),
+    ] = None,
     once: Annotated[
         bool, typer.Option("--once/--loop", help="One job and exit, or keep polling.")
     ] = True,
-    job_id: Annotated[
+    job_option: Annotated[
         int | None,
-        typer.Option("--job-id", callback=bounded(limits.JOB_ID), help="Run this queued job."),
+        typer.Option(
+            "--job-id",
+            callback=bounded(limits.JOB_ID),
+            help="Run this queued job (or as argument).",
+        ),
     ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Claim queued jobs and run them (what --detach starts)."""
+    if job is not None and job_option is not None:
+        raise UserError("give the job id once: `worker 3` or `worker --job-id 3`")
+    job_id = job if job is not None else job_option
     ran = service.work(service.open_context(home), once=once, job_id=job_id)
     if as_json:
         print_json({"jobs": ran})

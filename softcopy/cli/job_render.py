@@ -39,7 +39,7 @@ def next_command(view: JobView) -> str | None:
     if status in (JobStatus.cancelled, JobStatus.interrupted):
         return f"softcopy ingestion resume {job.id}"
     if status is JobStatus.queued and view.unclaimed_seconds:
-        return f"softcopy ingestion worker --job-id {job.id}"
+        return f"softcopy ingestion worker {job.id}"
     return f"softcopy ingestion logs {job.id} --follow"
 
 

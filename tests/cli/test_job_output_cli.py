@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from softcopy.cli.main import main
 
 RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
 INLINE = ["--engine", "inline"]
+DEMO_DAY = date(2026, 3, 20)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -249,3 +251,22 @@ def test_plurals_and_stages_in_pipeline_order(demo_home: Path, capsys) -> None:
         "export",
     )
     assert code == 0 and ": 1 cell in 1 step" in out
+
+
+def test_worker_takes_a_positional_job_id(ctx, capsys) -> None:
+    from softcopy.ingestion import service
+    from softcopy.ingestion.states import PlanMode
+
+    options = service.PlanOptions(
+        mode=PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=DEMO_DAY,
+        range_end_day=DEMO_DAY,
+    )
+    queued = service.enqueue(ctx, options=options, engine="inline")
+    assert queued.job is not None
+    job_id = str(queued.job.job.id)
+    code, _, err = run(capsys, "ingestion", "worker", job_id, "--job-id", job_id)
+    assert code == 2 and "give the job id once" in err
+    code, out, _ = run(capsys, "ingestion", "worker", job_id)
+    assert code == 0 and out == f"ran jobs: {job_id}\n"

@@ -32,9 +32,10 @@ from softcopy.ingestion.steps import DAY_DONE, CancelRequested, LeaseLost, StepF
 from softcopy.ingestion.transitions import fence
 from softcopy.memory.stages import Stage
 
-# The package the step notebooks ship in, `steps/<stage>.ipynb`: read as data through
-# importlib.resources (its code, `notebooks.step`, runs in the kernel, not here).
-STEP_NOTEBOOKS = "softcopy.notebooks"
+# Where in the package the step notebooks ship, `<here>/<stage>.ipynb`: read as data
+# through importlib.resources from the root package, so the `softcopy.notebooks` face (whose
+# code, `notebooks.step`, runs in the kernel) is not imported here.
+STEP_NOTEBOOKS = ("notebooks", "steps")
 
 
 class NotebookStepFailed(StepFailed):
@@ -69,7 +70,7 @@ def step_notebook(stage: str) -> Traversable:
     if stage not in set(Stage):
         stages = ", ".join(Stage)
         raise UserError(f"no step notebook for stage {stage!r}; stages: {stages}")
-    return files(STEP_NOTEBOOKS).joinpath("steps", f"{stage}.ipynb")
+    return files("softcopy").joinpath(*STEP_NOTEBOOKS, f"{stage}.ipynb")
 
 
 class PapermillEngine:

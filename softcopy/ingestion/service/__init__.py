@@ -1,0 +1,85 @@
+"""The public façade of the ingestion control plane: every face (CLI, HTTP API, dashboard,
+notebooks) calls these functions, and nothing else orchestrates.
+
+Functions are keyword-only, take a `Context`, commit one transaction per use case, and
+return models or plain values; they never print and know nothing of HTTP or exit codes.
+
+The use cases live in submodules named for what they hold (plans, runs, reads); their
+dataclasses in views; the context in context. Import from here.
+"""
+
+from softcopy.ingestion.service.context import Context, Progress, open_context
+from softcopy.ingestion.service.plans import (
+    coverage,
+    get_plan,
+    get_reconciliation,
+    latest_coverage,
+    list_plans,
+    plan,
+    reconcile,
+)
+from softcopy.ingestion.service.reads import (
+    follow_logs,
+    job_logs,
+    list_jobs,
+    log_tail,
+    show_job,
+    step_checkpoints,
+    step_notebook,
+)
+from softcopy.ingestion.service.runs import (
+    cancel,
+    enqueue,
+    held_cells,
+    resume,
+    run,
+    spawn_worker,
+    verify,
+    work,
+)
+from softcopy.ingestion.service.views import (
+    CoverageReport,
+    JobView,
+    LogPage,
+    PlanOptions,
+    PlanView,
+    ReconcileReport,
+    RunOutcome,
+    StepView,
+)
+
+__all__ = [
+    "Context",
+    "CoverageReport",
+    "JobView",
+    "LogPage",
+    "PlanOptions",
+    "PlanView",
+    "Progress",
+    "ReconcileReport",
+    "RunOutcome",
+    "StepView",
+    "cancel",
+    "coverage",
+    "enqueue",
+    "follow_logs",
+    "get_plan",
+    "get_reconciliation",
+    "held_cells",
+    "job_logs",
+    "latest_coverage",
+    "list_jobs",
+    "list_plans",
+    "log_tail",
+    "open_context",
+    "plan",
+    "reconcile",
+    "resume",
+    "run",
+    "show_job",
+    "spawn_worker",
+    "step_checkpoints",
+    "step_notebook",
+    "verify",
+    "work",
+]

@@ -1,0 +1,210 @@
+"""Use cases that read jobs: lists, one job, its logs, its step checkpoints and notebooks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from softcopy.errors import NotFound
+from softcopy.ingestion import jobs, leases, logs
+from softcopy.ingestion.models import (
+    Checkpoint,
+    IngestionJob,
+    IngestionPlan,
+    JobStep,
+    LogRecord,
+    Verification,
+)
+from softcopy.ingestion.service.context import Context, expire_leases, newest
+from softcopy.ingestion.service.views import JobView, LogPage, StepView
+from softcopy.ingestion.states import (
+    JOB_TERMINAL,
+    JobStatus,
+    LogLevel,
+)
+from softcopy.ingestion.summary import summarize
+from softcopy.ingestion.summary import title as job_title
+
+
+def list_jobs(
+    ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
+) -> list[IngestionJob]:
+    """Jobs, newest first (`leases.unclaimed_for` tells which queued ones wait in vain)."""
+    expire_leases(ctx)
+    return newest(ctx, IngestionJob, status, limit, offset)
+
+
+def show_job(ctx: Context, *, job_id: int) -> JobView:
+    expire_leases(ctx)
+    with Session(ctx.engine) as session:
+        job = jobs.get_job(session, job_id)
+        done = dict(
+            session.execute(
+                select(Checkpoint.step_id, func.count())
+                .where(Checkpoint.job_id == job_id)
+                .group_by(Checkpoint.step_id)
+            ).all()
+        )
+        verification = session.scalar(
+            select(Verification)
+            .where(Verification.job_id == job_id)
+            .order_by(Verification.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        )
+        steps = [StepView(s, done.get(s.id, 0)) for s in jobs.steps_of(session, job_id)]
+        now = ctx.clock()
+        waited = leases.unclaimed_for(job, now=now, timeout=ctx.settings.lease_timeout)
+        plan_ = session.get(IngestionPlan, job.plan_id)
+        assert plan_ is not None
+        named = job_title(
+            mode=plan_.mode,
+            params=plan_.params,
+            sources_all=list(ctx.settings.sources),
+            first_day=min((v.step.start_day for v in steps), default=None),
+            last_day=max((v.step.end_day for v in steps), default=None),
+        )
+        return JobView(
+            job=job,
+            steps=steps,
+            verification=verification,
+            unclaimed_seconds=waited,
+            summary=summarize(job, [(v.step, v.days_done) for v in steps], title=named, now=now),
+        )
+
+
+def job_logs(
+    ctx: Context,
+    *,
+    job_id: int,
+    after_id: int = 0,
+    level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+    limit: int = 500,
+) -> list[LogRecord]:
+    """A job's rows after `after_id`, oldest first (a poller's next page), filtered; `step`
+    is the step's number in its job (its ordinal)."""
+    expire_leases(ctx)
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        where = _log_filter(session, job_id, level, step, source, day)
+        return logs.query(session, job_id=job_id, after_id=after_id, limit=limit, where=where)
+
+
+def log_tail(
+    ctx: Context,
+    *,
+    job_id: int,
+    level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+    before_id: int | None = None,
+    page: int = 1,
+    limit: int = 200,
+) -> LogPage:
+    """A job's newest rows, filtered: the `page`-th `limit` of them counting back from the
+    newest (or from `before_id`, exclusive), oldest first, with how many there are."""
+    expire_leases(ctx)
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        where = _log_filter(session, job_id, level, step, source, day)
+        records = logs.newest(
+            session,
+            job_id=job_id,
+            where=where,
+            before_id=before_id,
+            offset=(page - 1) * limit,
+            limit=limit,
+        )
+        total = logs.count(session, job_id=job_id, where=where)
+        first = records[0].id if records else before_id
+        older = logs.count(session, job_id=job_id, where=where, before_id=first) if first else 0
+    return LogPage(records=records, total=total, older=older if records else 0)
+
+
+def _log_filter(
+    session: Session,
+    job_id: int,
+    level: LogLevel | None,
+    step: int | None,
+    source: str | None,
+    day: date | None,
+) -> logs.LogFilter:
+    step_id = None
+    if step is not None:
+        step_id = session.scalar(
+            select(JobStep.id).where(JobStep.job_id == job_id, JobStep.ordinal == step)
+        )
+        if step_id is None:
+            raise NotFound("step", f"{step} of job {job_id}")
+    return logs.LogFilter(level=level, step_id=step_id, source=source, day=day)
+
+
+def follow_logs(
+    ctx: Context,
+    *,
+    job_id: int,
+    level: LogLevel | None = None,
+    step: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+    poll_seconds: float = 0.5,
+) -> Iterator[LogRecord]:
+    """Yield a job's log rows as they are written, until the job has ended (interrupted
+    included: a dead worker's lease expires here too)."""
+    after = 0
+    with Session(ctx.engine) as session:
+        jobs.get_job(session, job_id)
+        where = _log_filter(session, job_id, level, step, source, day)
+    while True:
+        expire_leases(ctx)
+        with Session(ctx.engine) as session:
+            status = jobs.get_job(session, job_id).status
+            rows = logs.query(session, job_id=job_id, after_id=after, where=where)
+        for row in rows:
+            assert row.id is not None
+            after = row.id
+            yield row
+        if not rows and status in JOB_TERMINAL:
+            return
+        if not rows:
+            time.sleep(poll_seconds)
+
+
+def step_checkpoints(
+    ctx: Context, *, job_id: int, step_id: int
+) -> tuple[JobStep, list[Checkpoint]]:
+    """A step of a job and its checkpoints in the order they were written (what a step
+    notebook's summary shows)."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        step = session.get(JobStep, step_id)
+        if step is None or step.job_id != job_id:
+            raise NotFound("step", f"{step_id} of job {job_id}")
+        checkpoints = list(
+            session.scalars(
+                select(Checkpoint)
+                .where(Checkpoint.step_id == step_id)
+                .order_by(Checkpoint.created_at, Checkpoint.id)  # type: ignore[arg-type]
+            )
+        )
+    return step, checkpoints
+
+
+def step_notebook(ctx: Context, *, job_id: int, step_id: int) -> bytes:
+    """The executed notebook a notebook executor kept for a step, read only when it
+    resolves to a file inside the home."""
+    view = show_job(ctx, job_id=job_id)
+    step = next((s.step for s in view.steps if s.step.id == step_id), None)
+    if step is None:
+        raise NotFound("step", f"{step_id} of job {job_id}")
+    home = ctx.settings.home.resolve()
+    path = (home / step.artifact).resolve() if step.artifact else None
+    if path is None or not path.is_relative_to(home) or not path.is_file():
+        raise NotFound("notebook of step", step_id)
+    return path.read_bytes()

@@ -1,0 +1,267 @@
+"""Use cases that start, continue, stop and check jobs, and the worker that runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from softcopy.db import session_scope
+from softcopy.errors import Conflict, Interrupted, NotFound
+from softcopy.ingestion import jobs, planner, runtime
+from softcopy.ingestion import verify as verify_
+from softcopy.ingestion.engines import get_engine as get_step_engine
+from softcopy.ingestion.models import (
+    Checkpoint,
+    IngestionPlan,
+    Verification,
+)
+from softcopy.ingestion.service.context import (
+    Context,
+    Progress,
+    embed_model,
+    expire_leases,
+    refresh_sources,
+)
+from softcopy.ingestion.service.plans import make_plan, options_of
+from softcopy.ingestion.service.reads import show_job
+from softcopy.ingestion.service.views import JobView, PlanOptions, RunOutcome
+from softcopy.ingestion.states import (
+    JOB_RESUMABLE,
+    PlanStatus,
+    Stage,
+)
+
+
+def enqueue(
+    ctx: Context,
+    *,
+    plan_id: int | None = None,
+    options: PlanOptions | None = None,
+    engine: str = "inline",
+    chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
+    replan: bool = False,
+) -> RunOutcome:
+    """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
+    new one; any worker (`softcopy ingestion worker`) can then run it."""
+    get_step_engine(engine)  # an unknown engine is refused before anything is written
+    expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
+    with session_scope(ctx.engine) as session:
+        chosen = _plan_to_run(ctx, session, plan_id, options, replan)
+        if chosen.cells == 0:
+            return RunOutcome(plan=chosen, job=None)
+        job = jobs.create_job(
+            session,
+            plan=chosen,
+            engine=engine,
+            chunk_days=chunk_days,
+            now=ctx.clock(),
+            lease_timeout=ctx.settings.lease_timeout,
+        )
+    assert job.id is not None
+    return RunOutcome(plan=chosen, job=show_job(ctx, job_id=job.id))
+
+
+def run(
+    ctx: Context,
+    *,
+    plan_id: int | None = None,
+    options: PlanOptions | None = None,
+    engine: str = "inline",
+    chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
+    replan: bool = False,
+    detach: bool = False,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Enqueue a job, then run it here (with progress), or in a detached worker."""
+    queued = enqueue(
+        ctx, plan_id=plan_id, options=options, engine=engine, chunk_days=chunk_days, replan=replan
+    )
+    if queued.job is None:
+        return queued
+    assert queued.job.job.id is not None
+    return RunOutcome(plan=queued.plan, **_execute(ctx, queued.job.job.id, detach, progress))
+
+
+def resume(
+    ctx: Context,
+    *,
+    job_id: int,
+    detach: bool = False,
+    skip_bad_records: bool = False,
+    progress: Progress | None = None,
+) -> JobView:
+    """Continue a failed, cancelled or interrupted job from its checkpoints;
+    `skip_bad_records` turns that option of its plan on from now on."""
+    expire_leases(ctx)
+    with session_scope(ctx.engine) as session:
+        _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
+        if skip_bad_records:
+            saved = session.get(IngestionPlan, jobs.get_job(session, job_id).plan_id)
+            assert saved is not None
+            saved.params = {**saved.params, "skip_bad_records": True}  # a new dict: persisted
+            session.add(saved)
+        jobs.prepare_resume(
+            session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
+        )
+    view = _execute(ctx, job_id, detach, progress)["job"]
+    assert view is not None
+    return view
+
+
+def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
+    """Stop a job: a queued one, or one whose worker is gone, at once; a running one at its
+    next day boundary (`force`: now, fencing its worker)."""
+    with session_scope(ctx.engine) as session:
+        jobs.cancel(
+            session,
+            job_id=job_id,
+            force=force,
+            now=ctx.clock(),
+            lease_timeout=ctx.settings.lease_timeout,
+        )
+    return show_job(ctx, job_id=job_id)
+
+
+def verify(ctx: Context, *, job_id: int) -> Verification:
+    with session_scope(ctx.engine) as session:
+        return verify_.verify_job(session, settings=ctx.settings, job_id=job_id, now=ctx.clock())
+
+
+def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stage], int | None]:
+    """Which live job holds a cell (source, day, stage), as the legacy in-process runner
+    (`memory.runner.run_stages(held=...)`) asks: the stage primitives leave such cells to
+    their job. Read once, now."""
+    with Session(ctx.engine) as session:
+        held = jobs.held_cells(session, sources)
+
+    def holder(source: str, day: date, stage: Stage) -> int | None:
+        return held.get((source, day, stage))
+
+    return holder
+
+
+def work(
+    ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
+) -> list[int]:
+    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
+    owner = runtime.new_owner()
+    ran: list[int] = []
+    while True:
+        expire_leases(ctx)
+        claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
+        if claimed is not None:
+            _run_claimed(ctx, *claimed, progress=None)
+            ran.append(claimed[0])
+        if once or job_id is not None:
+            return ran
+        if claimed is None:
+            time.sleep(idle_seconds)
+
+
+def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None) -> dict:  # type: ignore[type-arg]
+    if detach:
+        pid = spawn_worker(ctx, job_id)
+        return {"job": show_job(ctx, job_id=job_id), "worker_pid": pid}
+    claimed = runtime.claim(ctx.settings, owner=runtime.new_owner(), job_id=job_id, now=ctx.clock())
+    if claimed is not None:
+        try:
+            _run_claimed(ctx, *claimed, progress=progress)
+        except KeyboardInterrupt:  # the runtime left the job cancelled, checkpoints kept
+            summary = show_job(ctx, job_id=job_id).summary
+            assert summary is not None
+            raise Interrupted(job_id, summary.cells_done, summary.cells_total) from None
+    return {"job": show_job(ctx, job_id=job_id)}
+
+
+def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | None) -> None:
+    with Session(ctx.engine) as session:
+        engine_name = jobs.get_job(session, job_id).engine
+    step_engine = get_step_engine(engine_name)
+    try:
+        runtime.execute(
+            ctx.settings,
+            job_id=job_id,
+            epoch=epoch,
+            step_engine=step_engine,
+            clock=ctx.clock,
+            progress=progress,
+        )
+    finally:
+        step_engine.close()  # e.g. the notebook engine's warm kernel
+
+
+def spawn_worker(ctx: Context, job_id: int) -> int:
+    """A worker in its own process session: it survives the terminal that started it."""
+    log_dir = ctx.settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "softcopy",
+                "ingestion",
+                "worker",
+                "--job-id",
+                str(job_id),
+                "--home",
+                str(ctx.settings.home),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ | {"SOFTCOPY_DATABASE_URL": ctx.settings.database_url},
+        )
+    return process.pid
+
+
+def _plan_to_run(
+    ctx: Context,
+    session: Session,
+    plan_id: int | None,
+    options: PlanOptions | None,
+    replan: bool,
+) -> IngestionPlan:
+    if plan_id is None:
+        assert options is not None, "run needs a plan id or plan options"
+        return make_plan(ctx, session, options)
+    saved = session.get(IngestionPlan, plan_id)
+    if saved is None:
+        raise NotFound("plan", plan_id)
+    if saved.status is not PlanStatus.ready:
+        raise Conflict(f"plan {plan_id} was already run; make a new plan")
+    items = planner.plan_items(session, plan_id)
+    refresh_sources(ctx, session, sorted({i.source for i in items}))
+    if replan:
+        return make_plan(ctx, session, options_of(saved))
+    planner.check_current(session, plan=saved, model=embed_model(ctx))
+    return saved
+
+
+def _check_resume_shrink(ctx: Context, session: Session, job_id: int) -> None:
+    """The job's remaining cells must not shrink published days its plan did not allow to."""
+    job = jobs.get_job(session, job_id)
+    if job.status not in JOB_RESUMABLE:
+        return  # prepare_resume says why it cannot be resumed
+    saved = session.get(IngestionPlan, job.plan_id)
+    assert saved is not None
+    done = {
+        (source, day, Stage(stage))
+        for source, day, stage in session.execute(
+            select(Checkpoint.source, Checkpoint.day, Checkpoint.stage).where(
+                Checkpoint.job_id == job_id
+            )
+        )
+    }
+    refresh_sources(
+        ctx, session, sorted({i.source for i in planner.plan_items(session, job.plan_id)})
+    )
+    planner.check_resume(session, plan=saved, done=done, model=embed_model(ctx), today=ctx.today())

@@ -1,0 +1,92 @@
+"""What the service returns and takes: plain dataclasses over the persisted rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from softcopy.ingestion import planner
+from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
+from softcopy.ingestion.models import (
+    CoverageSnapshot,
+    IngestionJob,
+    IngestionPlan,
+    JobStep,
+    LogRecord,
+    ReconciliationFinding,
+    ReconciliationRun,
+    Verification,
+)
+from softcopy.ingestion.states import (
+    PlanMode,
+    Stage,
+)
+from softcopy.ingestion.summary import JobSummary
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    snapshot: CoverageSnapshot
+    cells: list[Cell]
+    future_days: list[FutureDays] = field(default_factory=list)  # items dated after today
+    problems: list[RecordProblem] = field(default_factory=list)  # records the scan could not read
+    problems_total: int = 0  # how many there are; `problems` lists the first PROBLEMS_LISTED
+
+
+@dataclass(frozen=True)
+class PlanView:
+    plan: IngestionPlan
+    items: list[planner.PlanItem]
+    steps: list[tuple[Stage, str, list[date]]]  # what a job with the default chunking runs
+
+
+@dataclass(frozen=True)
+class StepView:
+    step: JobStep
+    days_done: int
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: IngestionJob
+    steps: list[StepView]
+    verification: Verification | None = None
+    # queued, and no worker claimed it within the lease timeout: for this many seconds
+    unclaimed_seconds: float | None = None
+    summary: JobSummary | None = None  # title, cells done, rate, ETA, failed steps
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    plan: IngestionPlan
+    job: JobView | None  # None: the plan had nothing to do
+    worker_pid: int | None = None  # set when detached
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    run: ReconciliationRun
+    findings: list[ReconciliationFinding]
+    repair_plan: IngestionPlan | None = None
+    repair_refused: str | None = None  # why no repair plan was made (it would shrink)
+
+
+@dataclass
+class PlanOptions:
+    mode: PlanMode
+    sources: list[str] | None = None
+    stages: list[Stage] | None = None
+    range_start_day: date | None = None
+    range_end_day: date | None = None
+    lookback_days: int = planner.DEFAULT_LOOKBACK_DAYS
+    force: bool = False
+    reconciliation_id: int | None = None
+    allow_shrink: bool = False  # may the plan remove published items (planner.shrinks)?
+    skip_bad_records: bool = False  # its job skips (and counts) unreadable source records
+
+
+@dataclass(frozen=True)
+class LogPage:
+    records: list[LogRecord]  # oldest first
+    total: int  # how many rows match the filters, in all
+    older: int  # how many matching rows are older than the first of `records`

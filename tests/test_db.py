@@ -14,6 +14,7 @@ from softcopy.db import dispose_engines, get_engine, parse_url, session_scope
 from softcopy.errors import ConfigError, DatabaseFault
 from softcopy.ingestion.states import Stage
 from softcopy.memory import ledger
+from softcopy.memory.stage import StageResult
 
 
 def test_first_use_migrates_to_head_and_keeps_rows(database_url: str) -> None:
@@ -25,16 +26,9 @@ def test_first_use_migrates_to_head_and_keeps_rows(database_url: str) -> None:
 
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     with session_scope(engine) as session:
-        ledger.record_ok(
+        ledger.record(
             session,
-            source="s",
-            day=date(2026, 3, 1),
-            stage=Stage.export,
-            input_digest="i",
-            output_digest="o",
-            artifact_sha=None,
-            items=1,
-            skipped=0,
+            StageResult(Stage.export, "s", date(2026, 3, 1), 1, 0, "i", "o"),
             done_by="test",
             now=now,
         )
@@ -50,19 +44,8 @@ def test_a_failed_use_case_leaves_no_rows(database_url: str) -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
     try:
         with session_scope(engine) as session:
-            ledger.record_ok(
-                session,
-                source="s",
-                day=date(2026, 3, 2),
-                stage=Stage.embed,
-                input_digest="i",
-                output_digest="o",
-                artifact_sha="a",
-                items=3,
-                skipped=0,
-                done_by="t",
-                now=now,
-            )
+            result = StageResult(Stage.embed, "s", date(2026, 3, 2), 3, 0, "i", "o")
+            ledger.record(session, result, done_by="t", now=now)
             session.flush()
             raise RuntimeError("boom")
     except RuntimeError:

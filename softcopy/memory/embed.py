@@ -69,17 +69,5 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         artifact=path,
         artifact_sha=sha,
     )
-    ledger.record_ok(
-        ctx.session,
-        source=source,
-        day=day,
-        stage=Stage.embed,
-        input_digest=result.input_digest,
-        output_digest=result.output_digest,
-        artifact_sha=sha,
-        items=result.items,
-        skipped=0,
-        done_by=ctx.done_by,
-        now=now,
-    )
+    ledger.record(ctx.session, result, done_by=ctx.done_by, now=now)
     return result

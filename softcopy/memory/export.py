@@ -64,19 +64,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         artifact_sha=sha,
         problems=tuple(problems),
     )
-    ledger.record_ok(
-        ctx.session,
-        source=source,
-        day=day,
-        stage=Stage.export,
-        input_digest=result.input_digest,
-        output_digest=result.output_digest,
-        artifact_sha=sha,
-        items=result.items,
-        skipped=skipped,
-        done_by=ctx.done_by,
-        now=ctx.clock(),
-    )
+    ledger.record(ctx.session, result, done_by=ctx.done_by, now=ctx.clock())
     return result
 
 

@@ -9,12 +9,16 @@ per source (`undated_skips`).
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
 from softcopy.memory import scan
 from softcopy.memory.stages import Outcome, Stage
 from softcopy.memory.tables import LedgerEntry
+
+if TYPE_CHECKING:
+    from softcopy.memory.stage import StageResult
 
 
 def get(session: Session, *, source: str, day: date, stage: Stage) -> LedgerEntry | None:
@@ -26,29 +30,22 @@ def undated_skips(session: Session, *, source: str) -> int:
     return scan.undated_count(session, source)
 
 
-def record_ok(
-    session: Session,
-    *,
-    source: str,
-    day: date,
-    stage: Stage,
-    input_digest: str,
-    output_digest: str,
-    artifact_sha: str | None,
-    items: int,
-    skipped: int,
-    done_by: str,
-    now: datetime,
-) -> LedgerEntry:
-    entry = get(session, source=source, day=day, stage=stage) or LedgerEntry(
-        source=source, day=day, stage=stage, outcome=Outcome.ok, attempted_at=now, done_by=done_by
+def record(session: Session, result: StageResult, *, done_by: str, now: datetime) -> LedgerEntry:
+    """A stage's result as its (source, day, stage) ledger entry: done, with its digests."""
+    entry = get(session, source=result.source, day=result.day, stage=result.stage) or LedgerEntry(
+        source=result.source,
+        day=result.day,
+        stage=result.stage,
+        outcome=Outcome.ok,
+        attempted_at=now,
+        done_by=done_by,
     )
     entry.outcome = Outcome.ok
-    entry.input_digest = input_digest
-    entry.output_digest = output_digest
-    entry.artifact_sha = artifact_sha
-    entry.items = items
-    entry.skipped = skipped
+    entry.input_digest = result.input_digest
+    entry.output_digest = result.output_digest
+    entry.artifact_sha = result.artifact_sha
+    entry.items = result.items
+    entry.skipped = result.skipped
     entry.done_at = entry.attempted_at = now
     entry.done_by = done_by
     entry.error = None

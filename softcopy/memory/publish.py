@@ -52,17 +52,5 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         input_digest=embedded.output_digest,
         output_digest=digest((item.item_id, item.content_hash) for item in items),
     )
-    ledger.record_ok(
-        ctx.session,
-        source=source,
-        day=day,
-        stage=Stage.publish,
-        input_digest=result.input_digest,
-        output_digest=result.output_digest,
-        artifact_sha=None,
-        items=result.items,
-        skipped=0,
-        done_by=ctx.done_by,
-        now=ctx.clock(),
-    )
+    ledger.record(ctx.session, result, done_by=ctx.done_by, now=ctx.clock())
     return result

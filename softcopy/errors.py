@@ -102,6 +102,17 @@ class ReversedRange(FieldError, BadDate):
         self.end = end
         super().__init__(f"{{1}} {end} is before {{0}} {start}", fields)
 
+    @classmethod
+    def check(
+        cls,
+        start: date | None,
+        end: date | None,
+        fields: tuple[str, str] = ("range_start_day", "range_end_day"),
+    ) -> None:
+        """Raise when both ends are given and the end is before the start."""
+        if start and end and end < start:
+            raise cls(start, end, fields)
+
 
 ECHO_CHARS = 80
 

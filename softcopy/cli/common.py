@@ -99,8 +99,7 @@ def day_range(
         if start or end:
             raise BadDate("give either --day or --range-start-day/--range-end-day, not both")
         return day, day
-    if start and end and end < start:
-        raise ReversedRange(start, end)
+    ReversedRange.check(start, end)
     return start, end
 
 

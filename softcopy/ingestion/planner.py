@@ -206,8 +206,7 @@ def _scope(session: Session, request: PlanRequest) -> tuple[date | None, date | 
     if request.mode is PlanMode.backfill_range:
         if not request.range_start_day or not request.range_end_day:
             raise MissingFields("backfill_range", ("range_start_day", "range_end_day"))
-        if request.range_end_day < request.range_start_day:
-            raise ReversedRange(request.range_start_day, request.range_end_day)
+        ReversedRange.check(request.range_start_day, request.range_end_day)
     limits.LOOKBACK_DAYS.check(request.lookback_days)
     if request.reconciliation_id is not None:  # every face bounds it; any caller may not
         limits.RECONCILIATION_ID.check(request.reconciliation_id)

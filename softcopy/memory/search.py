@@ -25,8 +25,7 @@ def search(
     """The best `k` hits for `query` (the query language of softcopy.memory.query), none
     when nothing matches. Filters given here and in the query both apply."""
     parsed = parse(query) if isinstance(query, str) else query
-    if since and until and since > until:
-        raise ReversedRange(since, until, ("since", "until"))
+    ReversedRange.check(since, until, ("since", "until"))
     sources = list(sources)
     for name in [*sources, *parsed.sources]:
         settings.source(name)  # an unknown name is an UnknownSource error, not zero hits

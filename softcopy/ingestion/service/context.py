@@ -16,7 +16,6 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow
-from softcopy.errors import ReversedRange
 from softcopy.ingestion import jobs, runtime
 from softcopy.ingestion.models import (
     IngestionJob,
@@ -78,8 +77,3 @@ def source_names(ctx: Context, sources: list[str] | None) -> list[str]:
 
 def embed_model(ctx: Context) -> str:
     return get_embedder(ctx.settings.embedder).name
-
-
-def check_range(start: date | None, end: date | None) -> None:
-    if start and end and end < start:
-        raise ReversedRange(start, end)

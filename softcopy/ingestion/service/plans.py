@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from softcopy.db import session_scope, within
-from softcopy.errors import DestructivePlan, NotFound
+from softcopy.errors import DestructivePlan, NotFound, ReversedRange
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, planner
 from softcopy.ingestion import reconcile as reconcile_
@@ -23,7 +23,6 @@ from softcopy.ingestion.models import (
 )
 from softcopy.ingestion.service.context import (
     Context,
-    check_range,
     embed_model,
     expire_leases,
     newest,
@@ -46,7 +45,7 @@ def coverage(
     range_end_day: date | None = None,
 ) -> CoverageReport:
     """Scan the sources (incrementally), compare with the ledger, persist a snapshot."""
-    check_range(range_start_day, range_end_day)
+    ReversedRange.check(range_start_day, range_end_day)
     names = source_names(ctx, sources)
     expire_leases(ctx)  # a dead worker's cells are not `running`
     with session_scope(ctx.engine) as session:
@@ -86,7 +85,7 @@ def latest_coverage(
 ) -> CoverageReport | None:
     """The newest persisted snapshot that spans these sources and days, its cells cut to
     them; nothing is scanned. None when no snapshot spans them (take one with `coverage`)."""
-    check_range(range_start_day, range_end_day)
+    ReversedRange.check(range_start_day, range_end_day)
     names = source_names(ctx, sources)
     lo, hi = CoverageSnapshot.range_start, CoverageSnapshot.range_end
     spans = [  # an open end of a snapshot spans every day on that side
@@ -142,7 +141,7 @@ def reconcile(
     range_end_day: date | None = None,
     repair: bool = False,
 ) -> ReconcileReport:
-    check_range(range_start_day, range_end_day)
+    ReversedRange.check(range_start_day, range_end_day)
     names = source_names(ctx, sources)
     with session_scope(ctx.engine) as session:
         run_, _ = reconcile_.reconcile(

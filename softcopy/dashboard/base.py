@@ -7,8 +7,7 @@ import html
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
-from enum import Enum
+from datetime import date
 from functools import wraps
 from typing import Any, ParamSpec
 
@@ -16,6 +15,7 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.errors import FieldError, SoftcopyError
+from softcopy.report import fmt
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -101,19 +101,6 @@ def button(label: str, on_click: Callable[[], None], *, style: str = "") -> Any:
     made.on_click(lambda _: on_click())
     made.add_class(f"sc-btn-{label.lower().replace(' ', '-')}")
     return made
-
-
-def fmt(value: object) -> str:
-    """One value as text: enums by value, times to the second, None as blank."""
-    if value is None:
-        return ""
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def badge(status: object) -> str:

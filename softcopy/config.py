@@ -20,13 +20,9 @@ import tomlkit
 
 from softcopy.db import parse_url
 from softcopy.errors import ConfigError, SourceExists, UnknownSource
+from softcopy.registry import EMBEDDERS, SOURCES
 
 CONFIG_FILE = "softcopy.toml"
-SOURCE_KINDS = (
-    *("notes", "jsonl", "mbox", "git"),
-    *("slack", "telegram", "chatgpt", "maildir", "browser"),  # the exports of issue 13
-)
-EMBEDDERS = ("hashing", "semantic", "minilm")
 SETTING_KEYS = ("database_url", "timezone", "embedder", "lease_timeout", "sources")
 DEFAULT_LEASE_TIMEOUT = 60.0
 # A lease shorter than a second would expire between two heartbeats of a busy worker;
@@ -101,7 +97,8 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
     embedder = doc.get("embedder", "hashing")
     if embedder not in EMBEDDERS:
         raise ConfigError(
-            f"{config}: embedder = {_shown(embedder)}: must be one of {', '.join(EMBEDDERS)}"
+            f"{config}: embedder = {_shown(embedder)}: "
+            f"must be one of {', '.join(EMBEDDERS.names())}"
         )
     return Settings(
         lease_timeout=_lease_timeout(lease_origin, lease),
@@ -127,8 +124,8 @@ def add_source(
     Adding a name again with the same path and kind updates its options (the same again
     changes nothing); another path or kind re-points the name, whose published days would
     then be removed by plans that run, so it needs `replace` (`SourceExists` otherwise)."""
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(f"unknown source kind {kind!r}; kinds: {', '.join(SOURCE_KINDS)}")
+    if kind not in SOURCES:
+        raise ConfigError(f"unknown source kind {kind!r}; kinds: {', '.join(SOURCES.names())}")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"bad source name {name!r}: use letters, digits, '-' and '_'")
     resolved = (home / path).resolve() if not Path(path).is_absolute() else Path(path)
@@ -255,10 +252,10 @@ def _sources(home: Path, table: Any) -> dict[str, SourceConfig]:
             raise ConfigError(f"{where}: bad source name; use letters, digits, '-' and '_'")
         if not isinstance(entry, dict) or "kind" not in entry or "path" not in entry:
             raise ConfigError(f"{config}: source {name!r} needs 'kind' and 'path'")
-        if entry["kind"] not in SOURCE_KINDS:
+        if entry["kind"] not in SOURCES:
             raise ConfigError(
                 f"{where}.kind = {_shown(entry['kind'])}: unknown kind; "
-                f"kinds: {', '.join(SOURCE_KINDS)}"
+                f"kinds: {', '.join(SOURCES.names())}"
             )
         if not isinstance(entry["path"], str) or not entry["path"].strip():
             raise ConfigError(

@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from softcopy.cli.common import AsJson, Home, console, print_json
-from softcopy.config import SOURCE_KINDS, add_source, default_home, load_settings
+from softcopy.config import add_source, default_home, load_settings
 from softcopy.db import get_engine
 from softcopy.errors import UserError
 from softcopy.memory import facade
+from softcopy.registry import SOURCES
 
 app = typer.Typer(help="Configure the sources softcopy reads.")
 
@@ -20,7 +21,7 @@ app = typer.Typer(help="Configure the sources softcopy reads.")
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A short name, e.g. notes or mail.")],
-    kind: Annotated[str, typer.Option("--kind", help=f"One of: {', '.join(SOURCE_KINDS)}.")],
+    kind: Annotated[str, typer.Option("--kind", help=f"One of: {', '.join(SOURCES.names())}.")],
     path: Annotated[str, typer.Option("--path", help="File or folder (relative to the home).")],
     option: Annotated[
         list[str] | None,

@@ -1,13 +1,13 @@
 """Where a step's days run. `inline` runs the stage functions in the worker process;
 notebook engines (papermill, a warm kernel) run the same `runtime.run_step_days` inside a
-kernel. A small registry, as papermill has for its engines."""
+kernel. They are found by name in the `softcopy.executors` registry (softcopy.registry,
+filled from entry points as papermill fills its engines)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from softcopy.errors import UserError
-from softcopy.ingestion.notebook_engines import PapermillEngine, WarmNotebookEngine
 from softcopy.ingestion.runtime import run_step_days
 
 # the step protocol, re-exported: callers that register or wrap an executor use these
@@ -15,6 +15,7 @@ from softcopy.ingestion.steps import StageRunner as StageRunner
 from softcopy.ingestion.steps import StepEngine as StepEngine
 from softcopy.ingestion.steps import StepTicket as StepTicket
 from softcopy.memory.pipeline import run_stage
+from softcopy.registry import EXECUTORS
 
 # What the faces (CLI, API, dashboard) run jobs with: a warm kernel per job that keeps an
 # executed notebook per step. The service's own default stays `inline` (no kernel), which
@@ -38,25 +39,18 @@ class InlineEngine:
         pass  # nothing is kept between steps
 
 
-_ENGINES: dict[str, Callable[[], StepEngine]] = {
-    "inline": InlineEngine,
-    "papermill": PapermillEngine,  # papermill itself is imported on the first step
-    "notebook": WarmNotebookEngine,
-}
-
-
 def register(name: str, factory: Callable[[], StepEngine]) -> None:
-    _ENGINES[name] = factory
+    """Add an executor in this process; an installed plugin declares it instead as an entry
+    point in the `softcopy.executors` group (softcopy.registry)."""
+    EXECUTORS.register(name, factory)
 
 
 def get_engine(name: str) -> StepEngine:
-    try:
-        return _ENGINES[name]()
-    except KeyError:
-        raise UserError(
-            f"unknown engine {name!r}; engines: {', '.join(sorted(_ENGINES))}"
-        ) from None
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        raise UserError(f"unknown engine {name!r}; engines: {', '.join(EXECUTORS.names())}")
+    return factory()
 
 
 def engine_names() -> list[str]:
-    return sorted(_ENGINES)
+    return EXECUTORS.names()

@@ -21,6 +21,7 @@ import numpy as np
 
 from softcopy.errors import ConfigError
 from softcopy.memory.query import STOPWORDS
+from softcopy.registry import EMBEDDERS
 
 TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -209,13 +210,10 @@ class MiniLMEmbedder:
 
 @cache
 def get_embedder(name: str) -> Embedder:
-    if name == "hashing":
-        return HashingEmbedder()
-    if name == "semantic":
-        return SemanticEmbedder()
-    if name == "minilm":
-        return MiniLMEmbedder()
-    raise ConfigError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
-
-
-EMBEDDERS = ("hashing", "semantic", "minilm")
+    """The embedder registered as `name` in the `softcopy.embedders` registry."""
+    factory = EMBEDDERS.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS.names())}"
+        )
+    return factory()

@@ -1,6 +1,7 @@
 """The notebooks softcopy executes itself, shipped inside the package so that a wheel carries
-them: `steps/<stage>.ipynb`, one per stage, for the notebook engines. They are resolved
-through importlib.resources, never from a checkout's path.
+them: `steps/<stage>.ipynb`, one per `softcopy.memory.stages.Stage` (the one stage list),
+for the notebook engines. They are resolved through importlib.resources, never from a
+checkout's path.
 
 `softcopy.notebooks.step` holds what those notebooks call inside their kernel.
 """
@@ -9,6 +10,3 @@ from __future__ import annotations
 
 # the notebook executors find the notebooks (as data); re-exported for readers of this package
 from softcopy.ingestion.notebook_engines import step_notebook as step_notebook
-from softcopy.memory.stages import Stage
-
-STAGES = tuple(str(stage) for stage in Stage)

@@ -24,6 +24,7 @@ from softcopy.ingestion import engines, service
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.states import JobStatus, PlanMode
 from softcopy.memory import index
+from softcopy.registry import EXECUTORS
 from tests.conftest import DEMO_TODAY
 
 BACKFILL = service.PlanOptions(
@@ -151,7 +152,7 @@ SLOW_WORKER = textwrap.dedent(
 
 
 def test_a_frozen_worker_taken_over_cannot_write(ctx, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(engines._ENGINES, "slow", engines.InlineEngine)  # the resumer's engine
+    monkeypatch.setitem(EXECUTORS, "slow", engines.InlineEngine)  # the resumer's engine
     job_id = queue_job(ctx, engine="slow")
     marker = tmp_path / "days-started"
     old = subprocess.Popen(

@@ -56,6 +56,7 @@ from softcopy.ingestion.states import (
 from softcopy.ingestion.transitions import LeaseLost
 from softcopy.memory import index
 from softcopy.memory.stage import StageContext, StageResult
+from softcopy.registry import EXECUTORS
 
 TODAY = date(2026, 3, 31)
 DAYS = [TODAY - timedelta(days=i) for i in range(3)][::-1]
@@ -404,7 +405,7 @@ def test_job_lifecycle_keeps_its_invariants(
 ) -> None:
     Lifecycle.template = template
     monkeypatch.setitem(
-        engines._ENGINES, ENGINE, lambda: InlineEngine(stage_runner=Lifecycle.current.stage)
+        EXECUTORS, ENGINE, lambda: InlineEngine(stage_runner=Lifecycle.current.stage)
     )
     run_state_machine_as_test(
         Lifecycle,

@@ -12,12 +12,13 @@ import nbformat
 import pytest
 
 from softcopy.errors import OperationFailed, UserError
-from softcopy.notebooks import STAGES, step_notebook
+from softcopy.memory.stages import Stage
+from softcopy.notebooks import step_notebook
 
 PARAMETERS = {"job_id", "step_id", "epoch", "home", "database_url"}
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", [str(stage) for stage in Stage])
 def test_each_stage_ships_a_step_notebook_in_the_package(stage: str) -> None:
     with as_file(step_notebook(stage)) as path:
         nb = nbformat.read(path, as_version=4)

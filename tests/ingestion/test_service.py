@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from softcopy.db import session_scope
 from softcopy.errors import Conflict, NotFound
-from softcopy.ingestion import engines, jobs, service
+from softcopy.ingestion import jobs, service
 from softcopy.ingestion.engines import InlineEngine, run_stage
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.planner import StalePlan
@@ -27,6 +27,7 @@ from softcopy.ingestion.states import (
 )
 from softcopy.memory import index
 from softcopy.memory.stage import StageContext, StageResult, export_path, vectors_path
+from softcopy.registry import EXECUTORS
 from tests.conftest import DEMO_TODAY
 
 START, END = DEMO_TODAY - timedelta(days=29), DEMO_TODAY
@@ -36,7 +37,7 @@ BACKFILL = service.PlanOptions(
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
-    monkeypatch.setitem(engines._ENGINES, "test", lambda: InlineEngine(stage_runner=runner))
+    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineEngine(stage_runner=runner))
     return "test"
 
 

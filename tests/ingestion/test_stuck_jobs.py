@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from softcopy.db import session_scope
 from softcopy.errors import Conflict
-from softcopy.ingestion import engines, runtime, service
+from softcopy.ingestion import runtime, service
 from softcopy.ingestion.engines import InlineEngine, run_stage
 from softcopy.ingestion.models import CellClaim, IngestionJob, LogRecord
 from softcopy.ingestion.states import (
@@ -36,6 +36,7 @@ from softcopy.ingestion.states import (
 )
 from softcopy.memory import index
 from softcopy.memory.stage import StageContext, StageResult
+from softcopy.registry import EXECUTORS
 from tests.conftest import DEMO_TODAY
 
 START, END = DEMO_TODAY - timedelta(days=29), DEMO_TODAY - timedelta(days=20)
@@ -93,7 +94,7 @@ def dead_worker_job(ctx: service.Context, clock: Clock) -> int:
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
-    monkeypatch.setitem(engines._ENGINES, "test", lambda: InlineEngine(stage_runner=runner))
+    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineEngine(stage_runner=runner))
     return "test"
 
 

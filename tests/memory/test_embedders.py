@@ -115,5 +115,5 @@ def test_softcopy_toml_selects_the_semantic_embedder_and_search_uses_it(
 
 
 def test_an_unknown_embedder_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match="hashing, semantic, minilm"):
+    with pytest.raises(ConfigError, match="hashing, minilm, semantic"):
         get_embedder("word2vec")

@@ -1,44 +1,31 @@
-"""Source kinds, one module each, looked up by name in a small registry."""
+"""Source kinds, one module each, looked up by name in the `softcopy.sources` registry
+(softcopy.registry: the built-in kinds are entry points of softcopy itself)."""
 
 from __future__ import annotations
 
 from datetime import tzinfo
 
 from softcopy.config import SourceConfig
+from softcopy.errors import ConfigError
 from softcopy.memory.sources.base import ItemRef, Repaired, Source, Tail, UnitScan, load_many
-
-_KINDS: dict[str, type] = {}
-_BUILTIN_LOADED = False
+from softcopy.registry import SOURCES
 
 
 def register(kind: str, cls: type) -> None:
-    _KINDS[kind] = cls
+    """Add a source kind in this process; an installed plugin declares it instead as an
+    entry point in the `softcopy.sources` group (softcopy.registry)."""
+    SOURCES.register(kind, cls)
 
 
 def open_source(config: SourceConfig, tz: tzinfo) -> Source:
     """A ready-to-read source for a configured entry."""
-    if not _BUILTIN_LOADED:  # not `if not _KINDS`: a plugin may have registered first
-        _load_builtin_kinds()
-    return _KINDS[config.kind](name=config.name, path=config.path, tz=tz, options=config.options)
-
-
-def _load_builtin_kinds() -> None:
-    global _BUILTIN_LOADED
-    from softcopy.memory.sources import (
-        browser,
-        chatgpt,
-        git,
-        jsonl,
-        maildir,
-        mbox,
-        notes,
-        slack,
-        telegram,
-    )
-
-    for module in (notes, jsonl, mbox, git, slack, telegram, chatgpt, maildir, browser):
-        _KINDS.setdefault(module.KIND, module.SOURCE)
-    _BUILTIN_LOADED = True
+    cls = SOURCES.get(config.kind)
+    if cls is None:  # the settings were checked against the registry; a plugin went away
+        raise ConfigError(
+            f"source {config.name!r}: unknown kind {config.kind!r}; "
+            f"kinds: {', '.join(SOURCES.names())}"
+        )
+    return cls(name=config.name, path=config.path, tz=tz, options=config.options)
 
 
 __all__ = [

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from softcopy.config import SourceConfig
 from softcopy.memory.items import MemoryItem
-from softcopy.memory.sources import _KINDS, open_source
+from softcopy.memory.sources import open_source
+from softcopy.registry import SOURCES
 
 DOC = Path(__file__).parents[3] / "docs" / "sources.md"
 
@@ -34,7 +35,7 @@ def test_the_documented_example_kind_reads_items_and_bad_records(tmp_path: Path)
         assert [str(p) for p in scan.problems] == [f"{journal}:entries[1]: no creationDate"]
         (item,) = source.load(unit, [scan.refs[0].locator])
         assert isinstance(item, MemoryItem) and item.title == "late"
-        # the built-in kinds are still there although a plugin registered first
-        assert {"notes", "slack", "browser"} <= set(_KINDS)
+        # the built-in kinds are still there beside the one registered in process
+        assert {"notes", "slack", "browser", "dayone"} <= set(SOURCES.names())
     finally:
-        _KINDS.pop("dayone", None)
+        SOURCES.unregister("dayone")

@@ -90,11 +90,19 @@ def server_argv(
         "MappingKernelManager.cull_busy": False,
         "SoftcopyAPI.home": home,
     }
-    return [f"--{key}={_text(value)}" for key, value in options.items()]
+    return [arg for key, value in options.items() for arg in _argv(key, value)]
 
 
 def _text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def _argv(key: str, value: Any) -> list[str]:
+    """One option; a flat dict as key=value items, as traitlets 5 wants for Dict traits."""
+    flat = isinstance(value, dict) and not any(isinstance(v, dict) for v in value.values())
+    if flat:
+        return [f"--{key}={k}={v}" for k, v in value.items()]
+    return [f"--{key}={_text(value)}"]
 
 
 def serve(

@@ -25,7 +25,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from softcopy.config import Settings
-from softcopy.db import get_engine, hide_password, session_scope, utcnow
+from softcopy.db import get_engine, hide_password, session_scope
 from softcopy.errors import UserError
 from softcopy.ingestion.models import JobStep
 from softcopy.ingestion.steps import DAY_DONE, CancelRequested, LeaseLost, StepFailed, StepTicket
@@ -216,7 +216,7 @@ def _keep_artifact(ticket: StepTicket, notebook: str) -> None:
     """Record a failed or cancelled step's notebook too (a finished step's is recorded by
     the runtime), fenced like every write of the lease holder."""
     with session_scope(get_engine(ticket.settings.database_url)) as session:
-        fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=utcnow())
+        fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=ticket.clock())
         session.execute(
             update(JobStep).where(JobStep.id == ticket.step_id).values(artifact=notebook)  # type: ignore[arg-type]
         )

@@ -9,6 +9,7 @@ stops at its next write and cannot overwrite the one that took over.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -115,15 +116,18 @@ def execute(
     except JobNotEnded:
         raise  # nothing more can be written; the lease expires instead
     except KeyboardInterrupt:
-        _stop(
-            settings,
-            job_id,
-            epoch,
-            clock,
-            JobStatus.cancelled,
-            "interrupted from the terminal",
-            None,
-        )
+        # the Ctrl-C is what the caller must see, even when the job cannot be ended here
+        # (fenced meanwhile, or the database refuses: the lease expiry ends it instead)
+        with contextlib.suppress(LeaseLost, JobNotEnded):
+            _stop(
+                settings,
+                job_id,
+                epoch,
+                clock,
+                JobStatus.cancelled,
+                "interrupted from the terminal",
+                None,
+            )
         raise
     except Exception as exc:  # a step is an error boundary, and so is the machine under it
         reason = exc.reason if isinstance(exc, StepFailed) else describe_fault(exc)

@@ -106,6 +106,8 @@ READS: dict[str, Callable[[service.Context, int], object]] = {
     "logs": lambda ctx, job_id: service.job_logs(ctx, job_id=job_id),
     "coverage": lambda ctx, job_id: service.coverage(ctx),
     "plan": lambda ctx, job_id: service.plan(ctx, options=BACKFILL),
+    # what the stage primitives (`softcopy ingest`, `memory export`) ask before a cell
+    "held_cells": lambda ctx, job_id: service.held_cells(ctx, sources=["notes"]),
 }
 
 
@@ -518,3 +520,32 @@ def test_a_database_that_refuses_every_write_leaves_a_job_that_expires_then_resu
     assert service.show_job(ctx, job_id=job.id).job.status is JobStatus.interrupted
     assert claims(ctx, job.id) == 0
     assert service.resume(ctx, job_id=job.id).job.status is JobStatus.succeeded
+
+
+def test_ctrl_c_in_a_job_fenced_at_that_moment_is_still_a_ctrl_c(
+    ctx: service.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C lands while a `cancel --force` has just fenced the worker: the job cannot be
+    ended by it (the fence did that), but the caller still learns of the Ctrl-C, not of a
+    lost lease."""
+    job_ids: list[int] = []
+
+    def interrupted(ctx_: StageContext, source: str, day: date, stage: Stage) -> StageResult:
+        (job_id,) = job_ids
+        service.cancel(ctx, job_id=job_id, force=True)  # bumps the epoch: we are fenced
+        raise KeyboardInterrupt
+
+    queued = service.enqueue(ctx, options=BACKFILL, engine=use_engine(monkeypatch, interrupted))
+    assert queued.job is not None and queued.job.job.id is not None
+    job_ids.append(queued.job.job.id)
+    claimed = runtime.claim(ctx.settings, owner="test", job_id=job_ids[0], now=ctx.clock())
+    assert claimed is not None
+    with pytest.raises(KeyboardInterrupt):
+        runtime.execute(
+            ctx.settings,
+            job_id=job_ids[0],
+            epoch=claimed[1],
+            step_engine=InlineEngine(stage_runner=interrupted),
+            clock=ctx.clock,
+        )
+    assert status(ctx, job_ids[0]) is JobStatus.cancelled

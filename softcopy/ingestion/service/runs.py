@@ -137,7 +137,8 @@ def verify(ctx: Context, *, job_id: int) -> Verification:
 def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stage], int | None]:
     """Which live job holds a cell (source, day, stage), as the legacy in-process runner
     (`memory.runner.run_stages(held=...)`) asks: the stage primitives leave such cells to
-    their job. Read once, now."""
+    their job. Read once, now, after ending the jobs whose worker is gone."""
+    expire_leases(ctx)
     with Session(ctx.engine) as session:
         held = jobs.held_cells(session, sources)
 

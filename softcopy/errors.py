@@ -1,10 +1,13 @@
-"""Every error softcopy raises on purpose.
+"""Every error softcopy raises on purpose (those marked * are defined beside the code that
+raises them, in the module named, and listed here so the tree is whole).
 
     SoftcopyError                 the one root; faces map it to exit/HTTP codes
     ├── UserError                 bad input: exit 2, HTTP 400
     │   ├── ConfigError           softcopy.toml or settings are wrong
     │   ├── UnknownSource         no source of that name
     │   ├── SourceExists          a source name already reads another path or kind
+    │   ├── NoSources             the home has no sources to work on
+    │   ├── BadQuery *            a search query that does not parse (memory.query)
     │   ├── BadDate               a date or range that does not parse or is reversed
     │   └── FieldError            bad input about named fields (each face names them)
     │       ├── OutOfRange        a number outside its allowed range
@@ -12,14 +15,23 @@
     │       └── ReversedRange     an end day before the start day (also a BadDate)
     ├── NotFound                  an id that does not exist: exit 2, HTTP 404
     ├── Conflict                  the request contradicts persisted state: exit 2, HTTP 409
-    │   └── DestructivePlan       a plan would remove published items; not allowed
+    │   ├── DestructivePlan       a plan would remove published items; not allowed
+    │   ├── StalePlan *           a saved plan's cells changed since (ingestion.planner)
+    │   ├── IllegalTransition *   a status move the table forbids (ingestion.transitions)
+    │   └── LeaseLost *           a write under an epoch that is no longer current (same)
+    ├── Interrupted               a foreground job stopped by Ctrl-C: exit 130
+    ├── CancelRequested *         a step stops at a day boundary (ingestion.steps; internal)
     ├── OperationFailed           the operation ran and found a failure: exit 1, HTTP 500
     │   ├── BadRecord             a source record that cannot be read (file, line)
-    │   └── StageFailed           a stage could not complete a (source, day)
+    │   ├── StageFailed           a stage could not complete a (source, day)
+    │   ├── StepFailed *          a job step failed (ingestion.steps)
+    │   ├── JobNotEnded *         a job's end could not be written (ingestion.runtime)
+    │   └── DriftFound *          the reconcile report found drift (report)
     └── EnvironmentFault          the machine, not the request: exit 3, HTTP 503
         ├── StorageFault          a file cannot be written: full disk, read-only, no permission
         │   └── ReadOnlyStorage   a home (or folder) on a read-only file system
         └── DatabaseFault         the database is unreachable, locked, full or read-only
+            └── DatabaseUnavailable *  the same, raised by the engine (faults)
 
 Facts travel as attributes so each face can render them its own way.
 """

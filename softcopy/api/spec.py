@@ -2,8 +2,8 @@
 
 Response schemas are generated from the very types the handlers serialize (the tables and
 the service's views), so they cannot drift from the code; a test checks that the paths and
-methods here are exactly the routes `api.ROUTES` serves, and that each request body lists
-the fields `api_params` accepts. Number ranges come from `softcopy.limits`, the same ones
+methods here are exactly the routes `app.ROUTES` serves, and that each request body lists
+the fields `softcopy.api.params` accepts. Number ranges come from `softcopy.limits`, the same ones
 the handlers enforce; a property-based test (schemathesis) holds the live server to this
 document: every status code it answers and every body it sends is described here.
 """

@@ -3,14 +3,11 @@ for git one process for all their commits instead of one per commit."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlmodel import Session, select
@@ -26,17 +23,7 @@ from softcopy.memory.sources import git as git_kind
 from softcopy.memory.sources import open_source
 from softcopy.memory.stage import StageContext
 from softcopy.memory.tables import LedgerEntry, SourceDay
-
-BENCH = Path(__file__).parents[2] / "bench" / "real_shape.py"
-
-
-def real_shape() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("real_shape", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("real_shape", module)
-    spec.loader.exec_module(module)
-    return module
+from tests.test_bench_real_shape import real_shape
 
 
 @pytest.fixture

@@ -97,9 +97,11 @@ class JobsPanel(Panel):
     @guarded("list jobs")
     def refresh(self) -> None:
         with self._lock:
+            # the chosen job before the list: a job the detail shows ended is then ended in
+            # the list too, so `finished` never lags behind what the detail says
+            self.detail.refresh()
             jobs = service.list_jobs(self.ctx, limit=RECENT_JOBS)
             self._show(jobs)
-            self.detail.refresh()
             if self.job_id is None and jobs:
                 live = [j for j in jobs if j.status in JOB_LIVE]
                 self.job_id = (live or jobs)[0].id

@@ -14,6 +14,10 @@ The web face is not a way in:
   `--cull-idle-seconds`, checked every CULL_INTERVAL_SECONDS. A connected, idle tab keeps
   its kernel (`cull_connected` off).
 
+Once listening it prints a short banner whose last line is the dashboard URL (Jupyter's own
+startup log is quiet unless `--log-level INFO`), and the server root `/` redirects to the
+dashboard, keeping the query (the token).
+
 The dashboards folder is `--root-dir/dashboards` (or `--root-dir` itself when it holds the
 dashboard), else the first that has one of: the project folder (a checkout or an editable
 install), `<prefix>/share/softcopy` (a wheel's shared data), the current folder; else an
@@ -27,6 +31,7 @@ import os
 import secrets
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,10 +45,20 @@ from softcopy.errors import UserError
 
 DASHBOARDS = "dashboards"
 DASHBOARD = "ingestion.ipynb"  # in the dashboards folder, the server's root
+DASHBOARD_PATH = f"/voila/render/{DASHBOARD}"  # where `/` redirects
 EXTENSIONS = {"voila.server_extension": True, "softcopy.api": True}
 CULL_IDLE_SECONDS = 60
 CULL_INTERVAL_SECONDS = 30
 SAME_SITE = {"samesite": "Strict"}
+
+
+class JupyterLog(StrEnum):
+    """How much of Jupyter's own log `serve` shows."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"  # its startup and every request
+    WARN = "WARN"
+    ERROR = "ERROR"
 
 
 def dashboard_root(explicit: Path | None) -> Path | None:
@@ -70,9 +85,18 @@ def cull_interval(cull_seconds: int) -> int:
 
 
 def server_argv(
-    *, home: Path, root: Path, ip: str, port: int, token: str, cull_seconds: int, allow_root: bool
+    *,
+    home: Path,
+    root: Path,
+    ip: str,
+    port: int,
+    token: str,
+    cull_seconds: int,
+    allow_root: bool,
+    log_level: str = "WARN",
 ) -> list[str]:
-    """Command-line config for ServerApp: it wins over any jupyter config file."""
+    """Command-line config for ServerApp: it wins over any jupyter config file. The root URL
+    redirects to the dashboard when the root holds one (Jupyter keeps the query string)."""
     options: dict[str, Any] = {
         "ServerApp.ip": ip,
         "ServerApp.port": port,
@@ -81,6 +105,7 @@ def server_argv(
         "ServerApp.root_dir": root,
         "ServerApp.allow_unauthenticated_access": False,
         "ServerApp.allow_root": allow_root,
+        "ServerApp.log_level": log_level,
         "IdentityProvider.token": token,
         "IdentityProvider.cookie_options": SAME_SITE,  # the login cookie
         "ServerApp.tornado_settings": {"xsrf_cookie_kwargs": {"path": "/", **SAME_SITE}},
@@ -90,6 +115,8 @@ def server_argv(
         "MappingKernelManager.cull_busy": False,
         "SoftcopyAPI.home": home,
     }
+    if (root / DASHBOARD).is_file():
+        options["ServerApp.default_url"] = DASHBOARD_PATH
     return [arg for key, value in options.items() for arg in _argv(key, value)]
 
 
@@ -130,6 +157,14 @@ def serve(
     allow_root: Annotated[
         bool, typer.Option("--allow-root", help="Let the server run as root (containers).")
     ] = False,
+    log_level: Annotated[
+        JupyterLog,
+        typer.Option(
+            "--log-level",
+            case_sensitive=False,
+            help="Jupyter's own log (INFO shows its startup and every request).",
+        ),
+    ] = JupyterLog.WARN,
 ) -> None:
     """Start the Jupyter server with the ingestion API and the Voilà dashboard; Ctrl-C stops it."""
     from jupyter_server.serverapp import ServerApp
@@ -152,23 +187,43 @@ def serve(
             token=token,
             cull_seconds=cull_idle_seconds,
             allow_root=allow_root,
+            log_level=log_level.value,
         ),
         find_extensions=False,  # only Voilà and the API: no Lab, LSP or terminals to start
     )
     _stop_on_first_interrupt(app)
     has_dashboard = (root / DASHBOARD).is_file()
-    app.io_loop.add_callback(_print_urls, app, token, has_dashboard)  # runs once bound
+    lines = banner(
+        base=app.connection_url,
+        token=token,
+        home=settings.home,
+        sources=len(settings.sources),
+        has_dashboard=has_dashboard,
+    )
+    app.io_loop.add_callback(_print_banner, lines)  # runs once bound, after Jupyter's log
     app.start()
 
 
-def _print_urls(app: Any, token: str, has_dashboard: bool) -> None:
-    base = app.connection_url.rstrip("/")
+def banner(*, base: str, token: str, home: Path, sources: int, has_dashboard: bool) -> list[str]:
+    """What `serve` prints once listening: a few lines, the dashboard URL last (where the eye
+    lands, and what a script reads)."""
+    base = base.rstrip("/")
+    sources_text = f"{sources} source" + ("" if sources == 1 else "s")
+    lines = [
+        f"softcopy {softcopy.__version__} serving home {home} ({sources_text})",
+        f"API:       {base}/api/ingestion/openapi.json?token={token}",
+        "Ctrl-C stops the server and its kernels.",
+    ]
     if has_dashboard:
-        print(f"dashboard: {base}/voila/render/{DASHBOARD}?token={token}")
+        lines.append(f"dashboard: {base}{DASHBOARD_PATH}?token={token}")
     else:
-        print(f"no {DASHBOARDS}/{DASHBOARD} found: serving the API only (see --root-dir)")
-    print(f"API:       {base}/api/ingestion/openapi.json?token={token}")
-    print("Ctrl-C stops the server and its kernels.", flush=True)
+        lines.append(f"no {DASHBOARDS}/{DASHBOARD} found: serving the API only (see --root-dir)")
+    return lines
+
+
+def _print_banner(lines: list[str]) -> None:
+    sys.stderr.flush()  # Jupyter's log (stderr) before the banner, not interleaved
+    print("\n".join(lines), flush=True)
 
 
 def _stop_on_first_interrupt(app: Any) -> None:

@@ -5,6 +5,7 @@ rendering writes nothing, and abandoned renders' kernels are culled."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 from sqlmodel import Session, func, select
 from tornado.websocket import websocket_connect
 
+import softcopy
 from softcopy.cli.serve import (
     CULL_IDLE_SECONDS,
     CULL_INTERVAL_SECONDS,
@@ -96,7 +99,21 @@ def server(demo_home: Path, tmp_path: Path, request: pytest.FixtureRequest):
             process.wait()
 
 
-def test_serve_answers_with_the_token_only_and_stops_on_ctrl_c(server) -> None:
+def redirect_of(url: str) -> tuple[int, str | None]:
+    """(status, Location) of a GET, not following a redirect."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        connection.request("GET", f"{parts.path or '/'}?{parts.query}" if parts.query else "/")
+        response = connection.getresponse()
+        return response.status, response.getheader("Location")
+    finally:
+        connection.close()
+
+
+def test_serve_answers_with_the_token_only_and_stops_on_ctrl_c(server, demo_home: Path) -> None:
+    """...and says where the dashboard is in a short banner, its URL last; the server root
+    redirects to the dashboard, keeping the token."""
     process, base = server
     wait_until_up(process, f"{base}/api/ingestion/jobs")
     code, body = get(f"{base}/api/ingestion/jobs", TOKEN)
@@ -104,12 +121,21 @@ def test_serve_answers_with_the_token_only_and_stops_on_ctrl_c(server) -> None:
     assert get(f"{base}/api/ingestion/jobs")[0] == 403
     assert get(f"{base}/api/ingestion/jobs", "wrong")[0] == 403
     assert get(f"{base}/api/ingestion/openapi.json", TOKEN)[0] == 200
+    assert redirect_of(f"{base}/?token={TOKEN}") == (
+        302,
+        f"/voila/render/{DASHBOARD}?token={TOKEN}",
+    )
+    code, location = redirect_of(f"{base}/")  # Jupyter appends the empty query's "?"
+    assert (code, (location or "").rstrip("?")) == (302, f"/voila/render/{DASHBOARD}")
 
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert f"token={TOKEN}" in out
-    assert f"{base}/api/ingestion/openapi.json?token={TOKEN}" in out
+    lines = out.splitlines()  # stdout is the banner: Jupyter's log goes to stderr
+    assert len(lines) == 4, out
+    assert lines[0] == f"softcopy {softcopy.__version__} serving home {demo_home} (3 sources)"
+    assert f"{base}/api/ingestion/openapi.json?token={TOKEN}" in lines[1]
+    assert lines[-1] == f"dashboard: {base}/voila/render/{DASHBOARD}?token={TOKEN}"
 
 
 def control_rows(home: Path) -> dict[str, int]:

@@ -23,7 +23,14 @@ from softcopy.errors import ConfigError, SourceExists, UnknownSource
 from softcopy.registry import EMBEDDERS, SOURCES
 
 CONFIG_FILE = "softcopy.toml"
-SETTING_KEYS = ("database_url", "timezone", "embedder", "lease_timeout", "sources")
+SETTING_KEYS = (
+    "database_url",
+    "timezone",
+    "embedder",
+    "lease_timeout",
+    "index_url",
+    "sources",
+)
 DEFAULT_LEASE_TIMEOUT = 60.0
 # A lease shorter than a second would expire between two heartbeats of a busy worker;
 # a day is the longest anyone should wait to learn that a worker died.
@@ -46,6 +53,16 @@ class Settings:
     embedder: str = "hashing"
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT  # seconds without a heartbeat: interrupted
+
+    # the search index: None is the embedded SQLite file <home>/index.db; a postgresql://
+    # URL is the team index in that database (softcopy.memory.pg_index)
+    index_url: str | None = None
+
+    @property
+    def index_shared(self) -> bool:
+        """Whether the search index is a server every machine reaches (PostgreSQL), so
+        publish steps may run anywhere; the embedded file is on this machine only."""
+        return self.index_url is not None
 
     @property
     def export_dir(self) -> Path:
@@ -94,6 +111,7 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
     url_origin, url = _setting(env, "SOFTCOPY_DATABASE_URL", doc, config, "database_url")
     tz_origin, tz_name = _setting(env, "SOFTCOPY_TIMEZONE", doc, config, "timezone")
     lease_origin, lease = _setting(env, "SOFTCOPY_LEASE_TIMEOUT", doc, config, "lease_timeout")
+    index_origin, index_url = _setting(env, "SOFTCOPY_INDEX_URL", doc, config, "index_url")
     embedder = doc.get("embedder", "hashing")
     if embedder not in EMBEDDERS:
         raise ConfigError(
@@ -107,6 +125,7 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
         timezone=_zone(tz_origin, tz_name),
         embedder=embedder,
         sources=_sources(home_path, doc.get("sources", {})),
+        index_url=_index_url(index_origin, index_url),
     )
 
 
@@ -226,6 +245,17 @@ def _database_url(origin: str, value: Any) -> str | None:
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None  # the value may hold a password
     return value
+
+
+def _index_url(origin: str, value: Any) -> str | None:
+    """A postgresql:// URL for the team index, or None for the embedded <home>/index.db."""
+    url = _database_url(origin, value)
+    if url is not None and parse_url(url).get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"{origin}: the index URL must be postgresql://<user>@<host>/<db>; "
+            "leave it out for the embedded index <home>/index.db"
+        )
+    return url
 
 
 def _zone(origin: str, name: Any) -> ZoneInfo:

@@ -17,7 +17,8 @@ from softcopy.db import within
 from softcopy.ingestion import coverage, jobs, leases
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
-from softcopy.memory import index, scan
+from softcopy.memory import scan
+from softcopy.memory.indexes import open_index
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.sources import open_source
 from softcopy.memory.stage import export_path, sha256_file, vectors_path
@@ -124,7 +125,7 @@ def _source_findings(
     }
     indexed = {
         day: value
-        for (_, day), value in index.day_digests(settings.index_path, source).items()
+        for (_, day), value in open_index(settings).day_digests(source).items()
         if (not start or day >= start) and (not end or day <= end)
     }
     findings: list[Finding] = []

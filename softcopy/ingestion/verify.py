@@ -12,7 +12,7 @@ from softcopy.config import Settings
 from softcopy.ingestion import jobs
 from softcopy.ingestion.models import Checkpoint, Verification
 from softcopy.ingestion.states import Stage
-from softcopy.memory import index
+from softcopy.memory.indexes import open_index
 from softcopy.memory.stage import export_path, sha256_file, vectors_path
 
 
@@ -22,7 +22,7 @@ def verify_job(session: Session, *, settings: Settings, job_id: int, now: dateti
         session.exec(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.id))
     )
     latest = {(c.source, c.day, c.stage): c for c in checkpoints}  # a redone day: its last run
-    indexed = index.day_digests(settings.index_path)
+    indexed = open_index(settings).day_digests()
     problems = [
         problem for cp in latest.values() if (problem := _check(settings, cp, indexed)) is not None
     ]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,6 +82,71 @@ class Hit:
     snippet: str
     score: float
     why: Score | None = None
+
+
+class SearchIndex(Protocol):
+    """A published search index: this SQLite file (the embedded default) or the team index
+    in PostgreSQL (softcopy.memory.pg_index); `softcopy.memory.indexes.open_index` picks."""
+
+    @property
+    def where(self) -> str:
+        """How messages name it: a path, or a URL without its password."""
+        ...
+
+    def check(self) -> None:
+        """Raise an EnvironmentFault when the index cannot be written now."""
+
+    def replace_day(
+        self, *, source: str, day: date, items: list[MemoryItem], vectors: np.ndarray
+    ) -> None: ...
+
+    def day_digests(self, source: str | None = None) -> dict[tuple[str, date], tuple[int, str]]: ...
+
+    def count(self) -> int: ...
+
+    def search(
+        self,
+        *,
+        query: str | Query,
+        query_vector: np.ndarray,
+        k: int = 10,
+        sources: Iterable[str] = (),
+        since: date | None = None,
+        until: date | None = None,
+        floor: float = 0.0,
+        parts: tuple[str, ...] = ("text", "vector"),
+    ) -> list[Hit]: ...
+
+
+@dataclass(frozen=True)
+class SqliteIndex:
+    """The embedded index at `path` (`<home>/index.db`), through this module's functions."""
+
+    path: Path
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def check(self) -> None:
+        if not writable(self.path):
+            raise ReadOnlyStorage(
+                self.path.parent, f"write the search index {self.path}", label="home"
+            )
+
+    def replace_day(
+        self, *, source: str, day: date, items: list[MemoryItem], vectors: np.ndarray
+    ) -> None:
+        replace_day(self.path, source=source, day=day, items=items, vectors=vectors)
+
+    def day_digests(self, source: str | None = None) -> dict[tuple[str, date], tuple[int, str]]:
+        return day_digests(self.path, source)
+
+    def count(self) -> int:
+        return count(self.path)
+
+    def search(self, **kwargs: Any) -> list[Hit]:
+        return search(self.path, **kwargs)
 
 
 _connections: dict[tuple[int, Path, bool], sqlite3.Connection] = {}
@@ -220,7 +286,7 @@ def count(path: Path) -> int:
 class _Vectors:
     """The index's vectors held in memory between searches, with what filters need."""
 
-    version: tuple[int, int]
+    version: object  # what says the index changed since the vectors were read
     ids: np.ndarray  # int64 doc ids, in rowid order
     matrix: np.ndarray  # float32 rows, one per id
     sources: np.ndarray  # source names
@@ -291,46 +357,54 @@ def search(
             if "vector" in parts
             else {}
         )
-        fused: dict[int, float] = {}
-        for ranking in (lexical, vector):
-            for rank, doc_id in enumerate(ranking):
-                fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        lexical_rank = {doc_id: rank for rank, doc_id in enumerate(lexical)}
-        vector_rank = {doc_id: rank for rank, doc_id in enumerate(vector)}
         return [
-            _hit(
-                conn,
-                doc_id,
-                score,
-                parsed,
-                Score(
-                    fused=score,
-                    lexical_rank=_one_based(lexical_rank.get(doc_id)),
-                    bm25=lexical.get(doc_id),
-                    vector_rank=_one_based(vector_rank.get(doc_id)),
-                    cosine=vector.get(doc_id),
-                ),
-            )
-            for doc_id, score in best
+            _hit(conn, doc_id, why.fused, parsed, why) for doc_id, why in fuse(lexical, vector, k)
         ]
 
 
+def fuse(lexical: dict[int, float], vector: dict[int, float], k: int) -> list[tuple[int, Score]]:
+    """The best `k` doc ids of two rankings (each best first) by reciprocal-rank fusion,
+    ties by id, each with its Score."""
+    fused: dict[int, float] = {}
+    for ranking in (lexical, vector):
+        for rank, doc_id in enumerate(ranking):
+            fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    lexical_rank = {doc_id: rank for rank, doc_id in enumerate(lexical)}
+    vector_rank = {doc_id: rank for rank, doc_id in enumerate(vector)}
+    return [
+        (
+            doc_id,
+            Score(
+                fused=score,
+                lexical_rank=_one_based(lexical_rank.get(doc_id)),
+                bm25=lexical.get(doc_id),
+                vector_rank=_one_based(vector_rank.get(doc_id)),
+                cosine=vector.get(doc_id),
+            ),
+        )
+        for doc_id, score in best
+    ]
+
+
 def _rarer(conn: sqlite3.Connection, path: Path, query: Query) -> Query:
-    """In a large index, the query without its optional words that are in more than
-    COMMON_SHARE of the items (the rarest one always stays): bm25 gives them little
-    weight, but ranking every item that holds one is most of a slow query's time."""
-    total = len(_held_vectors(conn, path).ids)
+    def matching(term: str, prefix: bool) -> int:
+        match = Query(prefixes=(term,)).optional_match() if prefix else _one(term)
+        row = conn.execute("SELECT count(*) FROM docs_fts WHERE docs_fts MATCH ?", (match,))
+        return int(row.fetchone()[0])
+
+    return rarer(query, len(_held_vectors(conn, path).ids), matching)
+
+
+def rarer(query: Query, total: int, matching: Callable[[str, bool], int]) -> Query:
+    """In a large index (`total` items), the query without its optional words that are in
+    more than COMMON_SHARE of the items (the rarest one always stays): bm25 gives them
+    little weight, but ranking every item that holds one is most of a slow query's time.
+    `matching(term, prefix)` counts the items holding a word (or a word starting so)."""
     terms = [*(w for w in query.words if w not in STOPWORDS), *query.prefixes]
     if total <= EXACT_LIMIT or len(terms) < 2:
         return query
-    counts = {
-        term: conn.execute(
-            "SELECT count(*) FROM docs_fts WHERE docs_fts MATCH ?",
-            (Query(prefixes=(term,)).optional_match() if term in query.prefixes else _one(term),),
-        ).fetchone()[0]
-        for term in terms
-    }
+    counts = {term: matching(term, term in query.prefixes) for term in terms}
     common = {t for t, n in counts.items() if n > COMMON_SHARE * total}
     if common == set(terms):
         common.discard(min(terms, key=counts.__getitem__))
@@ -405,7 +479,35 @@ def _vector_ranked(
     """doc id -> cosine of the nearest vectors at or above `floor`, nearest first."""
     if not np.any(query_vector):
         return {}
-    held = _held_vectors(conn, path)
+    required, excluded = query.required_match(), query.excluded_match()
+    return nearest(
+        _held_vectors(conn, path),
+        query_vector,
+        sources=sources,
+        since=since,
+        until=until,
+        floor=floor,
+        required=(lambda: _matching(conn, required)) if required else None,
+        excluded=(lambda: _matching(conn, excluded)) if excluded else None,
+    )
+
+
+def nearest(
+    held: _Vectors,
+    query_vector: np.ndarray,
+    *,
+    sources: list[str],
+    since: date | None,
+    until: date | None,
+    floor: float,
+    required: Callable[[], np.ndarray] | None,
+    excluded: Callable[[], np.ndarray] | None,
+) -> dict[int, float]:
+    """doc id -> cosine of the `held` vectors nearest `query_vector` at or above `floor`,
+    nearest first, among the items that pass the filters (`required` and `excluded` give
+    the doc ids the query's phrases and exclusions keep and drop)."""
+    if not np.any(query_vector):
+        return {}
     if not len(held.ids) or held.matrix.shape[1] != query_vector.shape[0]:
         return {}  # nothing published, or published with another embedder: text still answers
     held.prepare()
@@ -416,11 +518,10 @@ def _vector_ranked(
         mask &= held.days >= since.toordinal()
     if until:
         mask &= held.days <= until.toordinal()
-    required, excluded = query.required_match(), query.excluded_match()
-    if required:
-        mask &= np.isin(held.ids, _matching(conn, required))
-    if excluded:
-        mask &= ~np.isin(held.ids, _matching(conn, excluded))
+    if required is not None:
+        mask &= np.isin(held.ids, required())
+    if excluded is not None:
+        mask &= ~np.isin(held.ids, excluded())
     rows = np.flatnonzero(mask) if not mask.all() else None
     picked, similarity = held.similarity(rows, query_vector.astype(np.float32))
     above = np.flatnonzero(similarity >= max(floor, 1e-6))

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 from softcopy.errors import StageFailed
-from softcopy.memory import export, index, ledger
+from softcopy.memory import export, ledger
 from softcopy.memory.artifacts import read_checked, require_done, vectors_from_bytes
+from softcopy.memory.indexes import open_index
 from softcopy.memory.items import digest
 from softcopy.memory.stage import (
     StageContext,
@@ -42,7 +43,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
             Stage.publish, source, day, f"{len(items)} items but {len(vectors)} vectors"
         )
     ctx.before_write()
-    index.replace_day(ctx.settings.index_path, source=source, day=day, items=items, vectors=vectors)
+    open_index(ctx.settings).replace_day(source=source, day=day, items=items, vectors=vectors)
     result = StageResult(
         stage=Stage.publish,
         source=source,

@@ -10,6 +10,7 @@ from softcopy.config import Settings
 from softcopy.errors import ReversedRange
 from softcopy.memory import index
 from softcopy.memory.embedders import get_embedder
+from softcopy.memory.indexes import open_index
 from softcopy.memory.query import Query, parse
 
 
@@ -31,8 +32,7 @@ def search(
         settings.source(name)  # an unknown name is an UnknownSource error, not zero hits
     embedder = get_embedder(settings.embedder)
     vector = embedder.embed([parsed.semantic_text])[0]
-    return index.search(
-        settings.index_path,
+    return open_index(settings).search(
         query=parsed,
         query_vector=vector,
         k=k,

@@ -37,6 +37,7 @@ from softcopy.ingestion.states import (
     PlanStatus,
     Stage,
 )
+from softcopy.memory.indexes import open_index
 
 
 def enqueue(
@@ -51,6 +52,7 @@ def enqueue(
     """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
     new one; any worker (`softcopy ingestion worker`) can then run it."""
     get_step_engine(engine)  # an unknown engine is refused before anything is written
+    check_index(ctx)
     expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
     with session_scope(ctx.engine) as session:
         chosen = _plan_to_run(ctx, session, plan_id, options, replan)
@@ -99,6 +101,7 @@ def resume(
 ) -> JobView:
     """Continue a failed, cancelled or interrupted job from its checkpoints;
     `skip_bad_records` turns that option of its plan on from now on."""
+    check_index(ctx)
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
@@ -127,6 +130,13 @@ def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
             lease_timeout=ctx.settings.lease_timeout,
         )
     return show_job(ctx, job_id=job_id)
+
+
+def check_index(ctx: Context) -> None:
+    """A team index (PostgreSQL) that does not answer is one error before a job is written
+    (the embedded index is a file of this home: its faults are the day's, as always)."""
+    if ctx.settings.index_shared:
+        open_index(ctx.settings).check()
 
 
 def verify(ctx: Context, *, job_id: int) -> Verification:

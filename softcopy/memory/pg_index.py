@@ -1,0 +1,581 @@
+"""The team index in PostgreSQL (`index_url = "postgresql://…"`): the rows of the embedded
+index (softcopy.memory.index) in one table, full text in a tsvector column under a GIN
+index, each item's vector beside it, and the same hybrid ranking over them.
+
+Scores are comparable with the embedded index by construction, so the floors calibrated
+on the labelled set (bench/search_quality.py) hold here too: the tsvector holds the tokens
+FTS5 stores (softcopy.memory.tokens: the same stems and positions, title and text a
+position apart so no phrase spans them); a query becomes the tsquery of FTS5's MATCH
+expression, so it matches the same items; the lexical rank is FTS5's own bm25 over them
+(title weighted 2, IDF and average length over the whole index); the vector side and the
+reciprocal-rank fusion are the embedded index's functions. Limits of tsvector: at most
+256 positions of a word and positions up to 16,383 count, and only an item's first
+TEXT_CHARS characters are searchable as text.
+
+`search_days` holds each published (source, day)'s totals (bm25's row count and average
+length without a scan) and a generation that changes with every publish, which says when
+the vectors held in memory are stale.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from softcopy.db import display_url, parse_url
+from softcopy.errors import ConfigError, DatabaseFault
+from softcopy.faults import database_fault_reason
+from softcopy.memory.index import (
+    CANDIDATES,
+    Hit,
+    Score,
+    _Vectors,
+    fuse,
+    nearest,
+    rarer,
+)
+from softcopy.memory.items import MemoryItem, digest
+from softcopy.memory.query import STOPWORDS, Query, parse
+from softcopy.memory.tokens import terms, tokenize
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS search_docs(
+        id BIGSERIAL PRIMARY KEY,
+        source TEXT NOT NULL,
+        day DATE NOT NULL,
+        item_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        vector BYTEA NOT NULL,
+        tokens INTEGER NOT NULL,
+        tsv TSVECTOR NOT NULL,
+        UNIQUE(source, day, item_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS search_docs_tsv ON search_docs USING GIN(tsv)",
+    """CREATE TABLE IF NOT EXISTS search_days(
+        source TEXT NOT NULL,
+        day DATE NOT NULL,
+        items INTEGER NOT NULL,
+        tokens BIGINT NOT NULL,
+        generation UUID NOT NULL,
+        PRIMARY KEY(source, day)
+    )""",
+)
+SCHEMA_LOCK = 7412  # advisory lock: two first uses must not both create the tables
+TEXT_CHARS = 1_000_000  # an item's text searchable as words (a tsvector holds at most 1 MB)
+TSVECTOR_BYTES = 900_000  # leave room under that 1 MB for tsvector's own overhead
+MAX_POSITION = 16383  # tsvector positions stop here
+MAX_POSITIONS = 256  # and keep this many per word
+MAX_LEXEME = 2047  # bytes: a longer "word" cannot be stored (it is left out)
+K1, B = 1.2, 0.75  # FTS5's bm25 constants
+WEIGHTS = {"A": 2.0, "D": 1.0}  # title, text: as bm25(docs_fts, 2.0, 1.0)
+CONNECT_TIMEOUT_S = 10
+_SNIPPET_WORD = re.compile(r"[^\W_]+")
+SNIPPET_TOKENS = 16
+
+
+class IndexUnavailable(DatabaseFault):
+    """The PostgreSQL index cannot be reached or written (a DatabaseFault: exit 3, 503)."""
+
+    def __init__(self, database: str, reason: str) -> None:
+        super().__init__(database, reason)
+        self.what = f"search index {database}"
+        Exception.__init__(self, f"{self.what}: {reason}")
+
+    def __reduce__(self) -> Any:  # crosses process boundaries with its facts
+        return (self.__class__, (self.database, self.reason))
+
+
+_lock = threading.RLock()  # one connection per process and URL, shared by its threads
+_connections: dict[tuple[int, str], Any] = {}
+_vectors: dict[tuple[int, str], _Vectors] = {}
+
+
+def close_all() -> None:
+    """Close this process's index connections and forget the vectors held (tests)."""
+    with _lock:
+        _vectors.clear()
+        for key in [k for k in _connections if k[0] == os.getpid()]:
+            _connections.pop(key).close()
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """One FTS5 phrase: its tokens in order; `prefix`: the last one is a prefix."""
+
+    tokens: tuple[str, ...]
+    prefix: bool = False
+
+    def tsquery(self) -> str:
+        quoted = [_quoted(t) for t in self.tokens]
+        if self.prefix:
+            quoted[-1] += ":*"
+        return " <-> ".join(quoted)
+
+    def frequency(self, lexemes: dict[str, list[tuple[int, str]]]) -> float:
+        """bm25's f(q, D): the phrase's instances in an item, each by its column's weight."""
+        sets = [self._positions(i, lexemes) for i in range(len(self.tokens))]
+        total = 0.0
+        for position, weight in sorted(sets[0].items()):
+            if all(position + j in sets[j] for j in range(1, len(sets))):
+                total += WEIGHTS[weight]
+        return total
+
+    def _positions(self, i: int, lexemes: dict[str, list[tuple[int, str]]]) -> dict[int, str]:
+        token = self.tokens[i]
+        if self.prefix and i == len(self.tokens) - 1:
+            found = [p for lexeme, ps in lexemes.items() if lexeme.startswith(token) for p in ps]
+        else:
+            found = lexemes.get(token, [])
+        return dict(found)
+
+
+@dataclass(frozen=True)
+class _Lexical:
+    """A Query as FTS5 reads its MATCH expression (softcopy.memory.query): `required AND
+    (optional) NOT excluded`, each phrase tokenized as the index tokenizes."""
+
+    required: tuple[_Phrase, ...]
+    optional: tuple[_Phrase, ...]
+    excluded: tuple[_Phrase, ...]
+
+    @classmethod
+    def of(cls, query: Query) -> _Lexical:
+        words = [w for w in query.words if w not in STOPWORDS]
+        if not (words or query.prefixes or query.phrases):
+            words = list(query.words)  # as Query.optional_match
+        return cls(
+            required=tuple(_Phrase(tuple(terms(" ".join(p)))) for p in query.phrases),
+            optional=(
+                *(_Phrase(tuple(terms(w))) for w in words),
+                *(_Phrase(tuple(terms(p)), prefix=True) for p in query.prefixes),
+            ),
+            excluded=tuple(e for p in query.excluded if (e := _Phrase(tuple(terms(" ".join(p)))))),
+        )
+
+    @property
+    def impossible(self) -> bool:
+        """An empty phrase matches nothing in FTS5: required, or all the optional ones."""
+        optional_empty = bool(self.optional) and not any(p.tokens for p in self.optional)
+        return any(not p.tokens for p in self.required) or optional_empty
+
+    @property
+    def scored(self) -> list[_Phrase]:
+        """The phrases bm25 sums over, in FTS5's order (excluded ones count zero)."""
+        return [*self.required, *(p for p in self.optional if p.tokens)]
+
+    def required_tsquery(self) -> str | None:
+        return " & ".join(f"( {p.tsquery()} )" for p in self.required) or None
+
+    def optional_tsquery(self) -> str | None:
+        return " | ".join(f"( {p.tsquery()} )" for p in self.optional if p.tokens) or None
+
+    def excluded_tsquery(self) -> str | None:
+        return " | ".join(f"( {p.tsquery()} )" for p in self.excluded if p.tokens) or None
+
+    def tsquery(self) -> str | None:
+        if self.impossible:
+            return None
+        parts = [f"( {q} )" for q in (self.required_tsquery(), self.optional_tsquery()) if q]
+        if not parts:
+            return None
+        excluded = self.excluded_tsquery()
+        if excluded:
+            parts.append(f"!( {excluded} )")
+        return " & ".join(parts)
+
+
+def _quoted(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Stats:
+    rows: int
+    tokens: int
+    version: tuple[int, str]
+
+
+class PgIndex:
+    """The search index in the PostgreSQL database at `url` (softcopy.memory.index's
+    SearchIndex)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = parse_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            raise ConfigError(f"index {display_url(parsed)}: the index URL must be postgresql://")
+        self.url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.where = display_url(parsed)
+
+    def __repr__(self) -> str:
+        return f"PgIndex({self.where!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """This process's connection (opened, and the schema made, once); a fault of the
+        server or the network becomes IndexUnavailable, naming the index."""
+        import psycopg  # the postgres extra: only a home with index_url needs it
+
+        with _lock:
+            key = (os.getpid(), self.url)
+            conn = _connections.get(key)
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    _connections.pop(key, None)
+                    conn = self._open(psycopg)
+                    _connections[key] = conn
+                yield conn
+            except psycopg.Error as exc:
+                reason = database_fault_reason(exc, bool(conn is not None and conn.broken))
+                if conn is not None and (conn.closed or conn.broken):
+                    _connections.pop(key, None)
+                if reason is None:
+                    raise  # a bug (a statement PostgreSQL rejects), not the machine
+                raise IndexUnavailable(self.where, reason) from exc
+
+    def _open(self, psycopg: Any) -> Any:
+        extra = {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT_S}
+        conn = psycopg.connect(self.url, autocommit=True, **extra)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                for statement in SCHEMA:
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def check(self) -> None:
+        """Connect (and make the tables): IndexUnavailable when the server does not answer."""
+        with self._connect() as conn:
+            conn.execute("SELECT 1 FROM search_days LIMIT 1").fetchall()
+
+    def replace_day(
+        self, *, source: str, day: date, items: list[MemoryItem], vectors: np.ndarray
+    ) -> None:
+        """Make the index hold exactly `items` for (source, day), in one transaction."""
+        tokens = tokenize([(item.title, item.text[:TEXT_CHARS]) for item in items])
+        rows = []
+        for i, (item, (title, text)) in enumerate(zip(items, tokens, strict=True)):
+            rows.append(
+                (
+                    source,
+                    day,
+                    item.item_id,
+                    item.ts.isoformat(),
+                    item.title,
+                    item.text,
+                    item.content_hash,
+                    vectors[i].astype(np.float32).tobytes(),
+                    len(title) + len(text),
+                    _tsvector(title, text),
+                )
+            )
+        with self._connect() as conn, conn.transaction():
+            # a stale writer of the same day waits here instead of colliding on its rows
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"softcopy-index/{source}/{day.isoformat()}",),
+            )
+            conn.execute("DELETE FROM search_docs WHERE source = %s AND day = %s", (source, day))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO search_docs(source, day, item_id, ts, title, text, content_hash,"
+                    " vector, tokens, tsv) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s::tsvector)",
+                    rows,
+                )
+            if rows:
+                conn.execute(
+                    "INSERT INTO search_days(source, day, items, tokens, generation)"
+                    " VALUES (%s, %s, %s, %s, gen_random_uuid())"
+                    " ON CONFLICT (source, day) DO UPDATE SET items = excluded.items,"
+                    " tokens = excluded.tokens, generation = excluded.generation",
+                    (source, day, len(rows), sum(r[8] for r in rows)),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM search_days WHERE source = %s AND day = %s", (source, day)
+                )
+
+    def day_digests(self, source: str | None = None) -> dict[tuple[str, date], tuple[int, str]]:
+        """(source, day) -> (rows, digest of their (item_id, content_hash)): what verify checks."""
+        pairs: dict[tuple[str, date], list[tuple[str, str]]] = {}
+        query = "SELECT source, day, item_id, content_hash FROM search_docs"
+        with self._connect() as conn:
+            rows = conn.execute(
+                query + (" WHERE source = %s" if source else ""), (source,) if source else ()
+            )
+            for src, day, item_id, chash in rows:
+                pairs.setdefault((src, day), []).append((item_id, chash))
+        return {key: (len(p), digest(p)) for key, p in pairs.items()}
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT count(*) FROM search_docs").fetchone()[0])
+
+    def search(
+        self,
+        *,
+        query: str | Query,
+        query_vector: np.ndarray,
+        k: int = 10,
+        sources: Iterable[str] = (),
+        since: date | None = None,
+        until: date | None = None,
+        floor: float = 0.0,
+        parts: tuple[str, ...] = ("text", "vector"),
+    ) -> list[Hit]:
+        """Hybrid search, as softcopy.memory.index.search ranks it."""
+        parsed = parse(query) if isinstance(query, str) else query
+        names = list(dict.fromkeys([*sources, *parsed.sources]))
+        since = max(filter(None, (since, parsed.since)), default=None)
+        until = min(filter(None, (until, parsed.until)), default=None)
+        with self._connect() as conn:
+            stats = _stats(conn)
+            lexical: dict[int, float] = {}
+            if "text" in parts:
+                lexical = _bm25_ranked(
+                    conn, _Lexical.of(_rarer(conn, parsed, stats)), stats, names, since, until
+                )
+            vector: dict[int, float] = {}
+            if "vector" in parts and np.any(query_vector):
+                whole = _Lexical.of(parsed)
+                required, excluded = whole.required_tsquery(), whole.excluded_tsquery()
+                impossible = any(not p.tokens for p in whole.required)
+                vector = nearest(
+                    self._held(conn, stats),
+                    query_vector,
+                    sources=names,
+                    since=since,
+                    until=until,
+                    floor=floor,
+                    required=(
+                        (lambda: np.zeros(0, dtype=np.int64))
+                        if impossible
+                        else (lambda: _matching(conn, required))
+                        if required
+                        else None
+                    ),
+                    excluded=(lambda: _matching(conn, excluded)) if excluded else None,
+                )
+            best = fuse(lexical, vector, k)
+            return _hits(conn, best, parsed)
+
+    def _held(self, conn: Any, stats: _Stats) -> _Vectors:
+        """The index's vectors, read again only after a publish changed a day."""
+        key = (os.getpid(), self.url)
+        held = _vectors.get(key)
+        if held is not None and held.version == stats.version:
+            return held
+        ids, blobs, sources, days = [], [], [], []
+        for doc_id, blob, source, day in conn.execute(
+            "SELECT id, vector, source, day FROM search_docs ORDER BY id"
+        ):
+            ids.append(doc_id)
+            blobs.append(bytes(blob))
+            sources.append(source)
+            days.append(day.toordinal())
+        dim = len(blobs[0]) // 4 if blobs else 0
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32)
+        if blobs and len(matrix) != dim * len(ids):
+            dim = 0  # vectors of several widths: no embedder can compare with all of them
+            matrix = np.zeros((len(ids), 0), dtype=np.float32)
+        held = _Vectors(
+            version=stats.version,
+            ids=np.asarray(ids, dtype=np.int64),
+            matrix=matrix.reshape(len(ids), dim),
+            sources=np.asarray(sources, dtype=object),
+            days=np.asarray(days, dtype=np.int32),
+        )
+        _vectors.clear()  # one index held at a time: a process searches one home
+        _vectors[key] = held
+        return held
+
+
+def _tsvector(title: list[str], text: list[str]) -> str:
+    """The tsvector literal of an item's tokens: title words weighted A at positions 1..,
+    text words from one position after the title's last (so no phrase spans the two)."""
+    positions: dict[str, list[str]] = {}
+    starts = ((title, 1, "A"), (text, len(title) + 2, ""))
+    for tokens, start, mark in starts:
+        for offset, token in enumerate(tokens):
+            held = positions.setdefault(token, [])
+            position = min(start + offset, MAX_POSITION)
+            if len(held) < MAX_POSITIONS and not (held and held[-1].startswith(str(position))):
+                held.append(f"{position}{mark}")
+    words = []
+    size = 0
+    for token, held in positions.items():
+        if len(token.encode()) > MAX_LEXEME:
+            continue
+        size += len(token.encode()) + 2 * len(held) + 6
+        if size > TSVECTOR_BYTES:
+            break  # the rest of a huge item's words are not searchable as text
+        words.append(f"{_quoted(token)}:{','.join(held)}")
+    return " ".join(words)
+
+
+def _stats(conn: Any) -> _Stats:
+    rows, tokens, count, generations = conn.execute(
+        "SELECT coalesce(sum(items), 0), coalesce(sum(tokens), 0), count(*),"
+        " coalesce(md5(string_agg(generation::text, ',' ORDER BY generation)), '')"
+        " FROM search_days"
+    ).fetchone()
+    return _Stats(rows=int(rows), tokens=int(tokens), version=(int(count), generations))
+
+
+def _rarer(conn: Any, query: Query, stats: _Stats) -> Query:
+    def matching(term: str, prefix: bool) -> int:
+        phrase = _Phrase(tuple(terms(term)), prefix=prefix)
+        if not phrase.tokens:
+            return 0
+        row = conn.execute(
+            "SELECT count(*) FROM search_docs WHERE tsv @@ %s::tsquery", (phrase.tsquery(),)
+        )
+        return int(row.fetchone()[0])
+
+    return rarer(query, stats.rows, matching)
+
+
+def _filters(
+    sources: list[str], since: date | None, until: date | None
+) -> tuple[str, list[object]]:
+    clauses, args = [], []
+    if sources:
+        clauses.append("d.source = ANY(%s)")
+        args.append(sources)
+    if since:
+        clauses.append("d.day >= %s")
+        args.append(since)
+    if until:
+        clauses.append("d.day <= %s")
+        args.append(until)
+    return " AND ".join(clauses) or "TRUE", args
+
+
+def _bm25_ranked(
+    conn: Any,
+    lexical: _Lexical,
+    stats: _Stats,
+    sources: list[str],
+    since: date | None,
+    until: date | None,
+) -> dict[int, float]:
+    """doc id -> bm25 (FTS5's: negative, lower is better) of the best full-text matches,
+    best first, ties by id (as FTS5 returns them)."""
+    match = lexical.tsquery()
+    if match is None or not stats.rows:
+        return {}
+    phrases = lexical.scored
+    counted = conn.execute(
+        "SELECT "
+        + ", ".join("count(*) FILTER (WHERE tsv @@ %s::tsquery)" for _ in phrases)
+        + " FROM search_docs WHERE tsv @@ %s::tsquery",
+        [*(p.tsquery() for p in phrases), " | ".join(f"( {p.tsquery()} )" for p in phrases)],
+    ).fetchone()
+    idf = []
+    for hits in counted:
+        value = math.log((stats.rows - hits + 0.5) / (hits + 0.5))
+        idf.append(value if value > 0.0 else 1e-6)
+    avgdl = stats.tokens / stats.rows
+    words = sorted({t for p in phrases for t in (p.tokens[:-1] if p.prefix else p.tokens)})
+    prefixes = sorted({p.tokens[-1] for p in phrases if p.prefix})
+    where, args = _filters(sources, since, until)
+    rows = conn.execute(
+        "SELECT d.id, d.tokens, u.lexeme, u.positions, u.weights"
+        " FROM search_docs d, unnest(d.tsv) AS u(lexeme, positions, weights)"
+        f" WHERE d.tsv @@ %s::tsquery AND {where}"
+        " AND (u.lexeme = ANY(%s::text[]) OR u.lexeme ^@ ANY(%s::text[]))",
+        [match, *args, words, prefixes],
+    )
+    items: dict[int, tuple[int, dict[str, list[tuple[int, str]]]]] = {}
+    for doc_id, size, lexeme, positions, weights in rows:
+        entry = items.setdefault(doc_id, (size, {}))
+        entry[1][lexeme] = list(zip(positions, weights, strict=True))
+    scores = {}
+    for doc_id, (size, lexemes) in items.items():
+        score = 0.0
+        for i, phrase in enumerate(phrases):
+            freq = phrase.frequency(lexemes)
+            score += idf[i] * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
+        scores[doc_id] = -1.0 * score
+    best = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))[:CANDIDATES]
+    return dict(best)
+
+
+def _matching(conn: Any, tsquery: str) -> np.ndarray:
+    rows = conn.execute("SELECT id FROM search_docs WHERE tsv @@ %s::tsquery", (tsquery,))
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def _hits(conn: Any, best: list[tuple[int, Score]], query: Query) -> list[Hit]:
+    if not best:
+        return []
+    rows = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT id, source, day, item_id, title, text FROM search_docs WHERE id = ANY(%s)",
+            ([doc_id for doc_id, _ in best],),
+        )
+    }
+    lexical = _Lexical.of(query)
+    highlighted = [*(p for p in lexical.optional if p.tokens)] or list(lexical.required)
+    hits = []
+    for doc_id, why in best:
+        source, day, item_id, title, text = rows[doc_id]
+        hits.append(
+            Hit(
+                source=source,
+                day=day,
+                item_id=item_id,
+                title=title,
+                snippet=_snippet(text, highlighted) or text[:160].replace("\n", " "),
+                score=why.fused,
+                why=why,
+            )
+        )
+    return hits
+
+
+def _snippet(text: str, phrases: list[_Phrase]) -> str | None:
+    """About SNIPPET_TOKENS words of `text` around its best cluster of the query's words,
+    each in [brackets], with '…' where the text goes on (as FTS5's snippet() shows them);
+    None when the text holds none of them."""
+    spans = [m.span() for m in _SNIPPET_WORD.finditer(text[: TEXT_CHARS // 10])]
+    stems = [t for _, t in tokenize([("", text[a:b]) for a, b in spans])]
+    words = {t for p in phrases for t in (p.tokens[:-1] if p.prefix else p.tokens)}
+    prefixes = tuple(p.tokens[-1] for p in phrases if p.prefix)
+    marked = [any(s in words or (prefixes and s.startswith(prefixes)) for s in st) for st in stems]
+    best: list[int] = []
+    best_score = -1
+    for first in (i for i, m in enumerate(marked) if m):
+        window = [i for i in range(first, min(first + SNIPPET_TOKENS, len(spans))) if marked[i]]
+        score = 1000 * len({s for i in window for s in stems[i]}) + len(window)
+        if score > best_score:
+            best, best_score = window, score
+    if not best:
+        return None
+    slack = SNIPPET_TOKENS - (best[-1] - best[0] + 1)  # centre the marked words
+    end = min(len(spans), max(0, best[0] - slack // 2) + SNIPPET_TOKENS)
+    start = max(0, end - SNIPPET_TOKENS)
+    pieces = ["" if start == 0 else "…"]
+    cursor = 0 if start == 0 else spans[start][0]
+    for i in range(start, end):
+        a, b = spans[i]
+        pieces += [text[cursor:a], f"[{text[a:b]}]" if marked[i] else text[a:b]]
+        cursor = b
+    pieces.append(text[cursor:] if end == len(spans) and len(text) <= TEXT_CHARS // 10 else "…")
+    return "".join(pieces).replace("\n", " ")

@@ -36,6 +36,26 @@ STYLE = """<style>
   border: 1px solid #d0d7de; vertical-align: middle; }
 .sc-heatmap-box { overflow-x: auto; max-width: 100%; }
 .sc-heatmap rect:hover { stroke: #24292f; stroke-width: 1; }
+.sc-chip.sc-problem b { color: #82071e; }
+.sc-row { flex-wrap: wrap; gap: 4px 8px; align-items: center; }
+.sc-dashboard .jupyter-button:disabled, .sc-dashboard .jupyter-button.mod-disabled {
+  opacity: 0.4; cursor: not-allowed; box-shadow: none; filter: grayscale(1); }
+.sc-dashboard .widget-label { white-space: nowrap; }
+/* phones: rows wrap, inputs take the full width, only the heatmap scrolls sideways */
+@media (max-width: 700px) {
+  .sc-dashboard { overflow-x: hidden; }
+  .sc-dashboard .widget-hbox { flex-wrap: wrap; }
+  .sc-dashboard .widget-hbox > .widget-inline-hbox, .sc-dashboard .widget-hbox > .widget-select,
+  .sc-dashboard .widget-hbox > .widget-text, .sc-dashboard .widget-hbox > .widget-datepicker,
+  .sc-dashboard .widget-hbox > .widget-dropdown { width: 100%; max-width: 100%; }
+  .sc-dashboard .widget-inline-hbox input, .sc-dashboard .widget-inline-hbox select {
+    flex: 1 1 auto; min-width: 0; }
+  .sc-dashboard .sc-hint { margin-left: 0; }
+  .sc-dashboard .sc-cols { display: block; }
+  .sc-dashboard .sc-table { display: block; overflow-x: auto; max-width: 100%; }
+  .sc-dashboard .lm-TabBar-content { flex-wrap: wrap; }
+  .sc-dashboard .lm-TabBar-tab { min-width: 0; max-width: none; padding: 0 8px; flex: 0 0 auto; }
+}
 pre.sc-logs { max-height: 260px; overflow: auto; font-size: 11px; line-height: 1.35;
   background: #f6f8fa; padding: 6px; margin: 0; }
 .sc-table, .sc-preview, .sc-msg { line-height: 1.4; }
@@ -56,7 +76,7 @@ class Dashboard(widgets.VBox):
         super().__init__(**kwargs)
         self.ctx = ctx
         self.set_trait("home", str(ctx.settings.home))
-        self.coverage = CoveragePanel(ctx)
+        self.coverage = CoveragePanel(ctx, poll_interval=poll_interval)
         self.plan = PlanPanel(ctx)
         self.jobs = JobsPanel(ctx, poll_interval=poll_interval)
         self.reconcile = ReconcilePanel(ctx)
@@ -79,6 +99,11 @@ class Dashboard(widgets.VBox):
         self.plan.observe(self._follow, names="started_job_id")
         self.reconcile.observe(self._follow, names="started_job_id")
         self.jobs.observe(lambda _: self.coverage.refresh(), names="finished")
+        # a live job is drawn on the heatmap as it goes (the coverage panel polls its rows)
+        self.jobs.observe(self._live_changed, names="live")
+        self.coverage.observe(self._plan_selection, names="plan_request")
+        self.reconcile.observe(lambda _: self.coverage.refresh_marks(), names="reconciliation_id")
+        self.search.observe(self._open_day, names="wanted_day")
         self.load()
 
     def load(self) -> None:
@@ -103,9 +128,28 @@ class Dashboard(widgets.VBox):
     def close(self) -> None:
         """Stop polling (the jobs go on: they belong to their workers), then close."""
         self.jobs.stop()
+        self.coverage.stop()
         super().close()
 
     def _follow(self, change: dict[str, Any]) -> None:
         if change["new"] is not None:
             self.jobs.show(change["new"])
+            self.coverage.follow_live()
             self.show_tab("Jobs")
+
+    def _live_changed(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.coverage.follow_live()
+
+    def _plan_selection(self, change: dict[str, Any]) -> None:
+        """Backfill or Repair selection: the plan panel takes the days, previews them."""
+        if change["new"]:
+            self.show_tab("Plan")
+            self.plan.take_request(change["new"])
+
+    def _open_day(self, change: dict[str, Any]) -> None:
+        """A search hit's day, opened in coverage."""
+        if change["new"]:
+            day, source = change["new"]
+            self.show_tab("Coverage")
+            self.coverage.open_day(day, source)

@@ -32,14 +32,36 @@ BADGE_COLOURS = {
     "skipped": "#6e7781",
 }
 # How this face names a core error's fields: by what the forms call them.
-FIELD_LABELS = {"range_start_day": "the first day", "range_end_day": "the last day"}
+FIELD_LABELS = {
+    "range_start_day": "“From”",
+    "range_end_day": "“To”",
+    "lookback_days": "“Lookback days”",
+    "reconciliation_id": "“Reconciliation”",
+    "sources": "“Sources”",
+    "stages": "“Stages”",
+    "k": "“Hits”",
+    "limit": "“Hits”",
+}
+# Plan modes as the forms name them (the core's values are identifiers).
+MODE_LABELS = {
+    "catch_up_recent": "Catch up recent days",
+    "backfill_range": "Backfill a range",
+    "repair": "Repair reconcile findings",
+}
+
+
+def human(text: str) -> str:
+    """A core sentence with the raw mode names it may hold replaced by their labels."""
+    for raw, label in MODE_LABELS.items():
+        text = text.replace(raw, f"“{label}”")
+    return text
 
 
 def describe(error: SoftcopyError) -> str:
     """A core error worded for the dashboard: fields by their form labels."""
     if isinstance(error, FieldError):
-        return error.worded(lambda f: FIELD_LABELS.get(f, f.replace("_", " ")))
-    return str(error)
+        return human(error.worded(lambda f: FIELD_LABELS.get(f, f.replace("_", " "))))
+    return human(str(error))
 
 
 class Panel(widgets.VBox):

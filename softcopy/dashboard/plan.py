@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.dashboard.base import Panel, button, day_span, guarded, html_table
+from softcopy.dashboard.base import MODE_LABELS, Panel, button, day_span, guarded, html_table
 from softcopy.errors import DestructivePlan
 from softcopy.ingestion import service
 from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
@@ -32,6 +32,7 @@ FORM_TRAITS = [
     "allow_shrink",
 ]
 ALLOW_SHRINK = "Allow removing published items"
+WIDE = {"description_width": "initial"}  # labels as long as they are, never cut
 
 
 def preview_html(view: service.PlanView, *, cell_limit: int = 60, step_limit: int = 40) -> str:
@@ -77,19 +78,23 @@ class PlanPanel(Panel):
     def __init__(self, ctx: service.Context, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ctx = ctx
-        self.mode_picker = widgets.Dropdown(options=[m.value for m in PlanMode], description="Mode")
+        self.mode_picker = widgets.Dropdown(
+            options=[(MODE_LABELS[m.value], m.value) for m in PlanMode], description="Mode"
+        )
         self.start_picker = widgets.DatePicker(description="From")
         self.end_picker = widgets.DatePicker(description="To")
-        self.lookback = widgets.BoundedIntText(min=0, max=3660, description="Lookback days")
-        self.reconciliation = widgets.IntText(description="Reconciliation")
+        self.lookback = widgets.BoundedIntText(
+            min=0, max=3660, description="Lookback days", style=WIDE
+        )
+        self.reconciliation = widgets.IntText(description="Reconciliation", style=WIDE)
         self.source_picker = widgets.SelectMultiple(
             options=sorted(ctx.settings.sources), rows=3, description="Sources"
         )
         self.stage_picker = widgets.SelectMultiple(
             options=[s.value for s in Stage], rows=3, description="Stages"
         )
-        self.force_box = widgets.Checkbox(description="force (redo current cells too)")
-        self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK)
+        self.force_box = widgets.Checkbox(description="force (redo current cells too)", style=WIDE)
+        self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK, style=WIDE)
         self.engine_picker = widgets.Dropdown(options=engine_names(), description="Engine")
         for name, picker in [
             ("mode", self.mode_picker),
@@ -140,6 +145,21 @@ class PlanPanel(Panel):
 
     def refresh(self) -> None:
         """The form reads no persisted state; nothing to reload."""
+
+    def take_request(self, request: dict[str, Any]) -> None:
+        """Fill the form from a heatmap selection (Backfill or Repair selection), then
+        preview it: the user sees the cells before anything runs."""
+        with self.hold_trait_notifications():
+            self.mode = request["mode"]
+            self.range_start = request["start"]
+            self.range_end = request["end"]
+            self.sources = sorted(request["sources"])
+            self.stages = []
+            self.force = False
+            self.reconciliation_id = request.get("reconciliation_id")
+        if request.get("reconciliation_id") is not None:
+            self.reconciliation.value = request["reconciliation_id"]
+        self.preview()
 
     @contextmanager
     def _shrink_hint(self, doing: str) -> Iterator[None]:

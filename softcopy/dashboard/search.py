@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
 from softcopy import limits
 from softcopy.dashboard.base import Panel, button, guarded, html_table
@@ -42,6 +43,11 @@ def hits_html(hits: list[Hit], *, explain: bool) -> str:
 
 
 class SearchPanel(Panel):
+    """A query form and its hits; a hit's day button asks the dashboard to open that day in
+    coverage (`wanted_day`: (day, source))."""
+
+    wanted_day = traitlets.Tuple(allow_none=True, default_value=None)
+
     def __init__(self, ctx: service.Context, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ctx = ctx
@@ -62,12 +68,16 @@ class SearchPanel(Panel):
         self.search_button = button("Search", self.run_search, style="primary")
         self.results = widgets.HTML()
         self.results.add_class("sc-search-results")
+        self.day_links = widgets.HBox()  # a button per hit: its day in coverage
+        self.day_links.add_class("sc-row")
+        self.day_links.add_class("sc-search-days")
         self.children = [
             widgets.HTML(HELP),
             widgets.HBox([self.query, self.search_button]),
             widgets.HBox([self.sources, widgets.VBox([self.since, self.until]), self.k]),
             self.explain,
             self.message_area,
+            self.day_links,
             self.results,
         ]
         self.add_class("sc-search")
@@ -75,6 +85,7 @@ class SearchPanel(Panel):
     @guarded("Search")
     def run_search(self) -> None:
         self.results.value = ""
+        self.day_links.children = []
         text = self.query.value
         if not text.strip():
             self.say("Type what to look for.", "info")
@@ -92,3 +103,20 @@ class SearchPanel(Panel):
             return
         self.say(f"{len(hits)} hit{'s' if len(hits) != 1 else ''} for {text!r}.", "ok")
         self.results.value = hits_html(hits, explain=self.explain.value)
+        self.day_links.children = [widgets.HTML("open a hit's day in coverage:")] + [
+            self._day_button(hit) for hit in hits
+        ]
+
+    def _day_button(self, hit: Hit) -> widgets.Button:
+        made = widgets.Button(
+            description=f"{hit.day} · {hit.source}",
+            tooltip=f"{hit.title}: show {hit.day} in Coverage",
+            layout={"width": "auto"},
+        )
+        made.add_class("sc-btn-hit-day")
+        made.on_click(lambda _: self.open_day(hit.day, hit.source))
+        return made
+
+    def open_day(self, day: Any, source: str) -> None:
+        self.wanted_day = None  # the same hit twice is still a change
+        self.wanted_day = (day, source)

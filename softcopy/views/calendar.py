@@ -350,3 +350,163 @@ def calendar_figure(
         legend=legend_html(totals),
         text=calendar_text(grid),
     )
+
+
+# The interactive heatmap (softcopy.dashboard.heatmap draws it in the browser): each cell
+# drawn is a bucket of days (a day, a week or a month) of one row, coded by one character;
+# a source's row takes the worst code of its stages. Worst first:
+SHOWN_STATES: dict[str, tuple[str, str]] = {  # code: (what it is called, colour)
+    "f": ("failed", STATE_COLOURS[CellState.failed]),
+    "l": ("artifact missing", "#8250df"),  # done on record, but its artifact file is gone
+    "s": ("stale", STATE_COLOURS[CellState.stale]),
+    "m": ("missing", STATE_COLOURS[CellState.missing]),
+    "r": ("running now", STATE_COLOURS[CellState.running]),
+    "h": ("held by a queued or running job", "#9ecbff"),
+    "c": ("current", STATE_COLOURS[CellState.current]),
+    "e": ("empty", STATE_COLOURS[CellState.empty]),
+}
+PROBLEM_CODES = frozenset("flsm")
+NO_DATA = " "
+_RANK = {code: n for n, code in enumerate(SHOWN_STATES)}
+_CODE_OF_STATE = {
+    CellState.failed: "f",
+    CellState.stale: "s",
+    CellState.missing: "m",
+    CellState.running: "h",  # held; "running now" only when its step runs (`live`)
+    CellState.current: "c",
+    CellState.empty: "e",
+}
+UNITS = ("day", "week", "month")
+DAY_LIMIT = 400  # `auto` draws days up to this many, weeks up to WEEK_LIMIT, months beyond
+WEEK_LIMIT = 3 * 366
+
+
+def choose_unit(start: date, end: date, unit: str = "auto") -> str:
+    """What one drawn cell spans: days up to ~a year, weeks up to three, then months."""
+    if unit != "auto":
+        return unit
+    days = (end - start).days + 1
+    return "day" if days <= DAY_LIMIT else "week" if days <= WEEK_LIMIT else "month"
+
+
+def buckets(start: date, end: date, unit: str) -> list[tuple[date, date]]:
+    """The (first, last) day of each drawn column: days, ISO weeks or calendar months,
+    clipped to [start, end]."""
+    out = []
+    first = start
+    while first <= end:
+        if unit == "day":
+            last = first
+        elif unit == "week":
+            last = first + timedelta(days=6 - first.weekday())
+        else:
+            last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        last = min(last, end)
+        out.append((first, last))
+        first = last + timedelta(days=1)
+    return out
+
+
+def cell_code(cell: CellLike, live: object = None) -> str:
+    """The code of one cell. `live` (a `service.LiveCell`, read from a running job's rows)
+    turns a held cell current when its checkpoint landed, running when its step runs."""
+    if live is not None:
+        if getattr(live, "landed", False):
+            return "c"
+        return "r" if str(getattr(live, "step_status", "")) == "running" else "h"
+    if getattr(cell, "artifact_missing", False):  # recorded done, but its file is gone
+        return "l"
+    return _CODE_OF_STATE[CellState(cell.state)]
+
+
+def heatmap_data(
+    cells: Iterable[CellLike],
+    *,
+    start: date,
+    end: date,
+    sources: Sequence[str],
+    unit: str = "auto",
+    marked: Iterable[Mark] = (),
+    bad_days: Iterable[tuple[str, date]] = (),
+    live: dict | None = None,  # type: ignore[type-arg]
+) -> dict:  # type: ignore[type-arg]
+    """What the interactive heatmap draws: columns (buckets of days), one row per source (its
+    worst stage) followed by a row per stage, each a string of codes, per-column counts
+    (for the tooltip), the cells to outline (`marked`: reconcile findings; `bad_days`:
+    days with records a source could not read). `live` maps (source, day, stage) to what a
+    live job's rows say of the cell; held cells without a snapshot row are drawn too."""
+    if end < start:
+        raise BadDate(f"calendar end {end} is before its start {start}")
+    unit = choose_unit(start, end, unit)
+    cols = buckets(start, end, unit)
+    n_days = (end - start).days + 1
+    col_of_day = [0] * n_days
+    for c, (first, last) in enumerate(cols):
+        for i in range((first - start).days, (last - start).days + 1):
+            col_of_day[i] = c
+    keys = [(source, None) for source in sources]
+    rows: dict[tuple[str, Stage | None], list[dict[str, int]]] = {}
+    for source in sources:
+        rows[(source, None)] = [{} for _ in cols]
+        for stage in Stage:
+            rows[(source, stage)] = [{} for _ in cols]
+    live = dict(live or {})
+
+    def add(source: str, day: date, stage: Stage, code: str) -> None:
+        c = col_of_day[(day - start).days]
+        for key in ((source, stage), (source, None)):
+            counts = rows[key][c]
+            counts[code] = counts.get(code, 0) + 1
+
+    for cell in cells:
+        if cell.source not in sources or not start <= cell.day <= end:
+            continue
+        stage = Stage(cell.stage)
+        add(
+            cell.source,
+            cell.day,
+            stage,
+            cell_code(cell, live.pop((cell.source, cell.day, stage), None)),
+        )
+    for (source, day, stage), held in live.items():  # held, but not in the snapshot yet
+        if source in sources and start <= day <= end:
+            add(source, day, Stage(stage), cell_code(None, held))  # type: ignore[arg-type]
+    out_rows = []
+    for key in keys + [(s, st) for s in sources for st in Stage]:
+        counts = rows[key]
+        worst = "".join(min(c, key=_RANK.__getitem__) if c else NO_DATA for c in counts)
+        out_rows.append(
+            {
+                "source": key[0],
+                "stage": key[1].value if key[1] else None,
+                "codes": worst,
+                "counts": [
+                    ",".join(f"{k}{v}" for k, v in sorted(c.items(), key=lambda kv: _RANK[kv[0]]))
+                    for c in counts
+                ],
+            }
+        )
+    row_index = {(r["source"], r["stage"]): n for n, r in enumerate(out_rows)}
+
+    def spots(found: Iterable[tuple[str, str | None, date]]) -> list[list[int]]:
+        seen = set()
+        for source, stage, day in found:
+            r = row_index.get((source, stage))
+            if r is not None and start <= day <= end:
+                seen.add((r, col_of_day[(day - start).days]))
+        return [list(s) for s in sorted(seen)]
+
+    marked = list(marked)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "unit": unit,
+        "columns": [[first.isoformat(), last.isoformat()] for first, last in cols],
+        "rows": out_rows,
+        "marks": spots(
+            [(s, Stage(st).value, d) for s, d, st in marked] + [(s, None, d) for s, d, _ in marked]
+        ),
+        "bad": spots((s, None, d) for s, d in bad_days),
+        "states": {code: list(v) for code, v in SHOWN_STATES.items()},
+        "problems": sorted(PROBLEM_CODES),
+    }

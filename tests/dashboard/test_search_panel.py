@@ -89,3 +89,17 @@ def test_a_reversed_range_names_both_pickers(panel: SearchPanel) -> None:
     panel.since.value, panel.until.value = date(2026, 3, 3), date(2026, 3, 1)
     panel.run_search()
     assert panel.message_kind == "error" and "until 2026-03-01 is before since" in panel.message
+
+
+def test_a_hit_opens_its_day_in_coverage(panel: SearchPanel, ctx: service.Context) -> None:
+    board = Dashboard(ctx, poll_interval=0)
+    try:
+        board.search.query.value = "release"
+        board.search.run_search()
+        buttons = [b for b in board.search.day_links.children if hasattr(b, "click")]
+        assert [b.description for b in buttons] == ["2026-03-02 · mail"]
+        buttons[0].click()
+        assert board.tabs.selected_index == 0  # Coverage
+        assert board.coverage.selected_day == date(2026, 3, 2)
+    finally:
+        board.close()

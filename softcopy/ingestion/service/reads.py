@@ -17,14 +17,19 @@ from softcopy.ingestion.models import (
     IngestionPlan,
     JobStep,
     LogRecord,
+    ReconciliationRun,
     Verification,
 )
 from softcopy.ingestion.service.context import Context, expire_leases, newest
-from softcopy.ingestion.service.views import JobView, LogPage, StepView
+from softcopy.ingestion.service.plans import get_reconciliation
+from softcopy.ingestion.service.views import JobView, LiveCell, LogPage, ReconcileReport, StepView
 from softcopy.ingestion.states import (
+    JOB_LIVE,
     JOB_TERMINAL,
     JobStatus,
     LogLevel,
+    Stage,
+    StepStatus,
 )
 from softcopy.ingestion.summary import summarize
 from softcopy.ingestion.summary import title as job_title
@@ -208,3 +213,37 @@ def step_notebook(ctx: Context, *, job_id: int, step_id: int) -> bytes:
     if path is None or not path.is_relative_to(home) or not path.is_file():
         raise NotFound("notebook of step", step_id)
     return path.read_bytes()
+
+
+def live_cells(
+    ctx: Context, *, sources: list[str] | None = None
+) -> dict[tuple[str, date, Stage], LiveCell]:
+    """The cells live jobs hold, read from persisted rows (steps and checkpoints; nothing
+    is scanned): each with its job, its step's status and whether its checkpoint landed.
+    The dashboard polls this to draw a running backfill as it goes."""
+    expire_leases(ctx)
+    live = select(IngestionJob.id).where(IngestionJob.status.in_(JOB_LIVE))  # type: ignore[union-attr]
+    steps = select(JobStep.job_id, JobStep.source, JobStep.stage, JobStep.days, JobStep.status)
+    steps = steps.where(JobStep.job_id.in_(live))  # type: ignore[attr-defined]
+    landed = select(Checkpoint.source, Checkpoint.day, Checkpoint.stage)
+    landed = landed.where(Checkpoint.job_id.in_(live))  # type: ignore[attr-defined]
+    if sources is not None:
+        steps = steps.where(JobStep.source.in_(sources))  # type: ignore[attr-defined]
+        landed = landed.where(Checkpoint.source.in_(sources))  # type: ignore[attr-defined]
+    with Session(ctx.engine) as session:
+        done = {(s, d, Stage(st)) for s, d, st in session.execute(landed)}
+        out: dict[tuple[str, date, Stage], LiveCell] = {}
+        for job_id, source, stage, days, status in session.execute(steps):
+            for day in days:
+                key = (source, date.fromisoformat(day), Stage(stage))
+                out[key] = LiveCell(job_id, StepStatus(status), key in done)
+    return out
+
+
+def latest_reconciliation(ctx: Context) -> ReconcileReport | None:
+    """The newest reconciliation with its findings (None before the first)."""
+    with Session(ctx.engine) as session:
+        newest_id = session.scalar(select(func.max(ReconciliationRun.id)))
+    if newest_id is None:
+        return None
+    return get_reconciliation(ctx, reconciliation_id=newest_id)

@@ -20,6 +20,7 @@ from softcopy.ingestion.models import (
 from softcopy.ingestion.states import (
     PlanMode,
     Stage,
+    StepStatus,
 )
 from softcopy.ingestion.summary import JobSummary
 
@@ -90,3 +91,13 @@ class LogPage:
     records: list[LogRecord]  # oldest first
     total: int  # how many rows match the filters, in all
     older: int  # how many matching rows are older than the first of `records`
+
+
+@dataclass(frozen=True)
+class LiveCell:
+    """A cell a live job holds: its step's status, and whether its checkpoint has landed
+    (then it is current, though the job goes on)."""
+
+    job_id: int
+    step_status: StepStatus
+    landed: bool

@@ -1,0 +1,188 @@
+"""The interactive coverage heatmap in Debian's Chromium (Playwright) against `softcopy serve`
+on a 120-day demo home, one server for the module, at 1400x900 and at 390x844: click a cell
+and its day opens; drag to select days, Backfill selection previews them in the plan panel,
+Run, and the selected cells go from held to current on the heatmap without pressing Show;
+on a phone every button is within the screen and only the heatmap scrolls sideways.
+Screenshots go to the test's tmp folder, and to docs/screenshots/ with
+SOFTCOPY_UPDATE_SCREENSHOT=1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.e2e.test_dashboard_browser import (  # noqa: F401  (fixtures shared, not copied)
+    REPO,
+    WAIT_MS,
+    browser,
+    dashboard_url,
+    sync_api,
+    tab,
+)
+
+DEMO_DAYS = 120  # wider than a phone at 3 px a day: the heatmap must scroll there
+SHOTS = REPO / "docs" / "screenshots"
+SOURCE_CELLS = ".sc-hm-cell:not([data-stage])"
+NO_WORK = {" ", "e"}  # no data, or no items: nothing to backfill
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from softcopy.demo import build_demo
+
+    home = tmp_path_factory.mktemp("coverage") / "home"
+    build_demo(home, days=DEMO_DAYS)
+    return home
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
+    if os.environ.get("SOFTCOPY_UPDATE_SCREENSHOT") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for png in folder.glob("*.png"):
+            shutil.copy(png, SHOTS / png.name)
+
+
+def open_page(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
+    """A fresh tab at this viewport; requests off this server are refused (offline)."""
+    host = urlparse(url).netloc
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
+        ),
+    )
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    sync_api.expect.set_options(timeout=WAIT_MS)
+    page.goto(url)
+    page.locator(".sc-btn-show").wait_for()
+    return page
+
+
+def show(page) -> None:  # type: ignore[no-untyped-def]
+    page.locator(".sc-btn-show").click()
+    page.locator(SOURCE_CELLS).first.wait_for()
+
+
+def codes(page, source: str, first: str, last: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The codes drawn for a source's row on the days [first, last]."""
+    return page.eval_on_selector_all(
+        f'{SOURCE_CELLS}[data-source="{source}"]',
+        """(cells, [a, b]) => cells.filter(c => c.dataset.first >= a && c.dataset.first <= b)
+                              .map(c => c.dataset.code)""",
+        [first, last],
+    )
+
+
+def drag(page, start, end) -> None:  # type: ignore[no-untyped-def]
+    a, b = start.bounding_box(), end.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=4)
+    page.mouse.up()
+
+
+def test_click_select_backfill_and_watch_cells_turn_current(
+    dashboard_url: str,  # noqa: F811
+    browser,  # noqa: F811
+    shots: Path,
+) -> None:
+    expect = sync_api.expect
+    began = time.monotonic()
+    page = open_page(browser, dashboard_url, 1400, 900)
+    show(page)
+    print(f"shown at {time.monotonic() - began:.1f} s")
+    notes = page.locator(f'{SOURCE_CELLS}[data-source="notes"]')
+    assert notes.count() == DEMO_DAYS  # a day a square at this range
+
+    # A click opens its day in detail.
+    with_data = page.locator(f'{SOURCE_CELLS}[data-source="notes"]:not([data-code=" "])')
+    day = with_data.nth(5).get_attribute("data-first")
+    with_data.nth(5).click()
+    details = page.locator(".sc-day-details")
+    expect(details).to_contain_text(str(day))
+    expect(details).to_contain_text("expected")
+    assert page.locator(".sc-coverage-day input").input_value() == day
+
+    # A source's row opens to its stages.
+    page.locator('.sc-hm-source[data-source="notes"]').click()
+    expect(page.locator('.sc-hm-cell[data-source="notes"][data-stage="embed"]')).to_have_count(
+        DEMO_DAYS
+    )
+
+    # Drag over the last ten days of notes: the selection, then Backfill selection.
+    expect(page.locator(".sc-btn-backfill-selection")).to_be_disabled()
+    drag(page, notes.nth(DEMO_DAYS - 10), notes.nth(DEMO_DAYS - 1))
+    first = notes.nth(DEMO_DAYS - 10).get_attribute("data-first")
+    last = notes.nth(DEMO_DAYS - 1).get_attribute("data-first")
+    expect(page.locator(".sc-selection")).to_contain_text(f"{first} … {last} (10 days)")
+    expect(page.locator(".sc-hm-selection")).to_have_count(1)
+    page.screenshot(path=shots / "coverage-desktop.png")
+    page.locator(".sc-btn-backfill-selection").click()
+    preview = page.locator(".sc-plan-preview")
+    expect(preview).to_contain_text(re.compile(r"[1-9]\d* cells"))
+    page.screenshot(path=shots / "plan-from-selection.png")
+
+    # Run it; back on Coverage the cells are held, then current, without pressing Show.
+    print(f"previewed at {time.monotonic() - began:.1f} s")
+    page.locator(".sc-btn-run").click()
+    expect(page.locator(".sc-job-header")).to_contain_text(re.compile("queued|running|succeeded"))
+    tab(page, "Coverage")
+    seen: set[str] = set()
+    for _ in range(600):
+        now = set(codes(page, "notes", str(first), str(last))) - NO_WORK
+        seen |= now
+        if now == {"c"}:
+            break
+        page.wait_for_timeout(50)
+    assert set(codes(page, "notes", str(first), str(last))) - NO_WORK == {"c"}
+    assert seen & {"h", "r"}, f"the job was never drawn live: {seen}"
+    print(f"current at {time.monotonic() - began:.1f} s")
+    page.screenshot(path=shots / "coverage-after-backfill.png")
+    page.context.close()
+
+
+def test_phone_reaches_every_button_and_only_the_heatmap_scrolls(
+    dashboard_url: str,  # noqa: F811
+    browser,  # noqa: F811
+    shots: Path,
+) -> None:
+    width = 390
+    page = open_page(browser, dashboard_url, width, 844)
+    show(page)
+    scroller = page.locator(".sc-hm-scroll")
+    assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")  # the heatmap scrolls
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the page does not
+    page.screenshot(path=shots / "coverage-phone.png", full_page=True)
+    for name in ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]:
+        tab(page, name)
+        buttons = page.locator(".sc-dashboard .jupyter-button:visible")
+        assert buttons.count() > 0, name
+        for n in range(buttons.count()):
+            box = buttons.nth(n)
+            box.scroll_into_view_if_needed()
+            edge = box.bounding_box()
+            assert edge is not None and edge["x"] >= 0 and edge["x"] + edge["width"] <= width, (
+                name,
+                box.inner_text(),
+                edge,
+            )
+        inputs = page.locator(".sc-dashboard .widget-datepicker input:visible")
+        for n in range(inputs.count()):
+            edge = inputs.nth(n).bounding_box()
+            assert edge is not None and edge["x"] + edge["width"] <= width, (name, edge)
+    tab(page, "Plan")
+    page.screenshot(path=shots / "plan-phone.png", full_page=True)
+    page.context.close()

@@ -22,7 +22,10 @@ are: embedding 100k texts on this CPU would take most of an hour. Timed: `search
 to end (parse, embed the query, full-text and vector ranking, fusion, hits) in a warm
 process, p50/p95 over the queries, and each side alone.
 
-    .venv/bin/python bench/search_quality.py [--calibrate] [--skip-latency]
+The same against the team index in PostgreSQL (`--index-url postgresql://…`: each index
+in a schema of its own, dropped at the end); the embedded SQLite index otherwise.
+
+    .venv/bin/python bench/search_quality.py [--calibrate] [--skip-latency] [--index-url URL]
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,8 +50,9 @@ from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine
 from softcopy.demo import JOURNAL, TOPICS, build_demo
 from softcopy.ingestion.states import Stage
-from softcopy.memory import index
+from softcopy.memory import index, pg_index
 from softcopy.memory.embedders import get_embedder
+from softcopy.memory.indexes import open_index
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.query import parse
 from softcopy.memory.runner import run_stages
@@ -172,10 +178,29 @@ HELD_OUT = [
 ]
 
 
-def ingest(root: Path, embedder: str) -> Settings:
+@contextmanager
+def schema(server: str | None) -> Iterator[str | None]:
+    """A PostgreSQL index URL in a new schema of `server`'s database (None: SQLite)."""
+    if server is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{name}"
+    finally:
+        pg_index.close_all()
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def ingest(root: Path, embedder: str, index_url: str | None = None) -> Settings:
     home = root / embedder
     build_demo(home, days=DAYS, today=TODAY)
-    settings = replace(load_settings(home, env={}), embedder=embedder)
+    settings = replace(load_settings(home, env={}), embedder=embedder, index_url=index_url)
     summary = run_stages(
         settings=settings,
         engine=get_engine(settings.database_url),
@@ -189,6 +214,12 @@ def ingest(root: Path, embedder: str) -> Settings:
 
 
 def docs(settings: Settings) -> dict[tuple[str, str], Doc]:
+    if settings.index_url:
+        import psycopg
+
+        with psycopg.connect(settings.index_url) as pg:
+            got = pg.execute("SELECT source, day, item_id, title, text FROM search_docs")
+            return {(s, i): Doc(s, d, i, t, x) for s, d, i, t, x in got.fetchall()}
     with sqlite3.connect(settings.index_path) as conn:
         rows = conn.execute("SELECT source, day, item_id, title, text FROM docs").fetchall()
     return {(s, i): Doc(s, date.fromisoformat(d), i, t, x) for s, d, i, t, x in rows}
@@ -199,8 +230,7 @@ def run_mode(settings: Settings, mode: str, query: str) -> list[index.Hit]:
         return search(settings, query=query, k=K)
     parsed = parse(query)
     embedder = get_embedder(settings.embedder)
-    return index.search(
-        settings.index_path,
+    return open_index(settings).search(
         query=parsed,
         query_vector=embedder.embed([parsed.semantic_text])[0],
         k=K,
@@ -286,7 +316,7 @@ def calibrate(homes: dict[str, Settings]) -> None:
             print(f"    {cosine:.3f}  {query}{mark}")
 
 
-def latency() -> None:
+def latency(server: str | None = None) -> None:
     rng = random.Random(13)
     noise = np.random.default_rng(13)
     sentences = [f"{t}: {b}" for t, b in TOPICS] + [f"{t}: {b}" for _, t, b in JOURNAL]
@@ -297,8 +327,14 @@ def latency() -> None:
         embedder = get_embedder(name)
         base = embedder.embed(sentences)
         spread = 0.3 / base.shape[1] ** 0.5  # cosine about 0.95 to the sentence's vector
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, schema(server) as index_url:
             path = Path(tmp) / "index.db"
+            settings = replace(
+                load_settings(Path(tmp) / "home", env={}), embedder=name, index_url=index_url
+            )
+            settings = replace(settings, home=Path(tmp))  # index_path -> tmp/index.db
+            assert settings.index_path == path, settings.index_path
+            target = open_index(settings)
             began = time.perf_counter()
             for d in range(1000):
                 day = start + timedelta(days=d)
@@ -313,17 +349,12 @@ def latency() -> None:
                 # distinct items on one topic: the sentence's vector moved a little
                 vectors = base[rows] + noise.normal(scale=spread, size=(len(rows), base.shape[1]))
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                index.replace_day(
-                    path, source="bench", day=day, items=items, vectors=vectors.astype(np.float32)
+                target.replace_day(
+                    source="bench", day=day, items=items, vectors=vectors.astype(np.float32)
                 )
             built = time.perf_counter() - began
-            settings = replace(
-                load_settings(Path(tmp) / "home", env={}),
-                embedder=name,
-            )
-            settings = replace(settings, home=Path(tmp))  # index_path -> tmp/index.db
-            assert settings.index_path == path, settings.index_path
             index.close_all()
+            pg_index.close_all()
             began = time.perf_counter()
             search(settings, query="release plan", k=K)
             cold = time.perf_counter() - began
@@ -363,11 +394,19 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help="print the floors' evidence")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--index-url", help="a postgresql:// database for the team index")
     args = parser.parse_args()
+    shown = pg_index.PgIndex(args.index_url).where if args.index_url else None
+    print(f"index: PostgreSQL {shown}" if shown else "index: SQLite FTS5 (embedded)")
     if not args.skip_quality:
-        with tempfile.TemporaryDirectory() as tmp:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            schema(args.index_url) as hashing_url,
+            schema(args.index_url) as semantic_url,
+        ):
             began = time.perf_counter()
-            homes = {name: ingest(Path(tmp), name) for name in EMBEDDERS}
+            urls = {"hashing": hashing_url, "semantic": semantic_url}
+            homes = {name: ingest(Path(tmp), name, urls[name]) for name in EMBEDDERS}
             print(f"ingested the {DAYS}-day demo twice in {time.perf_counter() - began:.0f} s")
             if args.calibrate:
                 calibrate(homes)
@@ -376,7 +415,7 @@ def main() -> None:
     if not args.skip_latency:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nquery latency, search() end to end, {LATENCY_ITEMS:,} items (load {load})")
-        latency()
+        latency(args.index_url)
 
 
 if __name__ == "__main__":

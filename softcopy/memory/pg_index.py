@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -44,7 +43,8 @@ from softcopy.memory.index import (
     rarer,
 )
 from softcopy.memory.items import MemoryItem, digest
-from softcopy.memory.query import STOPWORDS, Query, parse
+from softcopy.memory.pg_text import TEXT_CHARS, Lexical, Phrase, snippet, tsvector
+from softcopy.memory.query import Query, parse
 from softcopy.memory.tokens import terms, tokenize
 
 SCHEMA = (
@@ -73,16 +73,8 @@ SCHEMA = (
     )""",
 )
 SCHEMA_LOCK = 7412  # advisory lock: two first uses must not both create the tables
-TEXT_CHARS = 1_000_000  # an item's text searchable as words (a tsvector holds at most 1 MB)
-TSVECTOR_BYTES = 900_000  # leave room under that 1 MB for tsvector's own overhead
-MAX_POSITION = 16383  # tsvector positions stop here
-MAX_POSITIONS = 256  # and keep this many per word
-MAX_LEXEME = 2047  # bytes: a longer "word" cannot be stored (it is left out)
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
-WEIGHTS = {"A": 2.0, "D": 1.0}  # title, text: as bm25(docs_fts, 2.0, 1.0)
 CONNECT_TIMEOUT_S = 10
-_SNIPPET_WORD = re.compile(r"[^\W_]+")
-SNIPPET_TOKENS = 16
 
 
 class IndexUnavailable(DatabaseFault):
@@ -108,96 +100,6 @@ def close_all() -> None:
         _vectors.clear()
         for key in [k for k in _connections if k[0] == os.getpid()]:
             _connections.pop(key).close()
-
-
-@dataclass(frozen=True)
-class _Phrase:
-    """One FTS5 phrase: its tokens in order; `prefix`: the last one is a prefix."""
-
-    tokens: tuple[str, ...]
-    prefix: bool = False
-
-    def tsquery(self) -> str:
-        quoted = [_quoted(t) for t in self.tokens]
-        if self.prefix:
-            quoted[-1] += ":*"
-        return " <-> ".join(quoted)
-
-    def frequency(self, lexemes: dict[str, list[tuple[int, str]]]) -> float:
-        """bm25's f(q, D): the phrase's instances in an item, each by its column's weight."""
-        sets = [self._positions(i, lexemes) for i in range(len(self.tokens))]
-        total = 0.0
-        for position, weight in sorted(sets[0].items()):
-            if all(position + j in sets[j] for j in range(1, len(sets))):
-                total += WEIGHTS[weight]
-        return total
-
-    def _positions(self, i: int, lexemes: dict[str, list[tuple[int, str]]]) -> dict[int, str]:
-        token = self.tokens[i]
-        if self.prefix and i == len(self.tokens) - 1:
-            found = [p for lexeme, ps in lexemes.items() if lexeme.startswith(token) for p in ps]
-        else:
-            found = lexemes.get(token, [])
-        return dict(found)
-
-
-@dataclass(frozen=True)
-class _Lexical:
-    """A Query as FTS5 reads its MATCH expression (softcopy.memory.query): `required AND
-    (optional) NOT excluded`, each phrase tokenized as the index tokenizes."""
-
-    required: tuple[_Phrase, ...]
-    optional: tuple[_Phrase, ...]
-    excluded: tuple[_Phrase, ...]
-
-    @classmethod
-    def of(cls, query: Query) -> _Lexical:
-        words = [w for w in query.words if w not in STOPWORDS]
-        if not (words or query.prefixes or query.phrases):
-            words = list(query.words)  # as Query.optional_match
-        return cls(
-            required=tuple(_Phrase(tuple(terms(" ".join(p)))) for p in query.phrases),
-            optional=(
-                *(_Phrase(tuple(terms(w))) for w in words),
-                *(_Phrase(tuple(terms(p)), prefix=True) for p in query.prefixes),
-            ),
-            excluded=tuple(e for p in query.excluded if (e := _Phrase(tuple(terms(" ".join(p)))))),
-        )
-
-    @property
-    def impossible(self) -> bool:
-        """An empty phrase matches nothing in FTS5: required, or all the optional ones."""
-        optional_empty = bool(self.optional) and not any(p.tokens for p in self.optional)
-        return any(not p.tokens for p in self.required) or optional_empty
-
-    @property
-    def scored(self) -> list[_Phrase]:
-        """The phrases bm25 sums over, in FTS5's order (excluded ones count zero)."""
-        return [*self.required, *(p for p in self.optional if p.tokens)]
-
-    def required_tsquery(self) -> str | None:
-        return " & ".join(f"( {p.tsquery()} )" for p in self.required) or None
-
-    def optional_tsquery(self) -> str | None:
-        return " | ".join(f"( {p.tsquery()} )" for p in self.optional if p.tokens) or None
-
-    def excluded_tsquery(self) -> str | None:
-        return " | ".join(f"( {p.tsquery()} )" for p in self.excluded if p.tokens) or None
-
-    def tsquery(self) -> str | None:
-        if self.impossible:
-            return None
-        parts = [f"( {q} )" for q in (self.required_tsquery(), self.optional_tsquery()) if q]
-        if not parts:
-            return None
-        excluded = self.excluded_tsquery()
-        if excluded:
-            parts.append(f"!( {excluded} )")
-        return " & ".join(parts)
-
-
-def _quoted(token: str) -> str:
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -280,7 +182,7 @@ class PgIndex:
                     item.content_hash,
                     vectors[i].astype(np.float32).tobytes(),
                     len(title) + len(text),
-                    _tsvector(title, text),
+                    tsvector(title, text),
                 )
             )
         with self._connect() as conn, conn.transaction():
@@ -348,11 +250,11 @@ class PgIndex:
             lexical: dict[int, float] = {}
             if "text" in parts:
                 lexical = _bm25_ranked(
-                    conn, _Lexical.of(_rarer(conn, parsed, stats)), stats, names, since, until
+                    conn, Lexical.of(_rarer(conn, parsed, stats)), stats, names, since, until
                 )
             vector: dict[int, float] = {}
             if "vector" in parts and np.any(query_vector):
-                whole = _Lexical.of(parsed)
+                whole = Lexical.of(parsed)
                 required, excluded = whole.required_tsquery(), whole.excluded_tsquery()
                 impossible = any(not p.tokens for p in whole.required)
                 vector = nearest(
@@ -405,29 +307,6 @@ class PgIndex:
         return held
 
 
-def _tsvector(title: list[str], text: list[str]) -> str:
-    """The tsvector literal of an item's tokens: title words weighted A at positions 1..,
-    text words from one position after the title's last (so no phrase spans the two)."""
-    positions: dict[str, list[str]] = {}
-    starts = ((title, 1, "A"), (text, len(title) + 2, ""))
-    for tokens, start, mark in starts:
-        for offset, token in enumerate(tokens):
-            held = positions.setdefault(token, [])
-            position = min(start + offset, MAX_POSITION)
-            if len(held) < MAX_POSITIONS and not (held and held[-1].startswith(str(position))):
-                held.append(f"{position}{mark}")
-    words = []
-    size = 0
-    for token, held in positions.items():
-        if len(token.encode()) > MAX_LEXEME:
-            continue
-        size += len(token.encode()) + 2 * len(held) + 6
-        if size > TSVECTOR_BYTES:
-            break  # the rest of a huge item's words are not searchable as text
-        words.append(f"{_quoted(token)}:{','.join(held)}")
-    return " ".join(words)
-
-
 def _stats(conn: Any) -> _Stats:
     rows, tokens, count, generations = conn.execute(
         "SELECT coalesce(sum(items), 0), coalesce(sum(tokens), 0), count(*),"
@@ -439,7 +318,7 @@ def _stats(conn: Any) -> _Stats:
 
 def _rarer(conn: Any, query: Query, stats: _Stats) -> Query:
     def matching(term: str, prefix: bool) -> int:
-        phrase = _Phrase(tuple(terms(term)), prefix=prefix)
+        phrase = Phrase(tuple(terms(term)), prefix=prefix)
         if not phrase.tokens:
             return 0
         row = conn.execute(
@@ -468,7 +347,7 @@ def _filters(
 
 def _bm25_ranked(
     conn: Any,
-    lexical: _Lexical,
+    lexical: Lexical,
     stats: _Stats,
     sources: list[str],
     since: date | None,
@@ -531,7 +410,7 @@ def _hits(conn: Any, best: list[tuple[int, Score]], query: Query) -> list[Hit]:
             ([doc_id for doc_id, _ in best],),
         )
     }
-    lexical = _Lexical.of(query)
+    lexical = Lexical.of(query)
     highlighted = [*(p for p in lexical.optional if p.tokens)] or list(lexical.required)
     hits = []
     for doc_id, why in best:
@@ -542,40 +421,9 @@ def _hits(conn: Any, best: list[tuple[int, Score]], query: Query) -> list[Hit]:
                 day=day,
                 item_id=item_id,
                 title=title,
-                snippet=_snippet(text, highlighted) or text[:160].replace("\n", " "),
+                snippet=snippet(text, highlighted) or text[:160].replace("\n", " "),
                 score=why.fused,
                 why=why,
             )
         )
     return hits
-
-
-def _snippet(text: str, phrases: list[_Phrase]) -> str | None:
-    """About SNIPPET_TOKENS words of `text` around its best cluster of the query's words,
-    each in [brackets], with '…' where the text goes on (as FTS5's snippet() shows them);
-    None when the text holds none of them."""
-    spans = [m.span() for m in _SNIPPET_WORD.finditer(text[: TEXT_CHARS // 10])]
-    stems = [t for _, t in tokenize([("", text[a:b]) for a, b in spans])]
-    words = {t for p in phrases for t in (p.tokens[:-1] if p.prefix else p.tokens)}
-    prefixes = tuple(p.tokens[-1] for p in phrases if p.prefix)
-    marked = [any(s in words or (prefixes and s.startswith(prefixes)) for s in st) for st in stems]
-    best: list[int] = []
-    best_score = -1
-    for first in (i for i, m in enumerate(marked) if m):
-        window = [i for i in range(first, min(first + SNIPPET_TOKENS, len(spans))) if marked[i]]
-        score = 1000 * len({s for i in window for s in stems[i]}) + len(window)
-        if score > best_score:
-            best, best_score = window, score
-    if not best:
-        return None
-    slack = SNIPPET_TOKENS - (best[-1] - best[0] + 1)  # centre the marked words
-    end = min(len(spans), max(0, best[0] - slack // 2) + SNIPPET_TOKENS)
-    start = max(0, end - SNIPPET_TOKENS)
-    pieces = ["" if start == 0 else "…"]
-    cursor = 0 if start == 0 else spans[start][0]
-    for i in range(start, end):
-        a, b = spans[i]
-        pieces += [text[cursor:a], f"[{text[a:b]}]" if marked[i] else text[a:b]]
-        cursor = b
-    pieces.append(text[cursor:] if end == len(spans) and len(text) <= TEXT_CHARS // 10 else "…")
-    return "".join(pieces).replace("\n", " ")

@@ -24,11 +24,11 @@ from sqlalchemy import text
 
 from softcopy.cli.main import main
 from softcopy.config import Settings, load_settings
-from softcopy.db import get_engine
+from softcopy.db import dispose_engines, get_engine
 from softcopy.demo import build_demo
-from softcopy.ingestion.service import open_context, run, verify
+from softcopy.ingestion.service import open_context, reconcile, run, verify
 from softcopy.ingestion.service.views import PlanOptions
-from softcopy.ingestion.states import PlanMode, Stage
+from softcopy.ingestion.states import FindingKind, PlanMode, Stage
 from softcopy.memory import index, pg_index
 from softcopy.memory.embedders import HashingEmbedder
 from softcopy.memory.indexes import open_index
@@ -200,6 +200,21 @@ def test_republishing_a_day_replaces_its_rows(index_url: str) -> None:
     assert found("kayak") == ["notes:3"]
 
 
+@pytest.fixture
+def team_home(
+    tmp_path: Path, index_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, str]]:
+    """A home whose state and index are both in one PostgreSQL schema, as a team runs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SOFTCOPY_HOME", str(home))
+    monkeypatch.setenv("SOFTCOPY_DATABASE_URL", index_url)
+    monkeypatch.delenv("SOFTCOPY_TIMEZONE", raising=False)
+    monkeypatch.delenv("SOFTCOPY_INDEX_URL", raising=False)
+    yield _pg_home(home, index_url), index_url
+    dispose_engines()
+
+
 def _pg_home(home: Path, url: str) -> Path:
     build_demo(home, days=10, today=TODAY)
     config = home / "softcopy.toml"
@@ -207,10 +222,10 @@ def _pg_home(home: Path, url: str) -> Path:
     return home
 
 
-def test_cli_search_and_verify_over_the_team_index(
-    home: Path, index_url: str, capsys: pytest.CaptureFixture[str]
+def test_cli_search_verify_and_reconcile_over_the_team_index(
+    team_home: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _pg_home(home, index_url)
+    home, index_url = team_home
     ctx = open_context(home)
     assert ctx.settings.index_shared and not (home / "index.db").exists()
     options = PlanOptions(
@@ -232,11 +247,25 @@ def test_cli_search_and_verify_over_the_team_index(
     checked = verify(ctx, job_id=job_id)
     assert not checked.ok
     assert [(p["source"], p["day"]) for p in checked.problems] == [(source, day.isoformat())]
+    report = reconcile(ctx, repair=True)  # finds the lost rows as with index.db, and repairs
+    assert [(f.kind, f.source, f.day) for f in report.findings] == [
+        (FindingKind.missing_index_rows, source, day)
+    ]
+    assert report.repair_plan is not None
+    repaired = run(ctx, plan_id=report.repair_plan.id)
+    assert repaired.job is not None and repaired.job.job.id is not None
+    assert verify(ctx, job_id=job_id).ok and verify(ctx, job_id=repaired.job.job.id).ok
+    assert reconcile(ctx).findings == []
 
 
 def test_an_unreachable_index_is_one_line_and_writes_nothing(
-    home: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SOFTCOPY_HOME", str(home))
+    for name in ("SOFTCOPY_DATABASE_URL", "SOFTCOPY_INDEX_URL", "SOFTCOPY_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
     _pg_home(home, "postgresql://postgres@127.0.0.1:9/test?connect_timeout=2")
     start = (TODAY - timedelta(days=3)).isoformat()
     argv = ["ingestion", "run", "--mode", "backfill_range", "--range-start-day", start]
@@ -255,7 +284,8 @@ def test_an_unreachable_index_is_one_line_and_writes_nothing(
     assert err.count("\n") == 0 and err.startswith("error: search index postgresql://"), err
 
 
-def test_index_url_must_name_postgresql(home: Path) -> None:
+def test_index_url_must_name_postgresql(tmp_path: Path) -> None:
+    home = tmp_path
     (home / "softcopy.toml").write_text('index_url = "sqlite:///elsewhere.db"\n')
     with pytest.raises(Exception, match="index URL must be postgresql"):
         load_settings(home)

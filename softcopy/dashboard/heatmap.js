@@ -93,7 +93,8 @@ function draw(model, scroller, state) {
   const height = y + 4;
   const problems = new Set(data.problems);
   const parts = [
-    `<svg class="sc-hm-svg" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`,
+    `<svg class="sc-hm-svg" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+      `data-problems-only="${problemsOnly}" data-unit="${data.unit}" font-family="sans-serif" font-size="10">`,
     ...axis(data, cw, width),
   ];
   const rowAt = new Map();

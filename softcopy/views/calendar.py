@@ -452,24 +452,31 @@ def heatmap_data(
             rows[(source, stage)] = [{} for _ in cols]
     live = dict(live or {})
 
+    col_at = {start + timedelta(days=i): col_of_day[i] for i in range(n_days)}
+    plain = {state: _CODE_OF_STATE[state] for state in CellState}
+
     def add(source: str, day: date, stage: Stage, code: str) -> None:
-        c = col_of_day[(day - start).days]
+        c = col_at[day]
         for key in ((source, stage), (source, None)):
             counts = rows[key][c]
             counts[code] = counts.get(code, 0) + 1
 
-    for cell in cells:
-        if cell.source not in sources or not start <= cell.day <= end:
+    names = set(sources)
+    for cell in cells:  # the hot loop (tens of thousands of cells): lookups only
+        c = col_at.get(cell.day)
+        if c is None or cell.source not in names:
             continue
-        stage = Stage(cell.stage)
-        add(
-            cell.source,
-            cell.day,
-            stage,
-            cell_code(cell, live.pop((cell.source, cell.day, stage), None)),
-        )
+        key = (cell.source, cell.day, cell.stage)
+        if live and key in live:
+            code = cell_code(cell, live.pop(key))
+        elif getattr(cell, "artifact_missing", False):
+            code = "l"
+        else:
+            code = plain[cell.state]
+        for counts in (rows[(cell.source, cell.stage)][c], rows[(cell.source, None)][c]):
+            counts[code] = counts.get(code, 0) + 1
     for (source, day, stage), held in live.items():  # held, but not in the snapshot yet
-        if source in sources and start <= day <= end:
+        if source in names and start <= day <= end:
             add(source, day, Stage(stage), cell_code(None, held))  # type: ignore[arg-type]
     out_rows = []
     for key in keys + [(s, st) for s in sources for st in Stage]:

@@ -1,0 +1,211 @@
+"""How fast the dashboard paints and answers, measured in Debian's Chromium (Playwright)
+against `softcopy serve` on a 10-year demo home.
+
+First paint: from opening the URL to the first heatmap cell drawn from the persisted
+snapshot (the home has one, as an operator's home does). Actions: from the click (or drag)
+to the change it makes in the page: open a day, expand a source, select days, problems only,
+next problem, weeks instead of months, Backfill selection (a plan preview), Show (a new
+coverage snapshot of ten years). Baseline: a kernel round trip that reads nothing (Clear
+selection), in the same page. Aims (issue #11): first paint <= 3 s, every action <= 0.5 s.
+
+    .venv/bin/python bench/dashboard_paint.py [--home DIR] [--days 3653] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from playwright.sync_api import sync_playwright
+
+from softcopy.demo import build_demo
+from softcopy.ingestion import service
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+CELLS = ".sc-hm-cell:not([data-stage])"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(home: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if k != "SOFTCOPY_DATABASE_URL"}
+    env |= {"SOFTCOPY_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    args = ["--port", str(free_port()), "--token", "bench-token"]
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "softcopy", "serve", "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert server.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = server.stdout.readline()
+        if line.startswith("dashboard: "):
+            os.set_blocking(server.stdout.fileno(), False)
+            return server, line.split(" ", 1)[1].strip()
+        if not line and server.poll() is not None:
+            break
+    server.kill()
+    raise SystemExit("softcopy serve printed no dashboard URL")
+
+
+def timed(page, act, done: str, arg: object = None) -> float:  # type: ignore[no-untyped-def]
+    """Seconds from `act()` to the page condition `done` (a JS predicate) turning true."""
+    began = time.perf_counter()
+    act()
+    page.wait_for_function(done, arg=arg, polling="raf", timeout=60_000)
+    return time.perf_counter() - began
+
+
+def one_session(browser, url: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    host = urlparse(url).netloc
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
+        ),
+    )
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    out: dict[str, float] = {}
+    began = time.perf_counter()
+    page.goto(url)
+    page.locator(CELLS).first.wait_for(state="visible")
+    out["first paint"] = time.perf_counter() - began
+
+    cells = page.locator(f'{CELLS}[data-source="notes"]:not([data-code=" "])')
+    n = cells.count()
+    out["kernel round trip (baseline)"] = timed(
+        page,
+        lambda: page.locator(".sc-btn-clear-selection").click(force=True),
+        "() => document.querySelector('.sc-selection').textContent.includes('no days')",
+    )
+    target = cells.nth(n // 2)
+    first = target.get_attribute("data-first")
+    out["click a cell -> its day"] = timed(
+        page,
+        target.click,
+        "() => document.querySelector('.sc-day-details').textContent.length > 20",
+    )
+    del first
+    out["expand a source"] = timed(
+        page,
+        lambda: page.locator('.sc-hm-source[data-source="notes"]').click(),
+        "() => document.querySelector('.sc-hm-cell[data-stage]') !== null",
+    )
+    a, b = cells.nth(n - 8).bounding_box(), cells.nth(n - 2).bounding_box()
+
+    def drag() -> None:
+        page.mouse.move(a["x"] + 2, a["y"] + 2)
+        page.mouse.down()
+        page.mouse.move(b["x"] + 2, b["y"] + 2, steps=3)
+        page.mouse.up()
+
+    out["drag to select"] = timed(
+        page, drag, "() => document.querySelector('.sc-selection').textContent.includes('…')"
+    )
+    out["problems only"] = timed(
+        page,
+        lambda: page.locator(".sc-coverage-problems-only input").check(),
+        "() => document.querySelector('.sc-hm-svg[data-problems-only=\"true\"]') !== null",
+    )
+    before = page.locator(".sc-coverage-day input").input_value()
+    out["next problem"] = timed(
+        page,
+        lambda: page.locator(".sc-btn-next-problem").click(),
+        "(day) => document.querySelector('.sc-coverage-day input').value !== day",
+        before,
+    )
+    columns = page.locator(f'{CELLS}[data-source="notes"]').count()
+    out["weeks instead of months"] = timed(
+        page,
+        lambda: page.locator(".sc-coverage-unit select").select_option(label="weeks"),
+        "(n) => document.querySelectorAll('.sc-hm-cell:not([data-stage])"
+        '[data-source="notes"]\').length !== n',
+        columns,
+    )
+    out["Backfill selection -> preview"] = timed(
+        page,
+        lambda: page.locator(".sc-btn-backfill-selection").click(),
+        "() => /cells/.test(document.querySelector('.sc-plan-preview').textContent)",
+    )
+    page.locator(".lm-TabBar-tab", has_text="Coverage").click()
+    snapshot = page.locator(".sc-coverage-summary").inner_text()
+    out["Show (a new snapshot of ten years)"] = timed(
+        page,
+        lambda: page.locator(".sc-btn-show").click(),
+        "(s) => document.querySelector('.sc-coverage-summary').innerText !== s",
+        snapshot,
+    )
+    context.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="a demo home to reuse (built when empty)")
+    parser.add_argument("--days", type=int, default=3653)
+    parser.add_argument("--runs", type=int, default=3, help="fresh pages, each measured")
+    opts = parser.parse_args()
+    home = opts.home or Path(tempfile.mkdtemp(prefix="softcopy-paint-")) / "home"
+    if not (home / "sources").exists():
+        began = time.perf_counter()
+        build_demo(home, days=opts.days)
+        print(f"built a {opts.days}-day demo home in {time.perf_counter() - began:.1f} s: {home}")
+    ctx = service.open_context(home)
+    began = time.perf_counter()
+    report = service.coverage(ctx)  # the persisted snapshot the first paint shows
+    print(
+        f"coverage snapshot: {len(report.cells):,} cells in {time.perf_counter() - began:.2f} s"
+        f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    server, url = serve(home)
+    runs: list[dict[str, float]] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            for _ in range(opts.runs):
+                runs.append(one_session(browser, url))
+            browser.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    baseline = statistics.median(r["kernel round trip (baseline)"] for r in runs)
+    print(f"\n{'what':<38} {'median s':>9} {'worst s':>8} {'x baseline':>10}  aim")
+    for name in runs[0]:
+        values = [r[name] for r in runs]
+        aim = 3.0 if name == "first paint" else 0.5
+        med = statistics.median(values)
+        verdict = "ok" if max(values) <= aim else "OVER"
+        print(
+            f"{name:<38} {med:9.3f} {max(values):8.3f} {med / baseline:10.1f}  "
+            f"<= {aim:g} s {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

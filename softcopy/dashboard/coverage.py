@@ -151,10 +151,14 @@ class CoveragePanel(Panel):
         True while any job is live (the poller goes on)."""
         with self._lock:
             live = service.live_cells(self.ctx, sources=self._sources())
-            if live != self._live:
+            ended = bool(self._live) and not live
+            self.live_cells = len(live)
+            if ended:  # the jobs ended: their cells are in the ledger now, not the snapshot
+                self._live = live
+                self.refresh()
+            elif live != self._live:
                 self._live = live
                 self._redraw()
-            self.live_cells = len(live)
             return bool(live)
 
     def follow_live(self) -> None:

@@ -122,6 +122,14 @@ def test_click_select_backfill_and_watch_cells_turn_current(
         DEMO_DAYS
     )
 
+    # Click, then shift-click: the days between are selected; Clear selection undoes it.
+    expect(page.locator(".sc-btn-backfill-selection")).to_be_disabled()
+    notes.nth(0).click()
+    notes.nth(3).click(modifiers=["Shift"])
+    expect(page.locator(".sc-selection")).to_contain_text("(4 days)")
+    page.locator(".sc-btn-clear-selection").click()
+    expect(page.locator(".sc-selection")).to_contain_text("no days selected")
+
     # Drag over the last ten days of notes: the selection, then Backfill selection.
     expect(page.locator(".sc-btn-backfill-selection")).to_be_disabled()
     drag(page, notes.nth(DEMO_DAYS - 10), notes.nth(DEMO_DAYS - 1))
@@ -168,21 +176,17 @@ def test_phone_reaches_every_button_and_only_the_heatmap_scrolls(
     page.screenshot(path=shots / "coverage-phone.png", full_page=True)
     for name in ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]:
         tab(page, name)
-        buttons = page.locator(".sc-dashboard .jupyter-button:visible")
-        assert buttons.count() > 0, name
-        for n in range(buttons.count()):
-            box = buttons.nth(n)
-            box.scroll_into_view_if_needed()
-            edge = box.bounding_box()
-            assert edge is not None and edge["x"] >= 0 and edge["x"] + edge["width"] <= width, (
-                name,
-                box.inner_text(),
-                edge,
-            )
-        inputs = page.locator(".sc-dashboard .widget-datepicker input:visible")
-        for n in range(inputs.count()):
-            edge = inputs.nth(n).bounding_box()
-            assert edge is not None and edge["x"] + edge["width"] <= width, (name, edge)
+        # every visible button and input, by its left and right edge (one round trip a tab)
+        edges = page.evaluate(
+            """() => [...document.querySelectorAll(
+                    '.sc-dashboard .jupyter-button, .sc-dashboard .widget-inline-hbox input')]
+                .filter(el => el.offsetParent !== null)
+                .map(el => { const r = el.getBoundingClientRect();
+                             return [el.textContent || el.type, r.left, r.right]; })"""
+        )
+        assert any(text for text, _, _ in edges), name
+        outside = [e for e in edges if e[1] < 0 or e[2] > width]
+        assert not outside, (name, outside)
     tab(page, "Plan")
     page.screenshot(path=shots / "plan-phone.png", full_page=True)
     page.context.close()

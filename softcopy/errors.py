@@ -5,6 +5,7 @@ raises them, in the module named, and listed here so the tree is whole).
     ├── UserError                 bad input: exit 2, HTTP 400
     │   ├── ConfigError           softcopy.toml or settings are wrong
     │   ├── UnknownSource         no source of that name
+│   ├── UnknownExecutor       no executor of that name (see softcopy.registry)
     │   ├── SourceExists          a source name already reads another path or kind
     │   ├── NoSources             the home has no sources to work on
     │   ├── BadQuery *            a search query that does not parse (memory.query)
@@ -31,7 +32,8 @@ raises them, in the module named, and listed here so the tree is whole).
         ├── StorageFault          a file cannot be written: full disk, read-only, no permission
         │   └── ReadOnlyStorage   a home (or folder) on a read-only file system
         └── DatabaseFault         the database is unreachable, locked, full or read-only
-            └── DatabaseUnavailable *  the same, raised by the engine (faults)
+            ├── DatabaseUnavailable *  the same, raised by the engine (faults)
+            └── IndexUnavailable *  the team index's server, the same (memory.pg_index)
 
 Facts travel as attributes so each face can render them its own way.
 """
@@ -62,6 +64,13 @@ class UnknownSource(UserError):
         self.known = known
         hint = f"; known sources: {', '.join(known)}" if known else "; no sources are configured"
         super().__init__(f"unknown source {echo(name)}{hint}")
+
+
+class UnknownExecutor(UserError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown executor {echo(name)}; executors: {', '.join(known)}")
 
 
 class BadDate(UserError):

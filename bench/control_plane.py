@@ -1,10 +1,10 @@
 """Control-plane benchmark: a 365-day x 3-source x 3-stage backfill (3,285 cells) with the
-stage work replaced by a no-op through the engine interface, on SQLite.
+stage work replaced by a no-op through the executor interface, on SQLite.
 
 Reports control-plane overhead per cell (plan, job and steps, a checkpoint per day, lease
 fencing, heartbeats, logs) and coverage/plan time over ten years of days. The baseline,
 run in the same process, is the least a durable per-day record can cost: one row inserted
-and committed per cell through the same engine.
+and committed per cell through the same database engine.
 
     .venv/bin/python bench/control_plane.py
 """
@@ -21,9 +21,10 @@ from sqlalchemy import text
 
 from softcopy.config import add_source, load_settings
 from softcopy.db import get_engine
-from softcopy.ingestion import engines, service
+from softcopy.ingestion import executors, service
 from softcopy.ingestion.states import JobStatus, PlanMode, Stage
 from softcopy.memory.stage import StageContext, StageResult
+from softcopy.registry import EXECUTORS
 
 END = date(2026, 10, 31)
 
@@ -72,7 +73,7 @@ def timed(fn):
 
 
 def main() -> None:
-    engines.register("noop", lambda: engines.InlineEngine(stage_runner=noop))
+    EXECUTORS.register("noop", lambda: executors.InlineExecutor(stage_runner=noop))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
 
@@ -81,10 +82,10 @@ def main() -> None:
         plan, plan_s = timed(lambda: service.plan(year, options=backfill(year, 365)))
         cells = plan.plan.cells
         outcome, run_s = timed(
-            lambda: service.run(year, plan_id=plan.plan.id, engine="noop", chunk_days=7)
+            lambda: service.run(year, plan_id=plan.plan.id, executor="noop", chunk_days=7)
         )
         assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
-        assert outcome.job.job.days_done == cells == 365 * 3 * 3
+        assert outcome.job.job.cells_done == cells == 365 * 3 * 3
 
         baseline_engine = year.engine
         with baseline_engine.begin() as conn:

@@ -298,7 +298,7 @@ def measure(archive: str, years: int, large_commits: int, profile: str | None) -
             profiler = cProfile.Profile()
             profiler.enable()
         began = time.perf_counter()
-        outcome = service.run(ctx, options=options, engine="inline")
+        outcome = service.run(ctx, options=options, executor="inline")
         run_s = time.perf_counter() - began
         if profiler:
             profiler.disable()

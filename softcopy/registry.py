@@ -68,4 +68,4 @@ class Registry:
 
 SOURCES = Registry("softcopy.sources")  # kind -> Source class (memory/sources)
 EMBEDDERS = Registry("softcopy.embedders")  # name -> Embedder factory (memory/embedders)
-EXECUTORS = Registry("softcopy.executors")  # name -> StepEngine factory (ingestion/engines)
+EXECUTORS = Registry("softcopy.executors")  # name -> StepExecutor factory (ingestion/executors)

@@ -70,14 +70,14 @@ def test_a_plugin_kind_and_executor_run_a_backfill_end_to_end(home: Path, tmp_pa
     code, out, err = softcopy(
         *("ingestion", "run", "--mode", "backfill_range"),
         *("--range-start-day", "2024-03-01", "--range-end-day", "2024-03-03"),
-        *("--engine", "recording", "--skip-bad-records", "--json"),
+        *("--executor", "recording", "--skip-bad-records", "--json"),
         pythonpath=site,
         SOFTCOPY_TESTPLUGIN_RECORD=str(record),
     )
     assert code == 0, err
     job = json.loads(out)["job"]["job"]
-    assert job["status"] == "succeeded" and job["engine"] == "recording"
-    assert job["days_done"] == 9  # 3 days x (export, embed, publish)
+    assert job["status"] == "succeeded" and job["executor"] == "recording"
+    assert job["cells_done"] == 9  # 3 days x (export, embed, publish)
     steps = record.read_text().splitlines()
     assert steps and {line.split(":")[0] for line in steps} == {str(job["id"])}
 

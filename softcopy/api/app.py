@@ -43,7 +43,7 @@ from softcopy.errors import (
 from softcopy.faults import environment_fault
 from softcopy.ingestion import service
 from softcopy.ingestion.coverage import totals
-from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
+from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
@@ -240,7 +240,11 @@ class JobsHandler(IngestionHandler):
         plan_id, options = b.integer("plan_id", limits.PLAN_ID), plan_options(b, required=False)
         if (plan_id is None) == (options is None):
             raise UserError("give either plan_id or mode")
-        engine = b.choice("engine", engine_names()) or DEFAULT_ENGINE
+        executor = b.choice("executor", executor_names())
+        engine = b.choice("engine", executor_names())  # the old name of "executor"
+        if executor is not None and engine is not None and executor != engine:
+            raise UserError('give "executor" or "engine" (its old name), not both')
+        executor = executor or engine or DEFAULT_EXECUTOR
         replan = b.flag("replan")
         chunk_days = b.integer("chunk_days", limits.CHUNK_DAYS) or DEFAULT_CHUNK_DAYS
         outcome = await self.call(
@@ -248,7 +252,7 @@ class JobsHandler(IngestionHandler):
                 ctx,
                 plan_id=plan_id,
                 options=options,
-                engine=engine,
+                executor=executor,
                 chunk_days=chunk_days,
                 replan=replan,
                 detach=True,
@@ -313,7 +317,7 @@ class StepNotebookHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str, step_id: str) -> None:
-        """The executed notebook a notebook engine kept for the step."""
+        """The executed notebook a notebook executor kept for the step."""
         jid, sid = self.ids(job_id=job_id, step_id=step_id)
         content = await self.call(lambda ctx: service.step_notebook(ctx, job_id=jid, step_id=sid))
         self.finish(content, set_content_type=NOTEBOOK_TYPE)

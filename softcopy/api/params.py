@@ -41,7 +41,8 @@ PLAN_FIELDS = frozenset(
         "skip_bad_records",
     }
 )
-RUN_FIELDS = PLAN_FIELDS | {"plan_id", "engine", "chunk_days", "replan"}
+# "engine": the old name of "executor", accepted for one release
+RUN_FIELDS = PLAN_FIELDS | {"plan_id", "executor", "engine", "chunk_days", "replan"}
 _INTEGER = re.compile(r"-?[0-9]+")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MAX_DIGITS = 30  # more digits than any range allows: out of range without parsing
@@ -180,7 +181,7 @@ class Params:
         raise self._bad(name, f"one of {', '.join(kind)}", value)
 
     def choice(self, name: str, options: list[str]) -> str | None:
-        """One of `options` (names known only at run time, e.g. the registered engines)."""
+        """One of `options` (names known only at run time, e.g. the registered executors)."""
         value = self._one(name)
         if value is None or (isinstance(value, str) and value in options):
             return value

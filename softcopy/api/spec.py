@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from softcopy import __version__, limits
 from softcopy.ingestion import service
 from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
-from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
+from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.models import (
     CoverageSnapshot,
     IngestionJob,
@@ -104,7 +104,18 @@ RUN_REQUEST = _object(
     {
         **PLAN_REQUEST["properties"],
         "plan_id": limits.PLAN_ID.schema(description="Run this saved plan (instead of mode)."),
-        "engine": {"type": "string", "enum": engine_names(), "default": DEFAULT_ENGINE},
+        "executor": {
+            "type": "string",
+            "enum": executor_names(),
+            "default": DEFAULT_EXECUTOR,
+            "description": "Where each step runs.",
+        },
+        "engine": {
+            "type": "string",
+            "enum": executor_names(),
+            "deprecated": True,
+            "description": "The old name of executor, accepted for one release.",
+        },
         "chunk_days": limits.CHUNK_DAYS.schema(description="Days per step."),
         "replan": {"type": "boolean", "description": "Re-plan a stale saved plan."},
     }
@@ -163,7 +174,7 @@ EXAMPLES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "RunRequest": {
         "catch_up": (
             "Plan and run one source in one call, in a worker process.",
-            {**LAST_WEEK, "sources": ["notes"], "engine": "inline"},
+            {**LAST_WEEK, "sources": ["notes"], "executor": "inline"},
         ),
         "saved": ("Run a saved plan.", {"plan_id": 1}),
     },
@@ -305,7 +316,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/jobs/{job_id}/steps/{step_id}/notebook": {
         "get": _op(
-            "The executed notebook a notebook engine kept for the step.",
+            "The executed notebook a notebook executor kept for the step.",
             {
                 "200": {
                     "description": "The notebook (nbformat 4).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +32,7 @@ from softcopy.cli.common import (
 from softcopy.cli.job_render import plural
 from softcopy.errors import NoSources, UserError
 from softcopy.ingestion import leases, service
-from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
+from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, Stage
@@ -39,6 +40,28 @@ from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, 
 app = typer.Typer(help="The ingestion control plane: coverage, plans, jobs, verify, reconcile.")
 PROBLEM_LINES = 10  # coverage prints this many source problems, then "and N more"
 LOG_TAIL = 200  # `logs` shows this many of the newest rows
+
+Executor = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        metavar=f"[{'|'.join(executor_names())}]",  # a choice; the service names a wrong one
+        help=f"Where each step runs.  [default: {DEFAULT_EXECUTOR}]",
+    ),
+]
+# the old name of --executor, accepted for one release and not shown in --help
+EngineAlias = Annotated[str | None, typer.Option("--engine", hidden=True)]
+
+
+def chosen_executor(executor: str | None, engine: str | None) -> str:
+    """--executor, or the deprecated --engine (with a one-line notice on stderr)."""
+    if engine is not None:
+        print("warning: --engine is deprecated; use --executor", file=sys.stderr)
+        if executor is not None and executor != engine:
+            raise UserError("give --executor or --engine (its old name), not both")
+        return engine
+    return executor or DEFAULT_EXECUTOR
+
 
 Stages = Annotated[
     list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")
@@ -224,14 +247,8 @@ def run(
     skip_bad_records: SkipBad = False,
     sources: Sources = None,
     stages: Stages = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            metavar=f"[{'|'.join(engine_names())}]",  # a choice; the service names a wrong one
-            help="Where each step runs (the executor).",
-        ),
-    ] = DEFAULT_ENGINE,
+    executor: Executor = None,
+    engine: EngineAlias = None,
     chunk_days: Annotated[
         int,
         typer.Option("--chunk-days", callback=bounded(limits.CHUNK_DAYS), help="Days per step."),
@@ -264,7 +281,7 @@ def run(
             _sourced(home) if mode is not None else service.open_context(home),
             plan_id=plan_id,
             options=options,
-            engine=engine,
+            executor=chosen_executor(executor, engine),
             chunk_days=chunk_days,
             replan=replan,
             detach=detach,
@@ -423,15 +440,15 @@ def list_jobs(
             markup=False,
         )
         return
-    table = Table("id", "status", "plan", "engine", "cells", "created", "error")
+    table = Table("id", "status", "plan", "executor", "cells", "created", "error")
     for job in rows:
         waited = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
         table.add_row(
             str(job.id),
             f"{job.status}, {leases.describe_wait(waited)}" if waited else str(job.status),
             str(job.plan_id),
-            job.engine,
-            f"{job.days_done}/{job.days_total}",
+            job.executor,
+            f"{job.cells_done}/{job.cells_total}",
             f"{job.created_at:%Y-%m-%d %H:%M:%S}",
             job.error or "",
         )

@@ -48,7 +48,7 @@ def print_summary(view: JobView, *, detached_pid: int | None = None) -> None:
     job, summary = view.job, view.summary
     assert summary is not None
     console.print(f"job {job.id}: {summary.title}", markup=False, highlight=False)
-    status = f"{job.status} · engine {job.engine} · plan {job.plan_id}"
+    status = f"{job.status} · executor {job.executor} · plan {job.plan_id}"
     if detached_pid:
         status += f" · worker pid {detached_pid}"
     if view.unclaimed_seconds:

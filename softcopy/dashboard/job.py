@@ -73,8 +73,8 @@ class JobDetail(Panel):
 
     job_id = traitlets.Int(None, allow_none=True)
     status = traitlets.Unicode("")  # of the shown job, as last read
-    days_done = traitlets.Int(0)
-    days_total = traitlets.Int(0)
+    cells_done = traitlets.Int(0)
+    cells_total = traitlets.Int(0)
     started = traitlets.Int(0)  # bumped when Resume starts a worker: the list should poll
 
     def __init__(self, ctx: service.Context, **kwargs: Any) -> None:
@@ -176,11 +176,11 @@ class JobDetail(Panel):
             self._logs.append(log_line(row))
             self._log_after = max(self._log_after, row.id or 0)
         self.header.value = _header_html(job, view.unclaimed_seconds)
-        self.progress.max = max(job.days_total, 1)
-        self.progress.value = min(job.days_done, self.progress.max)
+        self.progress.max = max(job.cells_total, 1)
+        self.progress.value = min(job.cells_done, self.progress.max)
         self.progress.bar_style = BAR_STYLES.get(job.status, "info")
-        percent = 100 * job.days_done // max(job.days_total, 1)
-        self.progress_label.value = f"{job.days_done}/{job.days_total} days ({percent}%)"
+        percent = 100 * job.cells_done // max(job.cells_total, 1)
+        self.progress_label.value = f"{job.cells_done}/{job.cells_total} cells ({percent}%)"
         self.resume_button.disabled = job.status not in JOB_RESUMABLE
         self.cancel_button.disabled = job.status not in JOB_LIVE
         self.verify_button.disabled = job.status in JOB_LIVE
@@ -206,7 +206,7 @@ class JobDetail(Panel):
             limit=200,
         )
         self.logs.value = f'<pre class="sc-logs">{html.escape(chr(10).join(self._logs))}</pre>'
-        self.days_done, self.days_total = job.days_done, job.days_total
+        self.cells_done, self.cells_total = job.cells_done, job.cells_total
         self.status = str(job.status)
 
 
@@ -216,7 +216,7 @@ def _header_html(job: IngestionJob, unclaimed_seconds: float | None = None) -> s
         if unclaimed_seconds
         else "",
         f"plan {job.plan_id}",
-        f"engine {job.engine}",
+        f"executor {job.executor}",
         f"worker pid {job.worker_pid}" if job.worker_pid else "",
         f"on {job.worker_host}" if job.worker_host else "",
         f"lease epoch {job.lease_epoch}",

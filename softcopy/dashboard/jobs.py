@@ -40,11 +40,11 @@ class JobRow(widgets.HBox):
 
     def update(self, job: IngestionJob) -> None:
         self.status.value = badge(job.status)
-        self.progress.max = max(job.days_total, 1)
-        self.progress.value = min(job.days_done, self.progress.max)
+        self.progress.max = max(job.cells_total, 1)
+        self.progress.value = min(job.cells_done, self.progress.max)
         self.progress.bar_style = BAR_STYLES.get(job.status, "info")
         self.info.value = (
-            f"{job.days_done}/{job.days_total} days · plan {job.plan_id} · {job.engine} · "
+            f"{job.cells_done}/{job.cells_total} cells · plan {job.plan_id} · {job.executor} · "
             f"created {fmt(job.created_at)}"
         )
 

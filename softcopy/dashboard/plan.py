@@ -16,7 +16,7 @@ import traitlets
 from softcopy.dashboard.base import MODE_LABELS, Panel, button, day_span, guarded, html_table
 from softcopy.errors import DestructivePlan
 from softcopy.ingestion import service
-from softcopy.ingestion.engines import DEFAULT_ENGINE, engine_names
+from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import PlanMode, Stage
 
@@ -71,7 +71,7 @@ class PlanPanel(Panel):
     force = traitlets.Bool(False)
     allow_shrink = traitlets.Bool(False)  # may the plan remove published items?
     reconciliation_id = traitlets.Int(None, allow_none=True)
-    engine = traitlets.Unicode(DEFAULT_ENGINE)
+    executor = traitlets.Unicode(DEFAULT_EXECUTOR)
     plan_id = traitlets.Int(None, allow_none=True)
     started_job_id = traitlets.Int(None, allow_none=True)
 
@@ -95,7 +95,7 @@ class PlanPanel(Panel):
         )
         self.force_box = widgets.Checkbox(description="force (redo current cells too)", style=WIDE)
         self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK, style=WIDE)
-        self.engine_picker = widgets.Dropdown(options=engine_names(), description="Engine")
+        self.executor_picker = widgets.Dropdown(options=executor_names(), description="Executor")
         for name, picker in [
             ("mode", self.mode_picker),
             ("range_start", self.start_picker),
@@ -105,7 +105,7 @@ class PlanPanel(Panel):
             ("stages", self.stage_picker),
             ("force", self.force_box),
             ("allow_shrink", self.shrink_box),
-            ("engine", self.engine_picker),
+            ("executor", self.executor_picker),
         ]:
             picker.add_class(f"sc-plan-{name.replace('_', '-')}")
             widgets.link((self, name), (picker, "value"))  # the trait seeds the widget
@@ -115,7 +115,7 @@ class PlanPanel(Panel):
         self.preview_area = widgets.HTML()
         self.preview_area.add_class("sc-plan-preview")
         self.children = [
-            widgets.HBox([self.mode_picker, self.engine_picker]),
+            widgets.HBox([self.mode_picker, self.executor_picker]),
             widgets.HBox([self.start_picker, self.end_picker]),
             widgets.HBox([self.lookback, self.reconciliation]),
             widgets.HBox([self.source_picker, self.stage_picker]),
@@ -194,7 +194,7 @@ class PlanPanel(Panel):
             self.ctx,
             plan_id=self.plan_id,
             options=None if self.plan_id is not None else self.options(),
-            engine=self.engine,
+            executor=self.executor,
             detach=True,
         )
         self.plan_id = None

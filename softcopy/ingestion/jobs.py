@@ -53,7 +53,7 @@ def create_job(
     session: Session,
     *,
     plan: IngestionPlan,
-    engine: str,
+    executor: str,
     chunk_days: int,
     now: datetime,
     lease_timeout: float,
@@ -68,11 +68,11 @@ def create_job(
     job = IngestionJob(
         plan_id=plan.id,
         status=JobStatus.queued,
-        engine=engine,
+        executor=executor,
         chunk_days=chunk_days,
         created_at=now,
         queued_at=now,
-        days_total=len(items),
+        cells_total=len(items),
     )
     session.add(job)
     session.flush()
@@ -101,7 +101,7 @@ def create_job(
         now=now,
         job_id=job.id,
         plan_id=plan.id,
-        engine=engine,
+        executor=executor,
     )
     return job
 

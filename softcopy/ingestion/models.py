@@ -94,7 +94,7 @@ class IngestionJob(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     plan_id: int = Field(foreign_key="ingestion_plan.id", index=True)
     status: JobStatus = Field(sa_type=enum_type(JobStatus), index=True)
-    engine: str
+    executor: str  # where its steps run: a name in the softcopy.executors registry
     chunk_days: int
     lease_owner: str | None = None
     lease_epoch: int = 0  # bumped on every claim and every fence; writes carry it
@@ -108,8 +108,8 @@ class IngestionJob(SQLModel, table=True):
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
     error: str | None = None
-    days_total: int = 0
-    days_done: int = 0
+    cells_total: int = 0  # (source, day, stage) cells in its plan
+    cells_done: int = 0
 
 
 class JobStep(SQLModel, table=True):
@@ -126,7 +126,7 @@ class JobStep(SQLModel, table=True):
     status: StepStatus = Field(sa_type=enum_type(StepStatus), index=True)
     attempts: int = 0
     error: str | None = None
-    artifact: str | None = None  # the executed notebook, for notebook engines
+    artifact: str | None = None  # the executed notebook, for notebook executors
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
 

@@ -1,5 +1,5 @@
 """The worker side of a job: take the lease, heartbeat (both in leases.py), run steps through
-an engine, write a checkpoint after each day (in the ledger's transaction), stop at a day
+an executor, write a checkpoint after each day (in the ledger's transaction), stop at a day
 boundary when asked, and end the job `failed` with the error when the machine fails under
 it (a full or read-only disk, a database that refuses writes).
 
@@ -34,7 +34,7 @@ from softcopy.ingestion.steps import (
     CancelRequested,
     LeaseLost,
     StageRunner,
-    StepEngine,
+    StepExecutor,
     StepFailed,
     StepTicket,
 )
@@ -74,7 +74,7 @@ def execute(
     *,
     job_id: int,
     epoch: int,
-    step_engine: StepEngine,
+    executor: StepExecutor,
     clock: Clock = utcnow,
     progress: Progress | None = None,
 ) -> JobStatus | None:
@@ -86,7 +86,7 @@ def execute(
     try:
         with session_scope(engine) as session:
             job = jobs.get_job(session, job_id)
-            done, total = len(jobs.checkpointed_cells(session, job_id)), job.days_total
+            done, total = len(jobs.checkpointed_cells(session, job_id)), job.cells_total
             step_ids = [s.id for s in jobs.steps_of(session, job_id) if s.status not in STEP_DONE]
         for step_id in step_ids:
             assert step_id is not None
@@ -103,7 +103,7 @@ def execute(
                     progress(done, total, label)
 
             try:
-                artifact = step_engine.run_step(
+                artifact = executor.run_step(
                     StepTicket(settings, job_id, step_id, epoch, clock), on_day=on_day
                 )
             except CancelRequested:
@@ -148,7 +148,7 @@ def run_step_days(
 ) -> int:
     """Do a step's days that have no checkpoint yet; returns how many were done.
 
-    This is what every engine runs, in the worker or inside a notebook kernel: the ledger
+    This is what every executor runs, in the worker or inside a notebook kernel: the ledger
     write and the checkpoint of a day commit together, fenced by the lease epoch.
     """
     clock = clock or ticket.clock
@@ -299,7 +299,7 @@ def _checkpoint(
     """Checkpoint the day in the transaction that holds its ledger write, or write nothing;
     returns whether a cancel was requested meanwhile."""
     try:
-        cancel = fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=now, days_done=1)
+        cancel = fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=now, cells_done=1)
     except LeaseLost:
         session.rollback()
         raise

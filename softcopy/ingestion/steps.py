@@ -1,6 +1,6 @@
 """The step protocol: what runs one step of a job and how it ends. A leaf of the control
-plane — the runtime (which drives steps), the executors (`engines` for `inline`,
-`notebook_engines` for papermill and the warm kernel) and the service all import it, and
+plane — the runtime (which drives steps), the executors (`executors` for `inline`,
+`notebook_executors` for papermill and the warm kernel) and the service all import it, and
 it imports none of them.
 
 A step executor gets a `StepTicket` (the lease holder's job, step and epoch), runs the
@@ -46,12 +46,12 @@ class StepTicket:
     step_id: int
     epoch: int
     # the lease holder's clock: heartbeats and checkpoints in this process use it (a kernel
-    # of a notebook engine, in another process, uses the real one)
+    # of a notebook executor, in another process, uses the real one)
     clock: Callable[[], datetime] = utcnow
 
 
-class StepEngine(Protocol):
-    """A step executor (registered by name in `engines`)."""
+class StepExecutor(Protocol):
+    """A step executor (registered by name in the `softcopy.executors` registry)."""
 
     name: str
 

@@ -75,7 +75,7 @@ def summarize(
 ) -> JobSummary:
     """`steps`: each step with how many of its cells have a checkpoint."""
     done = sum(n for _, n in steps)
-    total = job.days_total or sum(len(s.days) for s, _ in steps)
+    total = job.cells_total or sum(len(s.days) for s, _ in steps)
     elapsed = None
     if job.started_at is not None:
         end = job.finished_at if job.status not in JOB_LIVE and job.finished_at else now

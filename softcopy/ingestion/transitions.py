@@ -41,7 +41,7 @@ class LeaseLost(Conflict):
         super().__init__(f"job {job_id}: lease epoch {epoch} is no longer current")
 
 
-def fence(session: Session, *, job_id: int, epoch: int, now: datetime, days_done: int = 0) -> bool:
+def fence(session: Session, *, job_id: int, epoch: int, now: datetime, cells_done: int = 0) -> bool:
     """Prove this worker still holds the lease, and heartbeat, in the caller's transaction;
     returns whether a cancel was requested (one round trip for all three).
 
@@ -52,7 +52,7 @@ def fence(session: Session, *, job_id: int, epoch: int, now: datetime, days_done
     row = session.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.lease_epoch == epoch)
-        .values(heartbeat_at=now, days_done=jobs.c.days_done + days_done)
+        .values(heartbeat_at=now, cells_done=jobs.c.cells_done + cells_done)
         .returning(jobs.c.cancel_requested)
     ).first()
     if row is None:

@@ -9,7 +9,7 @@ fresh kernel, except that modules it imports are already imported.
     papermill in.ipynb out.ipynb --engine softcopy     # via the papermill.engine entry point
                                                        # (papermill_entry, a stand-in)
 
-softcopy's `notebook` step engine passes its own kernel (`kernel=`), one per job, and shuts
+softcopy's `notebook` step executor passes its own kernel (`kernel=`), one per job, and shuts
 it down when the job ends; without one, a kernel per kernel name is shared by the process
 and shut down at exit. A kernel that dies mid-notebook is reported like any failed cell
 (papermill's own error, ename `DeadKernelError`) and the next notebook starts a fresh one.

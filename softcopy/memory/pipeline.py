@@ -1,6 +1,6 @@
 """The stage table: which memory function does the work of a stage for one (source, day).
 Both runners use it: the legacy in-process runner (`memory.runner`) and the control plane's
-executors (`ingestion.engines`)."""
+executors (`ingestion.executors`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What the step notebooks call inside their kernel: settings from the injected parameters,
-a per-day progress line (the engine counts these lines for the worker's progress bar), and
+a per-day progress line (the executor counts these lines for the worker's progress bar), and
 the summary a person reads in the executed notebook afterwards.
 
 The summary is read back from the step's persisted checkpoints, never from the kernel's
@@ -26,16 +26,16 @@ HIDDEN = "***"  # how SQLAlchemy writes a hidden password
 
 
 def step_settings(home: str, database_url: str, *, job_id: int, step_id: int) -> Settings:
-    """The settings a step runs with: the home's, on the database the engine named.
+    """The settings a step runs with: the home's, on the database the executor named.
 
-    Engines name the database with its password hidden (`***`), as the parameters are kept
+    Executors name the database with its password hidden (`***`), as the parameters are kept
     in the executed notebook; the kernel then takes the full URL from its own settings
     (SOFTCOPY_DATABASE_URL, inherited from the worker, or softcopy.toml) if it is that one.
     """
     if not job_id or not step_id or not home:
         raise UserError(
             "this step notebook needs its parameters: run it with papermill "
-            "(-p job_id … -p step_id … -p epoch … -p home …) or through a softcopy engine"
+            "(-p job_id … -p step_id … -p epoch … -p home …) or through a softcopy executor"
         )
     settings = load_settings(home)
     if not database_url:

@@ -12,7 +12,7 @@ import pytest
 from softcopy.cli.main import main
 from softcopy.demo import build_demo
 
-INLINE = ["--engine", "inline"]
+INLINE = ["--executor", "inline"]
 # the CLI reads the real clock: these demos end today, and the catch-up window spans them
 TODAY = datetime.now(UTC).date()
 RANGE = ["--range-start-day", str(TODAY - timedelta(days=29)), "--range-end-day", str(TODAY)]

@@ -12,7 +12,7 @@ import pytest
 from softcopy.cli.main import main
 
 RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
-INLINE = ["--engine", "inline"]  # these tests are about the CLI; engines have their own
+INLINE = ["--executor", "inline"]  # these tests are about the CLI; executors have their own
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -32,7 +32,7 @@ def test_plan_run_show_verify_logs(demo_home: Path, capsys) -> None:
     )
     assert code == 0, err
     job = json.loads(out)["job"]["job"]
-    assert job["status"] == "succeeded" and job["days_done"] == plan["cells"]
+    assert job["status"] == "succeeded" and job["cells_done"] == plan["cells"]
     code, out, _ = run(capsys, "ingestion", "show", str(job["id"]))
     assert code == 0 and "succeeded" in out
     code, out, _ = run(capsys, "ingestion", "verify", "--job-id", str(job["id"]), "--json")
@@ -124,8 +124,8 @@ def test_drift_makes_reconcile_exit_1_and_a_repair_plan(demo_home: Path, capsys)
         (["ingestion", "plan", "--mode", "backfill_range"], "needs --range-start-day"),
         (["ingestion", "coverage", "--source", "fax"], "unknown source 'fax'"),
         (
-            ["ingestion", "run", "--mode", "backfill_range", *RANGE, "--engine", "warp"],
-            "unknown engine",
+            ["ingestion", "run", "--mode", "backfill_range", *RANGE, "--executor", "warp"],
+            "unknown executor 'warp'; executors: ",
         ),
     ],
 )

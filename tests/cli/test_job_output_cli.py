@@ -13,7 +13,7 @@ from softcopy.cli.ingestion import app as ingestion_app
 from softcopy.cli.main import main
 
 RANGE = ["--range-start-day", "2026-03-02", "--range-end-day", "2026-03-31"]
-INLINE = ["--engine", "inline"]
+INLINE = ["--executor", "inline"]
 DEMO_DAY = date(2026, 3, 20)
 
 
@@ -44,7 +44,7 @@ def job_id(demo_home: Path, capsys: pytest.CaptureFixture[str]) -> int:
 def test_show_prints_a_bounded_summary_with_the_next_command(job_id: int, capsys) -> None:
     code, out, _ = run(capsys, "ingestion", "show", str(job_id), "--json")
     view = json.loads(out)
-    steps, cells = len(view["steps"]), view["job"]["days_total"]
+    steps, cells = len(view["steps"]), view["job"]["cells_total"]
     assert steps > 20 and view["summary"]["cells_done"] == cells
     assert view["summary"]["title"] == "backfill 2026-03-02 → 2026-03-31 · all sources"
     code, out, _ = run(capsys, "ingestion", "show", str(job_id))
@@ -215,7 +215,7 @@ def test_demo_suggests_ingestion_run_and_serve(home: Path, capsys) -> None:
     suggested = next(line for line in lines if line.startswith("next: ")).split()[1:]
     assert suggested[:3] == ["softcopy", "ingestion", "run"]
     assert any(line.startswith("then: softcopy serve --home") for line in lines)
-    code, out, err = run(capsys, *suggested[1:], "--engine", "inline")
+    code, out, err = run(capsys, *suggested[1:], "--executor", "inline")
     assert code == 0, err
     assert "succeeded" in out
 
@@ -226,8 +226,45 @@ def test_version_and_the_executor_is_a_choice(home: Path, capsys) -> None:
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out == f"softcopy {__version__}\n"
     command = typer.main.get_command(ingestion_app).commands["run"]  # type: ignore[attr-defined]
-    engine = next(p for p in command.params if p.name == "engine")
-    assert engine.metavar == "[inline|notebook|papermill]"  # the choice, as --help shows it
+    executor = next(p for p in command.params if p.name == "executor")
+    # the choice, as --help shows it: every registered executor (a plugin's too)
+    assert executor.metavar.startswith("[") and executor.metavar.endswith("]")
+    assert {"inline", "notebook", "papermill"} <= set(executor.metavar[1:-1].split("|"))
+    code, out, _ = run(capsys, "ingestion", "run", "--help")
+    assert code == 0 and "--executor" in out and "--engine" not in out  # the old name is hidden
+
+
+def test_the_old_engine_flag_still_runs_with_a_one_line_notice(demo_home: Path, capsys) -> None:
+    code, out, err = run(
+        capsys,
+        "ingestion",
+        "run",
+        "--mode",
+        "catch_up_recent",
+        "--engine",
+        "inline",
+        "--home",
+        str(demo_home),
+        "--json",
+    )
+    assert code == 0, err
+    assert err == "warning: --engine is deprecated; use --executor\n"
+    assert json.loads(out)["job"]["job"]["executor"] == "inline"
+    code, out, err = run(
+        capsys,
+        "ingestion",
+        "run",
+        "--mode",
+        "catch_up_recent",
+        "--engine",
+        "inline",
+        "--executor",
+        "notebook",
+        "--home",
+        str(demo_home),
+    )
+    assert code == 2 and not out
+    assert err.splitlines()[-1] == "error: give --executor or --engine (its old name), not both"
 
 
 def test_plurals_and_stages_in_pipeline_order(demo_home: Path, capsys) -> None:
@@ -263,7 +300,7 @@ def test_worker_takes_a_positional_job_id(ctx, capsys) -> None:
         range_start_day=DEMO_DAY,
         range_end_day=DEMO_DAY,
     )
-    queued = service.enqueue(ctx, options=options, engine="inline")
+    queued = service.enqueue(ctx, options=options, executor="inline")
     assert queued.job is not None
     job_id = str(queued.job.job.id)
     code, _, err = run(capsys, "ingestion", "worker", job_id, "--job-id", job_id)

@@ -133,7 +133,7 @@ def test_preview_run_progress_then_verify_cancel_and_resume(ctx, dashboard) -> N
     assert service.show_job(ctx, job_id=job_id).job.plan_id == previewed
     assert follow(dashboard, job_id) == "succeeded"
     detail = dashboard.jobs.detail
-    assert detail.progress.value == detail.progress.max == detail.days_total > 0
+    assert detail.progress.value == detail.progress.max == detail.cells_total > 0
     assert "succeeded" in detail.steps.value and "job.transition" in detail.logs.value
     assert dashboard.coverage.totals["current"] > 0  # the finished job refreshed coverage
 

@@ -47,7 +47,7 @@ BACKFILL_ARGS = (
     START.isoformat(),
     "--range-end-day",
     DEMO_TODAY.isoformat(),
-    "--engine",
+    "--executor",
     "inline",
 )
 Rows = list[tuple[str, str, str, str]]
@@ -93,7 +93,7 @@ def resume_and_verify(job_id: int, env: dict[str, str], home: Path, reference: R
     resumed = softcopy("ingestion", "resume", str(job_id), "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     job = json.loads(resumed.stdout)["job"]
-    assert job["status"] == "succeeded" and job["days_done"] == job["days_total"]
+    assert job["status"] == "succeeded" and job["cells_done"] == job["cells_total"]
     verified = softcopy("ingestion", "verify", "--job-id", str(job_id), env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert index_rows(home) == reference
@@ -193,7 +193,7 @@ def test_a_full_disk_fails_the_job_then_it_resumes_once_there_is_room(
         error = job["error"]
         assert "\n" not in error and str(home) in error
         assert "disk is full" in error or "no space left on device" in error, error
-        assert 0 < job["days_done"] < job["days_total"]
+        assert 0 < job["cells_done"] < job["cells_total"]
         shown = service.show_job(context(home, database_url), job_id=job["id"])
         assert shown.job.status is JobStatus.failed  # not left running
 
@@ -266,8 +266,8 @@ SLOW_CLI = textwrap.dedent(
     """
     import os, sys, time
     from softcopy.cli.main import main
-    from softcopy.ingestion import engines
-    from softcopy.ingestion.engines import InlineEngine, run_stage
+    from softcopy.ingestion.executors import InlineExecutor, run_stage
+    from softcopy.registry import EXECUTORS
 
     pause = float(os.environ["SLOW_STAGE_SECONDS"])
 
@@ -275,7 +275,7 @@ SLOW_CLI = textwrap.dedent(
         time.sleep(pause)  # between two days: no transaction is open while it sleeps
         return run_stage(ctx, stage, source, day)
 
-    engines.register("slow", lambda: InlineEngine(stage_runner=slow))
+    EXECUTORS.register("slow", lambda: InlineExecutor(stage_runner=slow))
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -400,7 +400,7 @@ def test_a_sigkilled_worker_is_interrupted_once_its_lease_is_stale(
     ctx.clock = lambda: utcnow() + timedelta(seconds=ctx.settings.lease_timeout + 1)
     view = service.show_job(ctx, job_id=job_id)  # a read, past the lease: expiry applies
     assert view.job.status is JobStatus.interrupted, view.job
-    assert killed_at < view.job.days_total, "the worker finished before the kill"
+    assert killed_at < view.job.cells_total, "the worker finished before the kill"
     assert job_view(job_id, env)["status"] == "interrupted"  # persisted, for every face
     resume_and_verify(job_id, env, home, reference)
 

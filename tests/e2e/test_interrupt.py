@@ -37,7 +37,7 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
             "2026-02-20",
             "--range-end-day",
             str(DEMO_TODAY),
-            "--engine",
+            "--executor",
             executor,
             "--chunk-days",
             "1",
@@ -62,10 +62,10 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
     assert run.returncode == 130, err
     assert "Traceback" not in err and "Error" not in err
     assert err.strip() == (
-        f"job {job.id} cancelled at {done}/{job.days_total} cells — "
+        f"job {job.id} cancelled at {done}/{job.cells_total} cells — "
         f"resume with: softcopy ingestion resume {job.id}"
     )
-    assert job.status is JobStatus.cancelled and 0 < done < job.days_total
+    assert job.status is JobStatus.cancelled and 0 < done < job.cells_total
     if executor != "inline":
         return  # resuming is the same for every executor, and slower in a kernel
     resumed = subprocess.run(
@@ -76,4 +76,4 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{job.days_total}/{job.days_total} cells (100%)" in resumed.stdout
+    assert f"{job.cells_total}/{job.cells_total} cells (100%)" in resumed.stdout

@@ -20,7 +20,7 @@ from sqlmodel import Session, func, select
 from softcopy.config import load_settings
 from softcopy.db import utcnow
 from softcopy.demo import build_demo
-from softcopy.ingestion import engines, service
+from softcopy.ingestion import executors, service
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.states import JobStatus, PlanMode
 from softcopy.memory import index
@@ -57,8 +57,8 @@ def start_worker(
     )
 
 
-def queue_job(ctx: service.Context, engine: str = "inline", chunk_days: int = 7) -> int:
-    outcome = service.enqueue(ctx, options=BACKFILL, engine=engine, chunk_days=chunk_days)
+def queue_job(ctx: service.Context, executor: str = "inline", chunk_days: int = 7) -> int:
+    outcome = service.enqueue(ctx, options=BACKFILL, executor=executor, chunk_days=chunk_days)
     assert outcome.job is not None and outcome.job.job.id is not None
     return outcome.job.job.id
 
@@ -94,7 +94,7 @@ def reference_index(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str,
 def test_sigkill_at_a_random_checkpoint_then_resume(ctx, reference_index, seed: int) -> None:
     job_id = queue_job(ctx, chunk_days=5)
     with Session(ctx.engine) as session:
-        total = session.get(IngestionJob, job_id).days_total  # type: ignore[union-attr]
+        total = session.get(IngestionJob, job_id).cells_total  # type: ignore[union-attr]
     kill_at = random.Random(seed).randint(1, total - 1)
     worker = start_worker(job_id)
     deadline = time.monotonic() + 60
@@ -110,7 +110,7 @@ def test_sigkill_at_a_random_checkpoint_then_resume(ctx, reference_index, seed: 
     assert resumed.returncode == 0, resumed.stderr
     view = json.loads(resumed.stdout)
     assert view["job"]["status"] == "succeeded"
-    assert view["job"]["days_done"] == total == checkpoints(ctx, job_id)
+    assert view["job"]["cells_done"] == total == checkpoints(ctx, job_id)
     verified = softcopy("ingestion", "verify", "--job-id", str(job_id))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert index_rows(ctx.settings.home) == reference_index
@@ -133,8 +133,9 @@ SLOW_WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from softcopy.ingestion import engines, service
-    from softcopy.ingestion.engines import InlineEngine, run_stage
+    from softcopy.ingestion import service
+    from softcopy.ingestion.executors import InlineExecutor, run_stage
+    from softcopy.registry import EXECUTORS
 
     marker = Path(sys.argv[2])
 
@@ -144,7 +145,7 @@ SLOW_WORKER = textwrap.dedent(
         time.sleep(0.3)
         return run_stage(ctx, stage, source, day)
 
-    engines.register("slow", lambda: InlineEngine(stage_runner=slow))
+    EXECUTORS.register("slow", lambda: InlineExecutor(stage_runner=slow))
     ran = service.work(service.open_context(), once=True, job_id=int(sys.argv[1]))
     print("ran", ran)
     """
@@ -152,8 +153,8 @@ SLOW_WORKER = textwrap.dedent(
 
 
 def test_a_frozen_worker_taken_over_cannot_write(ctx, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(EXECUTORS, "slow", engines.InlineEngine)  # the resumer's engine
-    job_id = queue_job(ctx, engine="slow")
+    monkeypatch.setitem(EXECUTORS, "slow", executors.InlineExecutor)  # the resumer's executor
+    job_id = queue_job(ctx, executor="slow")
     marker = tmp_path / "days-started"
     old = subprocess.Popen(
         [sys.executable, "-c", SLOW_WORKER, str(job_id), str(marker)],

@@ -171,17 +171,18 @@ async def test_jobs_run_detached_and_every_job_route(fetch: Any, ctx: service.Co
     assert code == 201
     held = service.enqueue(ctx, options=BACKFILL).job  # queued, holding the cells; no worker
     assert held is not None and held.job.id is not None
-    code, error = await fetch("jobs", body={"plan_id": made["plan"]["id"]})
+    # "engine", the old name of "executor", is still accepted (the plan is refused as stale)
+    code, error = await fetch("jobs", body={"plan_id": made["plan"]["id"], "engine": "inline"})
     assert code == 409 and error["error"] == "StalePlan" and error["details"]["changed"]
     code, cancelled = await fetch("jobs", held.job.id, "cancel", body={})
     assert code == 200 and cancelled["job"]["status"] == "cancelled"
 
-    code, started = await fetch("jobs", body={"plan_id": made["plan"]["id"], "engine": "inline"})
+    code, started = await fetch("jobs", body={"plan_id": made["plan"]["id"], "executor": "inline"})
     assert code == 202 and started["worker_pid"] and started["job"]["job"]["status"] == "queued"
     job_id = started["job"]["job"]["id"]
     view = await wait_for_job(fetch, job_id)
-    assert view["job"]["status"] == "succeeded"
-    assert view["job"]["days_done"] == view["job"]["days_total"] == made["plan"]["cells"]
+    assert view["job"]["status"] == "succeeded", view["job"]["error"]
+    assert view["job"]["cells_done"] == view["job"]["cells_total"] == made["plan"]["cells"]
     assert all(s["days_done"] == len(s["step"]["days"]) for s in view["steps"])
 
     code, listed = await fetch("jobs", params={"status": "succeeded"})
@@ -229,7 +230,14 @@ JOB_ERRORS = [
     (("jobs", 999, "logs"), "GET", {"level": "loud"}, 400),
     (("jobs",), "POST", {}, 400),
     (("jobs",), "POST", {"plan_id": 1, "mode": "repair"}, 400),
+    (("jobs",), "POST", {"mode": "backfill_range", "executor": "steam"}, 400),
     (("jobs",), "POST", {"mode": "backfill_range", "engine": "steam"}, 400),
+    (
+        ("jobs",),
+        "POST",
+        {"mode": "backfill_range", "executor": "inline", "engine": "notebook"},
+        400,
+    ),
     (("jobs",), "POST", {"plan_id": 999}, 404),
     (("jobs", 999, "cancel"), "POST", {"force": 2}, 400),
     (("jobs", 999, "resume"), "POST", {"detach": False}, 400),
@@ -408,7 +416,7 @@ async def test_invalid_values_are_echoed_cut_short(fetch: Any) -> None:
         (("plans",), {"mode": long}, None),
         (("plans",), {"mode": "catch_up_recent", "sources": [long]}, None),
         (("coverage",), None, {"source": long[:5000]}),
-        (("jobs",), {"mode": "catch_up_recent", "engine": long}, None),
+        (("jobs",), {"mode": "catch_up_recent", "executor": long}, None),
         (("plans",), {long[:1000]: 1}, None),
     ):
         code, error = await fetch(*parts, body=body, params=params)

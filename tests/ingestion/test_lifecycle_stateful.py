@@ -42,8 +42,8 @@ from softcopy.config import load_settings
 from softcopy.db import dispose_engines, get_engine
 from softcopy.demo import build_demo
 from softcopy.errors import Conflict
-from softcopy.ingestion import engines, leases, runtime, service
-from softcopy.ingestion.engines import InlineEngine, StepTicket, run_stage
+from softcopy.ingestion import executors, leases, runtime, service
+from softcopy.ingestion.executors import InlineExecutor, StepTicket, run_stage
 from softcopy.ingestion.models import CellClaim, Checkpoint, IngestionJob, JobStep
 from softcopy.ingestion.states import (
     JOB_LEASED,
@@ -60,7 +60,7 @@ from softcopy.registry import EXECUTORS
 
 TODAY = date(2026, 3, 31)
 DAYS = [TODAY - timedelta(days=i) for i in range(3)][::-1]
-ENGINE = "stateful"
+EXECUTOR = "stateful"
 
 
 class WorkerDied(BaseException):
@@ -91,7 +91,7 @@ class Clock:
 
 class Lifecycle(RuleBasedStateMachine):
     template: Path
-    current: Lifecycle  # the machine whose stage the registered engine runs
+    current: Lifecycle  # the machine whose stage the registered executor runs
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,7 +208,7 @@ class Lifecycle(RuleBasedStateMachine):
         plan = self._plan(cells, saved)
         self.fail_after = fail_after
         try:
-            outcome = service.run(self.ctx, engine=ENGINE, **plan)
+            outcome = service.run(self.ctx, executor=EXECUTOR, **plan)
         except Conflict as refused:
             self._check_refusal(refused)
             event("run: refused")
@@ -223,7 +223,7 @@ class Lifecycle(RuleBasedStateMachine):
         `after` seconds later (so earlier queued jobs may have gone unclaimed)."""
         self.clock.now += timedelta(seconds=after)
         try:
-            outcome = service.enqueue(self.ctx, engine=ENGINE, **self._plan(cells, saved))
+            outcome = service.enqueue(self.ctx, executor=EXECUTOR, **self._plan(cells, saved))
         except Conflict as refused:
             self._check_refusal(refused)
             event("enqueue: refused")
@@ -239,7 +239,9 @@ class Lifecycle(RuleBasedStateMachine):
         job_id = self._pick(pick, frozenset({JobStatus.queued}))
         if job_id is None:
             try:
-                outcome = service.enqueue(self.ctx, engine=ENGINE, options=self._options(*cells))
+                outcome = service.enqueue(
+                    self.ctx, executor=EXECUTOR, options=self._options(*cells)
+                )
             except Conflict:
                 return
             if outcome.job is None:
@@ -253,7 +255,7 @@ class Lifecycle(RuleBasedStateMachine):
                 self.ctx.settings,
                 job_id=job_id,
                 epoch=claimed[1],
-                step_engine=engines.get_engine(ENGINE),
+                executor=executors.get_executor(EXECUTOR),
                 clock=self.clock,
             )
             event("a worker finished before it could die")
@@ -405,7 +407,7 @@ def test_job_lifecycle_keeps_its_invariants(
 ) -> None:
     Lifecycle.template = template
     monkeypatch.setitem(
-        EXECUTORS, ENGINE, lambda: InlineEngine(stage_runner=Lifecycle.current.stage)
+        EXECUTORS, EXECUTOR, lambda: InlineExecutor(stage_runner=Lifecycle.current.stage)
     )
     run_state_machine_as_test(
         Lifecycle,

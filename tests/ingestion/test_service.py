@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from softcopy.db import session_scope
 from softcopy.errors import Conflict, NotFound
 from softcopy.ingestion import jobs, service
-from softcopy.ingestion.engines import InlineEngine, run_stage
+from softcopy.ingestion.executors import InlineExecutor, run_stage
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import (
@@ -36,8 +36,8 @@ BACKFILL = service.PlanOptions(
 )
 
 
-def use_engine(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
-    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineEngine(stage_runner=runner))
+def use_executor(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
+    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineExecutor(stage_runner=runner))
     return "test"
 
 
@@ -51,7 +51,7 @@ def test_backfill_makes_everything_current_and_verifies(ctx: service.Context) ->
     outcome = service.run(ctx, options=BACKFILL)
     assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
     job = outcome.job.job
-    assert job.days_done == job.days_total == len(before.cells)
+    assert job.cells_done == job.cells_total == len(before.cells)
     assert all(s.step.status is StepStatus.succeeded for s in outcome.job.steps)
     assert states(service.coverage(ctx)) == {CellState.current}
     assert service.verify(ctx, job_id=job.id).ok  # type: ignore[arg-type]
@@ -92,7 +92,7 @@ def test_stale_plan_is_refused_naming_the_cells(ctx: service.Context) -> None:
 
 
 def test_overlapping_job_is_refused_naming_the_holder(ctx: service.Context) -> None:
-    first = service.run(ctx, options=BACKFILL, detach=False, engine="inline", chunk_days=7)
+    first = service.run(ctx, options=BACKFILL, detach=False, executor="inline", chunk_days=7)
     assert first.job is not None
     forced_options = service.PlanOptions(**{**BACKFILL.__dict__, "force": True})
     queued = service.enqueue(ctx, options=forced_options)  # a queued job holding the cells
@@ -148,14 +148,14 @@ def test_resume_redoes_nothing_checkpointed(ctx: service.Context, monkeypatch) -
         calls.append((stage, source, day))
         return run_stage(c, stage, source, day)
 
-    outcome = service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, flaky))
+    outcome = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, flaky))
     assert outcome.job is not None
     job = outcome.job.job
     assert job.status is JobStatus.failed and "disk on fire" in (job.error or "")
-    assert job.days_done == 25
+    assert job.cells_done == 25
     resumed = service.resume(ctx, job_id=job.id)  # type: ignore[arg-type]
     assert resumed.job.status is JobStatus.succeeded
-    assert len(calls) == len(set(calls)) == job.days_total
+    assert len(calls) == len(set(calls)) == job.cells_total
     assert service.verify(ctx, job_id=job.id).ok  # type: ignore[arg-type]
 
 
@@ -181,19 +181,19 @@ def test_cancel_lands_at_the_next_day_boundary(ctx: service.Context, monkeypatch
 
     presser = threading.Thread(target=press_cancel)
     presser.start()
-    outcome = service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, slow))
+    outcome = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, slow))
     presser.join()
     assert outcome.job is not None
     job = outcome.job.job
     assert job.status is JobStatus.cancelled
-    assert requested_at[0] <= job.days_done <= requested_at[0] + 1 < job.days_total
+    assert requested_at[0] <= job.cells_done <= requested_at[0] + 1 < job.cells_total
     statuses = {s.step.status for s in outcome.job.steps}
     assert StepStatus.cancelled in statuses and statuses <= {
         StepStatus.succeeded,
         StepStatus.cancelled,
     }
     resumed = service.resume(ctx, job_id=job.id)  # type: ignore[arg-type]
-    assert resumed.job.status is JobStatus.succeeded and resumed.job.days_done == job.days_total
+    assert resumed.job.status is JobStatus.succeeded and resumed.job.cells_done == job.cells_total
 
 
 def test_queued_job_cancels_at_once_and_resume_of_finished_job_is_refused(ctx) -> None:
@@ -222,7 +222,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(ctx: service.Context, monke
                 jobs.fence_out(other, job)
         return run_stage(c, stage, source, day)
 
-    outcome = service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, taken_over))
+    outcome = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, taken_over))
     assert outcome.job is not None
     assert outcome.job.job.status is JobStatus.running  # the new holder owns the job now
     with Session(ctx.engine) as session:
@@ -276,7 +276,7 @@ def test_logs_record_every_transition_and_checkpoint(ctx: service.Context) -> No
     assert outcome.job is not None
     rows = service.job_logs(ctx, job_id=outcome.job.job.id, limit=10_000)  # type: ignore[arg-type]
     events = [r.event for r in rows]
-    assert events.count("checkpoint") == outcome.job.job.days_total
+    assert events.count("checkpoint") == outcome.job.job.cells_total
     assert events.count("job.transition") == 2  # queued → running → succeeded
     assert events.count("step.transition") == 2 * len(outcome.job.steps)
     follow = list(service.follow_logs(ctx, job_id=outcome.job.job.id))  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from softcopy.db import session_scope
 from softcopy.errors import Conflict
 from softcopy.ingestion import runtime, service
-from softcopy.ingestion.engines import InlineEngine, run_stage
+from softcopy.ingestion.executors import InlineExecutor, run_stage
 from softcopy.ingestion.models import CellClaim, IngestionJob, LogRecord
 from softcopy.ingestion.states import (
     CellState,
@@ -93,8 +93,8 @@ def dead_worker_job(ctx: service.Context, clock: Clock) -> int:
     return job_id
 
 
-def use_engine(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
-    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineEngine(stage_runner=runner))
+def use_executor(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., StageResult]) -> str:
+    monkeypatch.setitem(EXECUTORS, "test", lambda: InlineExecutor(stage_runner=runner))
     return "test"
 
 
@@ -239,7 +239,7 @@ def test_an_unclaimed_queued_job_is_marked_reported_and_stops_blocking(
     assert f"job {taker.job.job.id} took its cells" in (left.job.error or "")
     resumed = service.resume(ctx, job_id=job_id)  # nothing of it is lost: it still runs
     assert resumed.job.status is JobStatus.succeeded
-    assert resumed.job.days_done == resumed.job.days_total
+    assert resumed.job.cells_done == resumed.job.cells_total
 
 
 def test_an_unclaimed_queued_job_is_claimed_by_any_worker(
@@ -387,7 +387,7 @@ def test_a_full_disk_in_a_stage_fails_the_job_with_the_error_and_resume_continue
     ctx: service.Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner, calls = enospc_on(8)
-    outcome = service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, runner))
+    outcome = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, runner))
     assert outcome.job is not None
     job = outcome.job.job
     assert job.id is not None
@@ -403,7 +403,7 @@ def test_a_full_disk_in_a_stage_fails_the_job_with_the_error_and_resume_continue
 
     resumed = service.resume(ctx, job_id=job.id)  # the disk has room again
     assert resumed.job.status is JobStatus.succeeded
-    assert len(calls) == len(set(calls)) == job.days_total
+    assert len(calls) == len(set(calls)) == job.cells_total
     assert service.verify(ctx, job_id=job.id).ok
 
 
@@ -488,7 +488,7 @@ def test_a_database_that_refuses_the_jobs_end_for_a_moment_still_ends_it_failed(
             refused.arm(2)  # the disk the database lives on is full too, for a moment
             raise
 
-    outcome = service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, full))
+    outcome = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, full))
     assert outcome.job is not None and outcome.job.job.id is not None
     job = outcome.job.job
     assert job.status is JobStatus.failed and "No space left on device" in (job.error or "")
@@ -511,7 +511,7 @@ def test_a_database_that_refuses_every_write_leaves_a_job_that_expires_then_resu
             raise
 
     with pytest.raises(runtime.JobNotEnded, match="could not be recorded as failed"):
-        service.run(ctx, options=BACKFILL, engine=use_engine(monkeypatch, full))
+        service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, full))
     refused.arm(0)  # the disk has room again
     with Session(ctx.engine) as session:
         job = session.exec(select(IngestionJob)).one()
@@ -535,7 +535,7 @@ def test_ctrl_c_in_a_job_fenced_at_that_moment_is_still_a_ctrl_c(
         service.cancel(ctx, job_id=job_id, force=True)  # bumps the epoch: we are fenced
         raise KeyboardInterrupt
 
-    queued = service.enqueue(ctx, options=BACKFILL, engine=use_engine(monkeypatch, interrupted))
+    queued = service.enqueue(ctx, options=BACKFILL, executor=use_executor(monkeypatch, interrupted))
     assert queued.job is not None and queued.job.job.id is not None
     job_ids.append(queued.job.job.id)
     claimed = runtime.claim(ctx.settings, owner="test", job_id=job_ids[0], now=ctx.clock())
@@ -545,7 +545,7 @@ def test_ctrl_c_in_a_job_fenced_at_that_moment_is_still_a_ctrl_c(
             ctx.settings,
             job_id=job_ids[0],
             epoch=claimed[1],
-            step_engine=InlineEngine(stage_runner=interrupted),
+            executor=InlineExecutor(stage_runner=interrupted),
             clock=ctx.clock,
         )
     assert status(ctx, job_ids[0]) is JobStatus.cancelled

@@ -16,12 +16,12 @@ def job(status: JobStatus, total: int, finished: datetime | None = None) -> Inge
         id=7,
         plan_id=1,
         status=status,
-        engine="inline",
+        executor="inline",
         chunk_days=7,
         created_at=T0,
         started_at=T0,
         finished_at=finished,
-        days_total=total,
+        cells_total=total,
     )
 
 

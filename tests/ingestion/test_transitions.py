@@ -30,7 +30,7 @@ def make_job(session: Session, status: JobStatus) -> tuple[IngestionJob, JobStep
     session.add(plan)
     session.flush()
     job = IngestionJob(
-        plan_id=plan.id, status=status, engine="inline", chunk_days=7, created_at=NOW
+        plan_id=plan.id, status=status, executor="inline", chunk_days=7, created_at=NOW
     )
     session.add(job)
     session.flush()

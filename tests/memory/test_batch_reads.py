@@ -159,7 +159,7 @@ def test_a_jobs_export_step_reads_its_days_in_one_git_process(
         range_start_day=date(2000, 1, 1),
         range_end_day=date(2100, 1, 1),
     )
-    outcome = service.run(ctx, options=options, engine="inline", chunk_days=3650)
+    outcome = service.run(ctx, options=options, executor="inline", chunk_days=3650)
     assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
     assert len(outcome.job.steps) == 1 and len(outcome.job.steps[0].step.days) == 12
     assert calls["log"] == 1  # the step's 12 days in one read (the old runtime: 12)

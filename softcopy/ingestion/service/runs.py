@@ -16,7 +16,7 @@ from softcopy.db import session_scope
 from softcopy.errors import Conflict, Interrupted, NotFound
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
-from softcopy.ingestion.engines import get_engine as get_step_engine
+from softcopy.ingestion.executors import get_executor
 from softcopy.ingestion.models import (
     Checkpoint,
     IngestionPlan,
@@ -45,13 +45,13 @@ def enqueue(
     *,
     plan_id: int | None = None,
     options: PlanOptions | None = None,
-    engine: str = "inline",
+    executor: str = "inline",
     chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
     replan: bool = False,
 ) -> RunOutcome:
     """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
     new one; any worker (`softcopy ingestion worker`) can then run it."""
-    get_step_engine(engine)  # an unknown engine is refused before anything is written
+    get_executor(executor)  # an unknown executor is refused before anything is written
     check_index(ctx)
     expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
     with session_scope(ctx.engine) as session:
@@ -61,7 +61,7 @@ def enqueue(
         job = jobs.create_job(
             session,
             plan=chosen,
-            engine=engine,
+            executor=executor,
             chunk_days=chunk_days,
             now=ctx.clock(),
             lease_timeout=ctx.settings.lease_timeout,
@@ -75,7 +75,7 @@ def run(
     *,
     plan_id: int | None = None,
     options: PlanOptions | None = None,
-    engine: str = "inline",
+    executor: str = "inline",
     chunk_days: int = jobs.DEFAULT_CHUNK_DAYS,
     replan: bool = False,
     detach: bool = False,
@@ -83,7 +83,12 @@ def run(
 ) -> RunOutcome:
     """Enqueue a job, then run it here (with progress), or in a detached worker."""
     queued = enqueue(
-        ctx, plan_id=plan_id, options=options, engine=engine, chunk_days=chunk_days, replan=replan
+        ctx,
+        plan_id=plan_id,
+        options=options,
+        executor=executor,
+        chunk_days=chunk_days,
+        replan=replan,
     )
     if queued.job is None:
         return queued
@@ -193,19 +198,18 @@ def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None)
 
 def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | None) -> None:
     with Session(ctx.engine) as session:
-        engine_name = jobs.get_job(session, job_id).engine
-    step_engine = get_step_engine(engine_name)
+        executor = get_executor(jobs.get_job(session, job_id).executor)
     try:
         runtime.execute(
             ctx.settings,
             job_id=job_id,
             epoch=epoch,
-            step_engine=step_engine,
+            executor=executor,
             clock=ctx.clock,
             progress=progress,
         )
     finally:
-        step_engine.close()  # e.g. the notebook engine's warm kernel
+        executor.close()  # e.g. the notebook executor's warm kernel
 
 
 def spawn_worker(ctx: Context, job_id: int) -> int:

@@ -14,7 +14,7 @@ import os
 from datetime import date, datetime, time
 
 from softcopy.errors import BadRecord
-from softcopy.ingestion.engines import InlineEngine, StepTicket
+from softcopy.ingestion.executors import InlineExecutor, StepTicket
 from softcopy.memory.sources.parsed import Entry, WholeUnitSource, file_stamp, title_of
 
 
@@ -42,7 +42,7 @@ class DayLogSource(WholeUnitSource):
             yield Entry(where, self._item(f"daylog:{day}:{digest}", ts, title_of(text), text, {}))
 
 
-class RecordingEngine(InlineEngine):
+class RecordingExecutor(InlineExecutor):
     name = "recording"
 
     def run_step(self, ticket: StepTicket, on_day=None) -> str | None:

@@ -1,18 +1,18 @@
 """Where a step's days run. `inline` runs the stage functions in the worker process;
-notebook engines (papermill, a warm kernel) run the same `runtime.run_step_days` inside a
-kernel. They are found by name in the `softcopy.executors` registry (softcopy.registry,
-filled from entry points as papermill fills its engines)."""
+the notebook executors (papermill, a warm kernel) run the same `runtime.run_step_days`
+inside a kernel. They are found by name in the `softcopy.executors` registry
+(softcopy.registry, filled from entry points as papermill fills its engines)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from softcopy.errors import UserError
+from softcopy.errors import UnknownExecutor
 from softcopy.ingestion.runtime import run_step_days
 
 # the step protocol, re-exported: callers that register or wrap an executor use these
 from softcopy.ingestion.steps import StageRunner as StageRunner
-from softcopy.ingestion.steps import StepEngine as StepEngine
+from softcopy.ingestion.steps import StepExecutor as StepExecutor
 from softcopy.ingestion.steps import StepTicket as StepTicket
 from softcopy.memory.pipeline import run_stage
 from softcopy.registry import EXECUTORS
@@ -20,11 +20,11 @@ from softcopy.registry import EXECUTORS
 # What the faces (CLI, API, dashboard) run jobs with: a warm kernel per job that keeps an
 # executed notebook per step. The service's own default stays `inline` (no kernel), which
 # is what library callers and the tests want.
-DEFAULT_ENGINE = "notebook"
+DEFAULT_EXECUTOR = "notebook"
 
 
-class InlineEngine:
-    """Runs the days in this process: the default worker engine, and the reference."""
+class InlineExecutor:
+    """Runs the days in this process: the default worker executor, and the reference."""
 
     name = "inline"
 
@@ -39,18 +39,13 @@ class InlineEngine:
         pass  # nothing is kept between steps
 
 
-def register(name: str, factory: Callable[[], StepEngine]) -> None:
-    """Add an executor in this process; an installed plugin declares it instead as an entry
-    point in the `softcopy.executors` group (softcopy.registry)."""
-    EXECUTORS.register(name, factory)
-
-
-def get_engine(name: str) -> StepEngine:
+def get_executor(name: str) -> StepExecutor:
+    """A new executor of the registered kind `name` (one per job: it may keep a kernel)."""
     factory = EXECUTORS.get(name)
     if factory is None:
-        raise UserError(f"unknown engine {name!r}; engines: {', '.join(EXECUTORS.names())}")
+        raise UnknownExecutor(name, EXECUTORS.names())
     return factory()
 
 
-def engine_names() -> list[str]:
+def executor_names() -> list[str]:
     return EXECUTORS.names()

@@ -1,13 +1,13 @@
-"""Notebook engine benchmark: the same 36-step job (the 30-day demo archive; 3 sources x
+"""Notebook executor benchmark: the same 36-step job (the 30-day demo archive; 3 sources x
 3 stages x 4 chunks of 8 days) run by `papermill` (a kernel per step) and by `notebook` (one
 warm kernel for the job), side by side in one run, with `inline` as the baseline.
 
-All three run the same `run_step_days` on the same data, so an engine's overhead per step is
+All three run the same `run_step_days` on the same data, so an executor's overhead per step is
 its mean step time minus inline's: kernel start-up, papermill, writing the executed notebook.
-Reported all-in (the warm engine's one kernel start spread over the job) and steady (the
+Reported all-in (the warm executor's one kernel start spread over the job) and steady (the
 steps after the first). The three runs must also leave identical search indexes.
 
-    .venv/bin/python bench/notebook_engine.py
+    .venv/bin/python bench/notebook_executor.py
 """
 
 from __future__ import annotations
@@ -22,22 +22,23 @@ from pathlib import Path
 from softcopy.config import load_settings
 from softcopy.db import get_engine
 from softcopy.demo import build_demo
-from softcopy.ingestion import engines, service
-from softcopy.ingestion.engines import StepEngine, StepTicket
+from softcopy.ingestion import executors, service
+from softcopy.ingestion.executors import StepExecutor, StepTicket
 from softcopy.ingestion.states import JobStatus, PlanMode
 from softcopy.memory import index
+from softcopy.registry import EXECUTORS
 
 TODAY = date(2026, 3, 31)
 DAYS = 30
 CHUNK_DAYS = 8
 STEPS = 36
-ENGINES = ("inline", "papermill", "notebook")
+EXECUTORS_TIMED = ("inline", "papermill", "notebook")
 
 
 class Timed:
-    """A step engine that times each step of the engine it wraps."""
+    """A step executor that times each step of the executor it wraps."""
 
-    def __init__(self, inner: StepEngine) -> None:
+    def __init__(self, inner: StepExecutor) -> None:
         self.inner = inner
         self.name = inner.name
         self.seconds: list[float] = []
@@ -55,25 +56,25 @@ class Timed:
             close()
 
 
-def run_job(root: Path, engine: str) -> tuple[Timed, float, list[tuple[str, ...]]]:
-    """The 36-step backfill on a fresh demo home; the timed engine, wall seconds, index rows."""
-    home = root / engine
+def run_job(root: Path, name: str) -> tuple[Timed, float, list[tuple[str, ...]]]:
+    """The 36-step backfill on a fresh demo home; the timed executor, wall seconds, index rows."""
+    home = root / name
     build_demo(home, days=DAYS, today=TODAY)
     settings = load_settings(home, env={})
     ctx = service.Context(settings=settings, engine=get_engine(settings.database_url))
     made: list[Timed] = []
 
     def factory() -> Timed:
-        made.append(Timed(engines.get_engine(engine)))
+        made.append(Timed(executors.get_executor(name)))
         return made[-1]
 
-    engines.register(f"timed-{engine}", factory)
+    EXECUTORS.register(f"timed-{name}", factory)
     options = service.PlanOptions(
         mode=PlanMode.backfill_range,
         range_start_day=TODAY - timedelta(days=DAYS - 1),
         range_end_day=TODAY,
     )
-    queued = service.enqueue(ctx, options=options, engine=f"timed-{engine}", chunk_days=CHUNK_DAYS)
+    queued = service.enqueue(ctx, options=options, executor=f"timed-{name}", chunk_days=CHUNK_DAYS)
     assert queued.job is not None and queued.job.job.id is not None
     assert len(queued.job.steps) == STEPS, f"{len(queued.job.steps)} steps, not {STEPS}"
     began = time.perf_counter()
@@ -90,25 +91,25 @@ def run_job(root: Path, engine: str) -> tuple[Timed, float, list[tuple[str, ...]
 def main() -> None:
     import papermill  # noqa: F401  imported once up front: an import is not per-step overhead
 
-    import softcopy.ingestion.notebook_engines
+    import softcopy.ingestion.notebook_executors
     import softcopy.ingestion.warm_kernel  # noqa: F401
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = {name: run_job(Path(tmp), name) for name in ENGINES}
+        results = {name: run_job(Path(tmp), name) for name in EXECUTORS_TIMED}
     indexes = {name: rows for name, (_, _, rows) in results.items()}
     assert indexes["papermill"] == indexes["inline"] == indexes["notebook"], "indexes differ"
 
     base = results["inline"][0].seconds
     print(
         f"{STEPS}-step job: {DAYS}-day demo archive, 3 sources x 3 stages x {CHUNK_DAYS}-day "
-        f"chunks; {len(indexes['inline'])} index rows, identical for all engines"
+        f"chunks; {len(indexes['inline'])} index rows, identical for all executors"
     )
     print(
-        f"{'engine':<10} {'job s':>7} {'step mean ms':>13} {'first step ms':>14} "
+        f"{'executor':<10} {'job s':>7} {'step mean ms':>13} {'first step ms':>14} "
         f"{'overhead/step ms':>17} {'steady overhead ms':>19}"
     )
     overhead: dict[str, tuple[float, float]] = {}
-    for name in ENGINES:
+    for name in EXECUTORS_TIMED:
         timed, wall, _ = results[name]
         s = timed.seconds
         all_in = (statistics.mean(s) - statistics.mean(base)) * 1000

@@ -1,4 +1,4 @@
-"""Step engines that run a step as a notebook: `papermill` starts a kernel per step, as plain
+"""Step executors that run a step as a notebook: `papermill` starts a kernel per step, as plain
 papermill does; `notebook` keeps one warm kernel for all the steps of a job
 (`warm_kernel.SoftcopyEngine`). Both execute `softcopy/notebooks/steps/<stage>.ipynb`, whose
 one working cell calls `runtime.run_step_days` (what `inline` runs), and keep the executed
@@ -73,7 +73,7 @@ def step_notebook(stage: str) -> Traversable:
     return files("softcopy").joinpath(*STEP_NOTEBOOKS, f"{stage}.ipynb")
 
 
-class PapermillEngine:
+class PapermillExecutor:
     """One `papermill.execute_notebook` per step, each in a kernel of its own."""
 
     name = "papermill"
@@ -114,8 +114,8 @@ class PapermillEngine:
         return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
-class WarmNotebookEngine(PapermillEngine):
-    """papermill with the `softcopy` engine: one kernel kept warm across a job's steps."""
+class WarmNotebookExecutor(PapermillExecutor):
+    """papermill with its `softcopy` engine: one kernel kept warm across a job's steps."""
 
     name = "notebook"
 

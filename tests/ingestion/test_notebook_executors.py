@@ -1,4 +1,4 @@
-"""Fast checks of the notebook engines' parts that need no kernel: the shipped notebooks, lazy
+"""Fast checks of the notebook executors' parts that need no kernel: the shipped notebooks, lazy
 registration, progress counting, and how a failed cell becomes the step's error."""
 
 from __future__ import annotations
@@ -39,23 +39,23 @@ def test_an_unknown_stage_has_no_notebook() -> None:
         step_notebook("compress")
 
 
-def test_starting_the_cli_and_choosing_an_engine_import_no_notebook_machinery() -> None:
+def test_starting_the_cli_and_choosing_an_executor_import_no_notebook_machinery() -> None:
     code = (
         "import sys, softcopy.cli.main\n"
-        "from softcopy.ingestion import engines\n"
-        "engines.get_engine('inline')\n"
-        "assert {'papermill', 'notebook'} <= set(engines.engine_names())\n"
+        "from softcopy.ingestion import executors\n"
+        "executors.get_executor('inline')\n"
+        "assert {'papermill', 'notebook'} <= set(executors.executor_names())\n"
         "slow = {'papermill', 'jupyter_client', 'nbclient', 'zmq'} & set(sys.modules)\n"
         "assert not slow, slow\n"
-        "engine = engines.get_engine('notebook')  # validating a name must not start a kernel\n"
-        "assert engine.kernel is None and 'jupyter_client' not in sys.modules\n"
+        "chosen = executors.get_executor('notebook')  # naming one must not start a kernel\n"
+        "assert chosen.kernel is None and 'jupyter_client' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
 def test_the_day_counter_calls_on_day_once_per_day_line_however_the_stream_is_cut() -> None:
-    from softcopy.ingestion.notebook_engines import DayCounter
+    from softcopy.ingestion.notebook_executors import DayCounter
 
     days: list[int] = []
     counter = DayCounter(lambda: days.append(1))
@@ -69,7 +69,7 @@ def test_the_day_counter_calls_on_day_once_per_day_line_however_the_stream_is_cu
 
 
 def test_a_failed_cell_becomes_an_operation_failure_naming_cell_and_exception() -> None:
-    from softcopy.ingestion.notebook_engines import NotebookStepFailed, run_notebook_path
+    from softcopy.ingestion.notebook_executors import NotebookStepFailed, run_notebook_path
     from softcopy.ingestion.runtime import StepFailed
 
     path = run_notebook_path(Path("/h"), 4, 17, "embed")

@@ -1,4 +1,4 @@
-"""The notebook engines end to end, with real kernels: `papermill` (a kernel per step) and
+"""The notebook executors end to end, with real kernels: `papermill` (a kernel per step) and
 `notebook` (one warm kernel per job) index exactly what `inline` does, keep one executed
 notebook per step, keep a failing step's notebook with its error cell marked, and survive a
 SIGKILL of the worker mid-job like `inline` does."""
@@ -74,35 +74,35 @@ def assert_one_notebook_per_step(home: Path, job: dict, steps: list[dict]) -> No
 def test_papermill_and_notebook_backfills_index_what_inline_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The CLI end to end: `run --engine papermill` and `run --engine notebook`, side by side
+    """The CLI end to end: `run --executor papermill` and `run --executor notebook`, side by side
     on two copies of the demo archive, then `show` (its artifacts)."""
     for name in [k for k in os.environ if k.startswith("SOFTCOPY_")]:
         monkeypatch.delenv(name)
     start, end = DEMO_TODAY - timedelta(days=29), DEMO_TODAY
     runs = {}
-    for engine in ("papermill", "notebook"):
-        home = tmp_path / engine
+    for executor in ("papermill", "notebook"):
+        home = tmp_path / executor
         build_demo(home, days=30, today=DEMO_TODAY)
-        runs[engine] = subprocess.Popen(
+        runs[executor] = subprocess.Popen(
             [sys.executable, "-m", "softcopy", "ingestion", "run", "--mode", "backfill_range",
              "--source", "notes", "--range-start-day", start.isoformat(),
-             "--range-end-day", end.isoformat(), "--chunk-days", "30", "--engine", engine,
+             "--range-end-day", end.isoformat(), "--chunk-days", "30", "--executor", executor,
              "--home", str(home), "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
     reference = inline_index(tmp_path / "inline", backfill("notes"), chunk_days=30)
-    for engine, process in runs.items():
+    for executor, process in runs.items():
         out, err = process.communicate(timeout=180)
         assert process.returncode == 0, out + err
-        home = tmp_path / engine
+        home = tmp_path / executor
         view = json.loads(out)["job"]
-        assert view["job"]["status"] == "succeeded" and view["job"]["engine"] == engine
+        assert view["job"]["status"] == "succeeded" and view["job"]["executor"] == executor
         assert len(view["steps"]) == 3
         assert_one_notebook_per_step(home, view["job"], view["steps"])
         assert sorted(p.name for p in (home / "runs" / str(view["job"]["id"])).iterdir()) == [
             f"{s['step']['id']}-{s['step']['stage']}.ipynb" for s in view["steps"]
         ]
-        assert index_rows(home) == reference, engine
+        assert index_rows(home) == reference, executor
         assert (
             main(["ingestion", "show", str(view["job"]["id"]), "--home", str(home), "--json"]) == 0
         )
@@ -112,9 +112,9 @@ def test_papermill_and_notebook_backfills_index_what_inline_does(
         ]
 
 
-@pytest.mark.parametrize("engine", ["papermill", "notebook"])
-def test_a_failing_step_keeps_its_notebook_with_the_error_cell_marked(ctx, engine: str) -> None:
-    queued = service.enqueue(ctx, options=backfill("chat"), engine=engine, chunk_days=30)
+@pytest.mark.parametrize("executor", ["papermill", "notebook"])
+def test_a_failing_step_keeps_its_notebook_with_the_error_cell_marked(ctx, executor: str) -> None:
+    queued = service.enqueue(ctx, options=backfill("chat"), executor=executor, chunk_days=30)
     assert queued.job is not None and queued.job.job.id is not None
     job_id = queued.job.job.id
     victim = ctx.settings.home / "sources" / "chat.jsonl"
@@ -146,22 +146,22 @@ def test_a_failing_step_keeps_its_notebook_with_the_error_cell_marked(ctx, engin
 
 
 def test_a_cancel_or_a_lost_lease_inside_the_kernel_means_what_it_means_inline(ctx) -> None:
-    from softcopy.ingestion.engines import StepTicket
-    from softcopy.ingestion.notebook_engines import WarmNotebookEngine
+    from softcopy.ingestion.executors import StepTicket
+    from softcopy.ingestion.notebook_executors import WarmNotebookExecutor
     from softcopy.ingestion.runtime import CancelRequested, claim
     from softcopy.ingestion.transitions import LeaseLost
 
-    queued = service.enqueue(ctx, options=backfill("notes"), engine="notebook", chunk_days=30)
+    queued = service.enqueue(ctx, options=backfill("notes"), executor="notebook", chunk_days=30)
     assert queued.job is not None and queued.job.job.id is not None
     job_id, step = queued.job.job.id, queued.job.steps[0].step
     claimed = claim(ctx.settings, owner="test", job_id=job_id, now=ctx.clock())
     assert claimed is not None
     ticket = StepTicket(ctx.settings, job_id, step.id or 0, claimed[1])
-    engine = WarmNotebookEngine()
+    executor = WarmNotebookExecutor()
     try:
         service.cancel(ctx, job_id=job_id)  # honoured at the step's first day boundary
         with pytest.raises(CancelRequested):
-            engine.run_step(ticket)
+            executor.run_step(ticket)
         kept = service.show_job(ctx, job_id=job_id).steps[0].step.artifact
         assert kept is not None
         cell = next(
@@ -174,32 +174,34 @@ def test_a_cancel_or_a_lost_lease_inside_the_kernel_means_what_it_means_inline(c
         ]
         service.cancel(ctx, job_id=job_id, force=True)  # fences this worker out
         with pytest.raises(LeaseLost):
-            engine.run_step(ticket)
-        assert engine.kernel.starts == 1  # one warm kernel served both
+            executor.run_step(ticket)
+        assert executor.kernel.starts == 1  # one warm kernel served both
         assert checkpoints(ctx, job_id) == 0
     finally:
-        engine.close()
-    assert engine.kernel is None
+        executor.close()
+    assert executor.kernel is None
 
 
-KILLS = {  # engine: (sources, chunk days); papermill starts a kernel per step, so fewer steps
+KILLS = {  # executor: (sources, chunk days); papermill starts a kernel per step, so fewer steps
     "papermill": (("notes",), 30),
     "notebook": ((), 15),
 }
 
 
-@pytest.mark.parametrize("engine", sorted(KILLS))
+@pytest.mark.parametrize("executor", sorted(KILLS))
 def test_sigkill_of_the_worker_mid_job_then_resume(
-    ctx, database_url: str, tmp_path: Path, engine: str
+    ctx, database_url: str, tmp_path: Path, executor: str
 ) -> None:
-    if engine == "papermill" and not database_url.startswith("sqlite"):
-        pytest.skip("a kernel per step is slow: the notebook engine covers PostgreSQL")
-    sources, chunk_days = KILLS[engine]
+    if executor == "papermill" and not database_url.startswith("sqlite"):
+        pytest.skip("a kernel per step is slow: the notebook executor covers PostgreSQL")
+    sources, chunk_days = KILLS[executor]
     reference = inline_index(tmp_path / "inline", backfill(*sources), chunk_days)
-    queued = service.enqueue(ctx, options=backfill(*sources), engine=engine, chunk_days=chunk_days)
+    queued = service.enqueue(
+        ctx, options=backfill(*sources), executor=executor, chunk_days=chunk_days
+    )
     assert queued.job is not None and queued.job.job.id is not None
-    job_id, total = queued.job.job.id, queued.job.job.days_total
-    kill_at = random.Random(engine).randint(1, total // 2)
+    job_id, total = queued.job.job.id, queued.job.job.cells_total
+    kill_at = random.Random(executor).randint(1, total // 2)
     worker = subprocess.Popen(
         [sys.executable, "-m", "softcopy", "ingestion", "worker", "--job-id", str(job_id)],
         stdout=subprocess.DEVNULL,
@@ -218,7 +220,7 @@ def test_sigkill_of_the_worker_mid_job_then_resume(
 
     resumed = service.resume(ctx, job_id=job_id)  # what `softcopy ingestion resume` calls
     assert resumed.job.status is JobStatus.succeeded
-    assert resumed.job.days_done == total == checkpoints(ctx, job_id)
+    assert resumed.job.cells_done == total == checkpoints(ctx, job_id)
     view = jsonable(resumed)
     assert_one_notebook_per_step(ctx.settings.home, view["job"], view["steps"])
     assert service.verify(ctx, job_id=job_id).ok
@@ -320,7 +322,7 @@ def test_plain_papermill_reports_a_dead_kernel_like_a_failed_cell(tmp_path: Path
     import papermill
     from nbclient.exceptions import DeadKernelError
 
-    from softcopy.ingestion.notebook_engines import _dead_kernel_error
+    from softcopy.ingestion.notebook_executors import _dead_kernel_error
 
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -1,7 +1,8 @@
 """Settings: the home folder, the database URL, the timezone and the configured sources.
 
 Read from `<home>/softcopy.toml` and the environment (`SOFTCOPY_HOME`,
-`SOFTCOPY_DATABASE_URL`, `SOFTCOPY_TIMEZONE`); the environment wins over the file.
+`SOFTCOPY_DATABASE_URL`, `SOFTCOPY_TIMEZONE`, `SOFTCOPY_ARTIFACTS_URL`); the environment
+wins over the file.
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ SETTING_KEYS = (
     "timezone",
     "embedder",
     "lease_timeout",
+    "artifacts_url",
+    "artifacts_options",
     "index_url",
     "sources",
 )
+# protocols whose files stay on the machine that wrote them (or in its process)
+LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
 DEFAULT_LEASE_TIMEOUT = 60.0
 # A lease shorter than a second would expire between two heartbeats of a busy worker;
 # a day is the longest anyone should wait to learn that a worker died.
@@ -53,6 +58,26 @@ class Settings:
     embedder: str = "hashing"
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT  # seconds without a heartbeat: interrupted
+    # where day shards and vectors live: None is the home folder; else a folder path or an
+    # fsspec URL such as "s3://bucket/prefix"; `artifacts_options` are its fsspec
+    # storage_options (e.g. {"endpoint_url": ...} for an S3-compatible store)
+    artifacts_url: str | None = None
+    artifacts_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts_root(self) -> str:
+        """The artifacts' root: a local folder's path, or an fsspec URL."""
+        return self.artifacts_url or str(self.home)
+
+    @property
+    def artifacts_shared(self) -> bool:
+        """Whether artifacts are in a store every machine reaches (an object store such as
+        S3), not on one machine's disk: what steps run on other machines need."""
+        return _protocol(self.artifacts_root) not in LOCAL_PROTOCOLS
+
+    # the search index: None is the embedded SQLite file <home>/index.db; a postgresql://
+    # URL is the team index in that database (softcopy.memory.pg_index)
+    index_url: str | None = None
 
     # the search index: None is the embedded SQLite file <home>/index.db; a postgresql://
     # URL is the team index in that database (softcopy.memory.pg_index)
@@ -111,6 +136,7 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
     url_origin, url = _setting(env, "SOFTCOPY_DATABASE_URL", doc, config, "database_url")
     tz_origin, tz_name = _setting(env, "SOFTCOPY_TIMEZONE", doc, config, "timezone")
     lease_origin, lease = _setting(env, "SOFTCOPY_LEASE_TIMEOUT", doc, config, "lease_timeout")
+    art_origin, art_url = _setting(env, "SOFTCOPY_ARTIFACTS_URL", doc, config, "artifacts_url")
     index_origin, index_url = _setting(env, "SOFTCOPY_INDEX_URL", doc, config, "index_url")
     embedder = doc.get("embedder", "hashing")
     if embedder not in EMBEDDERS:
@@ -125,6 +151,8 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
         timezone=_zone(tz_origin, tz_name),
         embedder=embedder,
         sources=_sources(home_path, doc.get("sources", {})),
+        artifacts_url=_artifacts_url(home_path, art_origin, art_url),
+        artifacts_options=_artifacts_options(config, doc.get("artifacts_options")),
         index_url=_index_url(index_origin, index_url),
     )
 
@@ -256,6 +284,42 @@ def _index_url(origin: str, value: Any) -> str | None:
             "leave it out for the embedded index <home>/index.db"
         )
     return url
+
+
+def _protocol(url: str) -> str:
+    """The protocol that stores a URL's files: of its last link ("simplecache::s3://…")."""
+    last = url.rsplit("::", 1)[-1]
+    return last.split("://", 1)[0].lower() if "://" in last else "file"
+
+
+def _artifacts_url(home: Path, origin: str, value: Any) -> str | None:
+    """None (the home), an absolute folder path, or an fsspec URL with its protocol."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{origin} = {_shown(value)}: must be a folder or a URL such as 's3://bucket/prefix'"
+        )
+    value = value.strip()
+    if _protocol(value) == "file" and "://" not in value:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (home / path).resolve())
+    if _protocol(value) == "file":
+        return str(Path(value.split("://", 1)[1]))  # file:///srv/x is the folder /srv/x
+    if value.split("://", 1)[1].strip("/") == "":
+        raise ConfigError(f"{origin} = {_shown(value)}: names no bucket (s3://bucket/prefix)")
+    return value.rstrip("/")
+
+
+def _artifacts_options(config: Path, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{config}: artifacts_options = {_shown(value)}: must be a table of fsspec "
+            "storage options, e.g. { endpoint_url = 'http://127.0.0.1:8333' }"
+        )
+    return dict(value)
 
 
 def _zone(origin: str, name: Any) -> ZoneInfo:

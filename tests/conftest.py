@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -98,3 +99,16 @@ def ctx(demo_home: Path):
         year=DEMO_TODAY.year, month=DEMO_TODAY.month, day=DEMO_TODAY.day
     )
     return context
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3-compatible object store (Debian's OpenStack Swift with s3api) on loopback
+    ports, started once per session; skips, saying why, where it is not installed."""
+    from tests import s3_server as s3
+
+    reason = s3.missing()
+    if reason:
+        pytest.skip(reason)
+    with s3.swift_s3(tmp_path_factory.mktemp("s3")) as server:
+        yield server

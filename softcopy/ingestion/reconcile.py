@@ -18,10 +18,10 @@ from softcopy.ingestion import coverage, jobs, leases
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import scan
+from softcopy.memory.artifacts import artifacts, export_key, stage_key
 from softcopy.memory.indexes import open_index
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.sources import open_source
-from softcopy.memory.stage import export_path, sha256_file, vectors_path
 from softcopy.memory.tables import LedgerEntry, SourceDay, SourceItem
 
 
@@ -237,20 +237,28 @@ def _artifact_findings(
     settings: Settings, source: str, day: date, stages: dict[Stage, LedgerEntry]
 ) -> list[Finding]:
     findings = []
-    for stage, path_of in ((Stage.export, export_path), (Stage.embed, vectors_path)):
+    store = artifacts(settings)
+    for stage in (Stage.export, Stage.embed):
         entry = stages.get(stage)
         if entry is None or entry.artifact_sha is None:
             continue
-        path = path_of(settings, source, day)
-        if not path.exists():
+        key = stage_key(stage, source, day)
+        found = store.sha256(key)
+        if found is None:
             findings.append(
-                Finding(FindingKind.missing_artifact, f"{path} is gone", source, day, stage)
+                Finding(
+                    FindingKind.missing_artifact,
+                    f"{store.location(key)} is gone",
+                    source,
+                    day,
+                    stage,
+                )
             )
-        elif sha256_file(path) != entry.artifact_sha:
+        elif found != entry.artifact_sha:
             findings.append(
                 Finding(
                     FindingKind.corrupted_artifact,
-                    f"{path} changed since {entry.stage} wrote it",
+                    f"{store.location(key)} changed since {entry.stage} wrote it",
                     source,
                     day,
                     stage,
@@ -268,10 +276,9 @@ def _drift(session: Session, settings: Settings, source: str, day: date) -> str:
             )
         ).all()
     )
-    path = export_path(settings, source, day)
     then: dict[str, str] = {}
     try:
-        for line in path.read_bytes().splitlines() if path.exists() else []:
+        for line in _read_or_none(settings, export_key(source, day)).splitlines():
             record = json.loads(line)
             then[record["item_id"]] = record["content_hash"]
     except (ValueError, KeyError, TypeError):
@@ -280,3 +287,11 @@ def _drift(session: Session, settings: Settings, source: str, day: date) -> str:
     added = len(now.keys() - then.keys())
     deleted = len(then.keys() - now.keys())
     return f"the source changed since publish: {edited} edited, {added} added, {deleted} deleted"
+
+
+def _read_or_none(settings: Settings, key: str) -> bytes:
+    """The artifact's bytes, or none when it is gone."""
+    try:
+        return artifacts(settings).read(key)
+    except FileNotFoundError:
+        return b""

@@ -12,8 +12,8 @@ from softcopy.config import Settings
 from softcopy.ingestion import jobs
 from softcopy.ingestion.models import Checkpoint, Verification
 from softcopy.ingestion.states import Stage
+from softcopy.memory.artifacts import artifacts, stage_key
 from softcopy.memory.indexes import open_index
-from softcopy.memory.stage import export_path, sha256_file, vectors_path
 
 
 def verify_job(session: Session, *, settings: Settings, job_id: int, now: datetime) -> Verification:
@@ -46,9 +46,10 @@ def _check(
                 + ("" if rows != cp.items else " (other items than were published)")
             }
         return None
-    path = (export_path if cp.stage is Stage.export else vectors_path)(settings, cp.source, cp.day)
-    if not path.exists():
-        return where | {"problem": f"artifact missing: {path}"}
-    if sha256_file(path) != cp.artifact_sha:
-        return where | {"problem": f"artifact changed since the checkpoint: {path}"}
+    store, key = artifacts(settings), stage_key(cp.stage, cp.source, cp.day)
+    found = store.sha256(key)
+    if found is None:
+        return where | {"problem": f"artifact missing: {store.location(key)}"}
+    if found != cp.artifact_sha:
+        return where | {"problem": f"artifact changed since the checkpoint: {store.location(key)}"}
     return None

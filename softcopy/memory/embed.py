@@ -13,16 +13,19 @@ from datetime import date
 import numpy as np
 
 from softcopy.memory import cache, export, ledger
-from softcopy.memory.artifacts import read_checked, require_done, vectors_to_bytes
+from softcopy.memory.artifacts import (
+    artifacts,
+    read_checked,
+    require_done,
+    vectors_key,
+    vectors_to_bytes,
+)
 from softcopy.memory.items import digest
 from softcopy.memory.stage import (
     StageContext,
     StageResult,
     chain,
     embed_input_digest,
-    export_path,
-    vectors_path,
-    write_atomic,
 )
 from softcopy.memory.stages import Stage
 
@@ -38,7 +41,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     upstream = require_done(
         ctx.session, source=source, day=day, stage=Stage.export, wanted_by=Stage.embed
     )
-    items = export.read(read_checked(export_path(ctx.settings, source, day), upstream, Stage.embed))
+    items = export.read(read_checked(ctx.settings, upstream, Stage.embed))
     model = ctx.embedder
     now = ctx.clock()
     hashes = [item.content_hash for item in items]
@@ -52,9 +55,9 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     matrix = (
         np.stack([vectors[h] for h in hashes]) if items else np.zeros((0, model.dim), np.float32)
     )
-    path = vectors_path(ctx.settings, source, day)
+    key, store = vectors_key(source, day), artifacts(ctx.settings)
     ctx.before_write()
-    sha = write_atomic(path, vectors_to_bytes(matrix))
+    sha = store.write(key, vectors_to_bytes(matrix))
     assert upstream.output_digest is not None
     result = StageResult(
         stage=Stage.embed,
@@ -66,7 +69,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         output_digest=chain(
             digest(zip([i.item_id for i in items], hashes, strict=True)), model.name
         ),
-        artifact=path,
+        artifact=store.location(key),
         artifact_sha=sha,
     )
     ledger.record(ctx.session, result, done_by=ctx.done_by, now=now)

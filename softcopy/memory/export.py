@@ -16,9 +16,10 @@ from sqlmodel import Session
 
 from softcopy.errors import BadRecord, StageFailed
 from softcopy.memory import ledger, scan
+from softcopy.memory.artifacts import artifacts, export_key
 from softcopy.memory.items import MemoryItem, canonical_json, digest
 from softcopy.memory.sources import Source, load_many
-from softcopy.memory.stage import StageContext, StageResult, export_path, write_atomic
+from softcopy.memory.stage import StageContext, StageResult
 from softcopy.memory.stages import Stage
 
 READ_AHEAD_DAYS = 32  # days read at once at most: what a batch holds in memory is bounded
@@ -49,9 +50,9 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
     lines = [canonical_json(item.to_record()).encode() for item in items]
     body = b"\n".join(lines) + b"\n" if lines else b""
     del lines
-    path = export_path(ctx.settings, source, day)
+    key, store = export_key(source, day), artifacts(ctx.settings)
     ctx.before_write()
-    sha = write_atomic(path, body)
+    sha = store.write(key, body)
     result = StageResult(
         stage=Stage.export,
         source=source,
@@ -60,7 +61,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         skipped=skipped,
         input_digest=_source_digest(ctx, source, day),
         output_digest=digest(pairs),
-        artifact=path,
+        artifact=store.location(key),
         artifact_sha=sha,
         problems=tuple(problems),
     )

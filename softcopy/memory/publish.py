@@ -14,8 +14,6 @@ from softcopy.memory.stage import (
     StageContext,
     StageResult,
     embed_input_digest,
-    export_path,
-    vectors_path,
 )
 from softcopy.memory.stages import Stage
 
@@ -32,12 +30,8 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         raise StageFailed(
             Stage.publish, source, day, "the vectors are older than the export; run embed first"
         )
-    items = export.read(
-        read_checked(export_path(ctx.settings, source, day), exported, Stage.publish)
-    )
-    vectors = vectors_from_bytes(
-        read_checked(vectors_path(ctx.settings, source, day), embedded, Stage.publish)
-    )
+    items = export.read(read_checked(ctx.settings, exported, Stage.publish))
+    vectors = vectors_from_bytes(read_checked(ctx.settings, embedded, Stage.publish))
     if len(vectors) != len(items):
         raise StageFailed(
             Stage.publish, source, day, f"{len(items)} items but {len(vectors)} vectors"

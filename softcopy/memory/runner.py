@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.errors import OperationFailed
-from softcopy.memory import ledger, scan
+from softcopy.memory import artifacts, ledger, scan
 from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
 from softcopy.memory.stages import Stage
@@ -78,6 +78,7 @@ def run_stages(
     """Run `stages` in order for each (source, day). With `exact_days`, every day of
     [start, end] runs; otherwise the days the source has data for (or once had). A cell
     `held` names a job for fails with "held by job N" and is not run."""
+    artifacts.check(settings)  # a missing or unreachable bucket: refused before any write
     summary = RunSummary(skip_bad_records=skip_bad_records)
     with Session(engine, expire_on_commit=False) as session:
         ctx = StageContext(

@@ -1,11 +1,9 @@
-"""What the three stages share: the context they run in, the result they return, where
-their artifacts live, and how they write them atomically."""
+"""What the three stages share: the context they run in, the result they return, and
+their input digests; their artifacts are keys that memory.artifacts writes atomically."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,8 +13,9 @@ from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import utcnow
-from softcopy.errors import BadRecord, StorageFault
+from softcopy.errors import BadRecord
 from softcopy.memory import scan
+from softcopy.memory.artifacts import export_key, vectors_key
 from softcopy.memory.embedders import Embedder, get_embedder
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import Source, open_source
@@ -72,17 +71,20 @@ class StageResult:
     skipped: int
     input_digest: str
     output_digest: str
-    artifact: Path | None = None
+    artifact: str | None = None  # where the artifact was written (a path or a URL)
     artifact_sha: str | None = None  # sha256 of the artifact's bytes, as the ledger records
     problems: tuple[str, ...] = ()  # bad records skipped (or found) on the way
 
 
 def export_path(settings: Settings, source: str, day: date) -> Path:
-    return settings.export_dir / source / f"{day:%Y}" / f"{day.isoformat()}.jsonl"
+    """The file of a day's export, where artifacts are in a local folder (the default);
+    stages go through memory.artifacts, which also knows object stores."""
+    return Path(settings.artifacts_root) / export_key(source, day)
 
 
 def vectors_path(settings: Settings, source: str, day: date) -> Path:
-    return settings.vectors_dir / source / f"{day:%Y}" / f"{day.isoformat()}.npy"
+    """The file of a day's vectors, where artifacts are in a local folder (the default)."""
+    return Path(settings.artifacts_root) / vectors_key(source, day)
 
 
 def chain(*parts: str) -> str:
@@ -93,39 +95,3 @@ def chain(*parts: str) -> str:
 def embed_input_digest(export_output_digest: str, model: str) -> str:
     """Vectors depend on the export and on the model that made them."""
     return chain(export_output_digest, model)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> str:
-    """Write via a temp file in the same folder and rename; returns the sha256 of `data`.
-
-    Readers see the old bytes or the new ones, never a torn file, whatever process dies.
-    (No fsync: after an OS crash a day may need redoing, which verify and reconcile catch.)
-    """
-    try:
-        return _write_atomic(path, data)
-    except OSError as exc:  # a full disk or a read-only home: one line, not a traceback
-        fault = StorageFault.from_os_error(exc, path)
-        if fault is None:
-            raise
-        raise fault from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return hashlib.sha256(data).hexdigest()

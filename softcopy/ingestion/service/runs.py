@@ -37,6 +37,7 @@ from softcopy.ingestion.states import (
     PlanStatus,
     Stage,
 )
+from softcopy.memory import artifacts
 from softcopy.memory.indexes import open_index
 
 
@@ -52,6 +53,7 @@ def enqueue(
     """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
     new one; any worker (`softcopy ingestion worker`) can then run it."""
     get_executor(executor)  # an unknown executor is refused before anything is written
+    artifacts.check(ctx.settings)  # and a bucket that is missing or cannot be reached
     check_index(ctx)
     expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
     with session_scope(ctx.engine) as session:
@@ -107,6 +109,7 @@ def resume(
     """Continue a failed, cancelled or interrupted job from its checkpoints;
     `skip_bad_records` turns that option of its plan on from now on."""
     check_index(ctx)
+    artifacts.check(ctx.settings)  # a bucket missing or unreachable: refused, nothing written
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
@@ -167,6 +170,7 @@ def work(
     ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
 ) -> list[int]:
     """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
+    artifacts.check(ctx.settings)  # a worker that cannot write artifacts claims no job
     owner = runtime.new_owner()
     ran: list[int] = []
     while True:

@@ -77,7 +77,7 @@ def timed(page, act, done: str, arg: object = None) -> float:  # type: ignore[no
     return time.perf_counter() - began
 
 
-def one_session(browser, url: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def one_session(browser, url: str, shot: Path | None) -> dict[str, float]:  # type: ignore[no-untyped-def]
     host = urlparse(url).netloc
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.route(
@@ -93,6 +93,15 @@ def one_session(browser, url: str) -> dict[str, float]:  # type: ignore[no-untyp
     page.goto(url)
     page.locator(CELLS).first.wait_for(state="visible")
     out["first paint"] = time.perf_counter() - began
+    fits = page.evaluate(
+        "() => { const s = document.querySelector('.sc-hm-scroll');"
+        " const svg = s.querySelector('svg');"
+        " return [s.scrollWidth <= s.clientWidth, svg.getAttribute('data-unit'),"
+        " s.querySelectorAll('.sc-hm-cell:not([data-stage])').length]; }"
+    )
+    print(f"ten years on one screen at 1400x900: {fits[0]} ({fits[2]} squares, a {fits[1]} each)")
+    if shot is not None:
+        page.screenshot(path=shot)
 
     cells = page.locator(f'{CELLS}[data-source="notes"]:not([data-code=" "])')
     n = cells.count()
@@ -167,6 +176,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="a demo home to reuse (built when empty)")
     parser.add_argument("--days", type=int, default=3653)
     parser.add_argument("--runs", type=int, default=3, help="fresh pages, each measured")
+    parser.add_argument("--screenshot", type=Path, help="save the first page as painted here")
     opts = parser.parse_args()
     home = opts.home or Path(tempfile.mkdtemp(prefix="softcopy-paint-")) / "home"
     if not (home / "sources").exists():
@@ -185,8 +195,8 @@ def main() -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            for _ in range(opts.runs):
-                runs.append(one_session(browser, url))
+            for n in range(opts.runs):
+                runs.append(one_session(browser, url, opts.screenshot if n == 0 else None))
             browser.close()
     finally:
         server.send_signal(signal.SIGINT)

@@ -89,7 +89,9 @@ class CoveragePanel(Panel):
             on_click=self._clicked, on_select=self._selected, layout={"width": "100%"}
         )
         self.heatmap.add_class("sc-heatmap-widget")
-        self.problems_only = widgets.Checkbox(description="problems only", style=WIDE)
+        self.problems_only = widgets.Checkbox(
+            description="problems only", style=WIDE, layout={"width": "auto"}
+        )
         self.problems_only.add_class("sc-coverage-problems-only")
         widgets.link((self.problems_only, "value"), (self.heatmap, "problems_only"))
         self.next_button = button("Next problem", self.next_problem)

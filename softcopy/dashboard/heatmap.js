@@ -46,17 +46,13 @@ function describeCounts(data, counts) {
 
 function axis(data, cw, width) {
   const parts = [];
-  let lastYear = null;
+  const years = []; // [column, year] where a year begins
   let lastMonth = null;
   let lastLabelX = -1e9;
   for (const [c, [first]] of data.columns.entries()) {
     const [y, m] = first.split("-").map(Number);
     const x = LABEL_W + c * cw;
-    if (y !== lastYear) {
-      parts.push(`<line x1="${x}" y1="2" x2="${x}" y2="${HEAD_H}" stroke="#8c959f"/>`);
-      parts.push(`<text x="${x + 2}" y="11" font-weight="bold">${y}</text>`);
-      lastYear = y;
-    }
+    if (!years.length || years[years.length - 1][1] !== y) years.push([c, y]);
     if (data.unit !== "month" && m !== lastMonth) {
       parts.push(`<line x1="${x}" y1="${HEAD_H - 6}" x2="${x}" y2="${HEAD_H}" stroke="#57606a"/>`);
       if (x - lastLabelX >= 26 && x + 20 <= width) {
@@ -65,6 +61,12 @@ function axis(data, cw, width) {
       }
       lastMonth = m;
     }
+  }
+  for (const [n, [c, y]] of years.entries()) {
+    const x = LABEL_W + c * cw;
+    const next = n + 1 < years.length ? LABEL_W + years[n + 1][0] * cw : width;
+    parts.push(`<line x1="${x}" y1="2" x2="${x}" y2="${HEAD_H}" stroke="#8c959f"/>`);
+    if (next - x >= 30) parts.push(`<text x="${x + 2}" y="11" font-weight="bold">${y}</text>`);
   }
   return parts;
 }

@@ -13,7 +13,14 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from softcopy.db import session_scope
-from softcopy.errors import Conflict, EnvironmentFault, Interrupted, NotFound, SoftcopyError
+from softcopy.errors import (
+    Conflict,
+    DestructivePlan,
+    EnvironmentFault,
+    Interrupted,
+    NotFound,
+    SoftcopyError,
+)
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.executors import get_executor
@@ -31,13 +38,13 @@ from softcopy.ingestion.service.context import (
 )
 from softcopy.ingestion.service.plans import make_plan, options_of
 from softcopy.ingestion.service.reads import show_job
-from softcopy.ingestion.service.views import JobView, PlanOptions, RunOutcome
+from softcopy.ingestion.service.views import JobView, PlanOptions, ResumeCheck, RunOutcome
 from softcopy.ingestion.states import (
     JOB_RESUMABLE,
     PlanStatus,
     Stage,
 )
-from softcopy.memory import artifacts
+from softcopy.memory import artifacts, scan
 from softcopy.memory.indexes import open_index
 
 
@@ -124,6 +131,57 @@ def resume(
     view = _execute(ctx, job_id, detach, progress)["job"]
     assert view is not None
     return view
+
+
+def check_resume(ctx: Context, *, job_id: int) -> ResumeCheck:
+    """Whether `resume` can succeed, asked without resuming (a face disables its Resume with
+    the reason): what resume would refuse (the job is not resumable, its rest would shrink
+    published days, a live job holds its cells), and how many of its remaining export days
+    hold unreadable records, which fail again unless its plan skips them."""
+    expire_leases(ctx)
+    with session_scope(ctx.engine) as session:  # the sources' scan is refreshed: it writes
+        job = jobs.get_job(session, job_id)
+        if job.status not in JOB_RESUMABLE:
+            return ResumeCheck(
+                blocker=f"job {job_id} is {job.status}; only failed, cancelled or interrupted "
+                "jobs can be resumed"
+            )
+        try:
+            _check_resume_shrink(ctx, session, job_id)
+        except DestructivePlan as refused:
+            return ResumeCheck(blocker=str(refused))
+        done = jobs.checkpointed_cells(session, job_id)
+        todo = {
+            (step.source, date.fromisoformat(d), step.stage)
+            for step in jobs.steps_of(session, job_id)
+            for d in step.days
+        } - done
+        sources = sorted({source for source, _, _ in todo})
+        holders = {
+            holder
+            for cell, holder in jobs.held_cells(session, sources).items()
+            if cell in todo and holder != job_id
+        }
+        saved = session.get(IngestionPlan, job.plan_id)
+        assert saved is not None
+        export_days = {(source, day) for source, day, stage in todo if stage is Stage.export}
+        bad_days = set()
+        if export_days:
+            first, last = min(d for _, d in export_days), max(d for _, d in export_days)
+            bad_days = {
+                (p.source, p.day)
+                for p in scan.source_problems(session, sources, first, last)
+                if (p.source, p.day) in export_days
+            }
+    blocker = None
+    if holders:
+        held_by = ", ".join(str(h) for h in sorted(holders))
+        blocker = f"live job {held_by} holds some of its cells; wait for it, or cancel it"
+    return ResumeCheck(
+        blocker=blocker,
+        bad_record_days=len(bad_days),
+        skips_bad_records=bool(saved.params.get("skip_bad_records")),
+    )
 
 
 def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:

@@ -25,7 +25,6 @@ from softcopy.cli.common import (
     bounded,
     console,
     day_range,
-    describe,
     jsonable,
     print_json,
     progress_bar,
@@ -225,7 +224,9 @@ def plan(
     )
     view = service.plan(_sourced(home), options=options)
     if as_json:
-        print_json({"plan": view.plan, "items": view.items, "steps": view.steps})
+        print_json(
+            {"plan": view.plan, "items": view.items, "steps": view.steps, "facts": view.facts}
+        )
         return
     _print_plan(view)
     if view.plan.cells:
@@ -291,7 +292,8 @@ def run(
     if as_json:
         print_json(outcome)
     elif outcome.job is None:
-        console.print(f"plan {outcome.plan.id}: nothing to do, every cell is current")
+        why = "; ".join(outcome.facts) or "every cell is current"
+        console.print(f"plan {outcome.plan.id}: nothing to do: {why}")
     else:
         _print_job(outcome.job, steps=steps, detached_pid=outcome.worker_pid)
     if outcome.job is not None and outcome.job.job.status is JobStatus.failed:
@@ -505,13 +507,6 @@ def job_logs(
                 print(json.dumps(jsonable(row), ensure_ascii=False), flush=True)
             else:
                 _print_log_row(row)
-        waited = service.show_job(ctx, job_id=job_id).unclaimed_seconds
-        if waited:  # the stream stopped with the job still waiting for a worker
-            print(
-                f"job {job_id} is queued, {leases.describe_wait(waited)}: no worker took it; "
-                f"start one with `softcopy ingestion worker {job_id}`",
-                file=sys.stderr,
-            )
         return
     tail = service.log_tail(ctx, job_id=job_id, before_id=before, page=page, limit=limit, **filters)  # type: ignore[arg-type]
     if as_json:
@@ -583,12 +578,7 @@ def worker(
     if job is not None and job_option is not None:
         raise UserError("give the job id once: `worker 3` or `worker --job-id 3`")
     job_id = job if job is not None else job_option
-    ran = service.work(
-        service.open_context(home),
-        once=once,
-        job_id=job_id,
-        on_fault=lambda fault: print(f"worker: {describe(fault)}; polling on", file=sys.stderr),
-    )
+    ran = service.work(service.open_context(home), once=once, job_id=job_id)
     if as_json:
         print_json({"jobs": ran})
     else:
@@ -624,3 +614,5 @@ def _print_plan(view: service.PlanView) -> None:
         table.add_row(source, str(stage), str(state), str(n))
     if counts:
         console.print(table)
+    for fact in view.facts:  # why it is empty, or what it leaves outside its lookback
+        console.print(f"note: {fact}")

@@ -48,13 +48,24 @@ class CoverageSnapshot(SQLModel, table=True):
     totals: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     fingerprint: str
     seconds: float = 0.0
+    lineage: str = Field(default="", index=True)  # its cells' rows: see CoverageCell
 
 
 class CoverageCell(SQLModel, table=True):
+    """A cell's row, shared by consecutive snapshots of one lineage (the same range of days)
+    while it does not change: it belongs to the snapshots of its lineage from `snapshot_id`
+    up to (not including) `ended_by`, which took a changed row in its place (None: still
+    the newest), that list its source. So a snapshot writes only the cells that changed."""
+
     __tablename__ = "coverage_cell"
-    __table_args__ = (Index("ix_coverage_cell_snapshot_state", "snapshot_id", "state"),)
+    __table_args__ = (
+        Index("ix_coverage_cell_snapshot_state", "snapshot_id", "state"),
+        Index("ix_coverage_cell_lineage", "lineage", "source", "ended_by"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    snapshot_id: int = _parent("coverage_snapshot")
+    # the snapshot that wrote it (no foreign key: the row outlives that snapshot while a
+    # newer one of its lineage shares it; coverage.prune deletes the rows none shares)
+    snapshot_id: int = Field(index=True)
     source: str
     day: date
     stage: Stage = Field(sa_type=enum_type(Stage))
@@ -64,6 +75,19 @@ class CoverageCell(SQLModel, table=True):
     items: int = 0
     job_id: int | None = None  # the live job holding the cell, when running
     done_by: str | None = None  # who last ran it, as the ledger records
+    artifact_missing: bool = False  # stale because the file its ledger entry names is gone
+    lineage: str = ""  # the lineage of the snapshot that wrote it
+    ended_by: int | None = None  # the snapshot of its lineage that replaced it
+
+
+class CoverageHead(SQLModel, table=True):
+    """Per (lineage, source), a digest of its newest cell rows (those not ended): a snapshot
+    whose cells of the source digest the same writes none of them."""
+
+    __tablename__ = "coverage_head"
+    lineage: str = Field(primary_key=True)
+    source: str = Field(primary_key=True)
+    digest: str
 
 
 class IngestionPlan(SQLModel, table=True):
@@ -110,7 +134,6 @@ class IngestionJob(SQLModel, table=True):
     error: str | None = None
     cells_total: int = 0  # (source, day, stage) cells in its plan
     cells_done: int = 0
-    dask_dashboard: str | None = None  # the Dask dashboard of the cluster its steps ran on
 
 
 class JobStep(SQLModel, table=True):
@@ -128,7 +151,6 @@ class JobStep(SQLModel, table=True):
     attempts: int = 0
     error: str | None = None
     artifact: str | None = None  # the executed notebook, for notebook executors
-    worker: str | None = None  # which Dask worker ran it (dask executor)
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
 

@@ -3,12 +3,13 @@ fingerprint of the cells they were made from so a stale plan can be refused late
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from softcopy import limits
@@ -76,45 +77,177 @@ class StalePlan(Conflict):
         )
 
 
+class PreviewChanged(Conflict):
+    """The cells a previewed (unsaved) plan would run changed before it was saved."""
+
+    def __init__(self, cells: int) -> None:
+        super().__init__(
+            f"the plan's cells changed since its preview (it would now run {cells}): "
+            "preview it again"
+        )
+
+
+@dataclass
+class Planned:
+    """A plan as made: saved (its `plan.id` and `snapshot` set) or only previewed (both
+    None, nothing written), its items in the order `plan_items` reads them back, and
+    sentences saying what is true of the cells it did not choose."""
+
+    plan: IngestionPlan
+    snapshot: CoverageSnapshot | None
+    items: list[PlanItem]
+    facts: list[str]
+
+
 def make_plan(
-    session: Session, *, request: PlanRequest, model: str, today: date, now: datetime
-) -> tuple[IngestionPlan, CoverageSnapshot]:
-    """Choose the cells, persist the coverage they came from and the plan.
+    session: Session,
+    *,
+    request: PlanRequest,
+    model: str,
+    today: date,
+    now: datetime,
+    present: coverage.Presence | None = None,
+    save: bool = True,
+    expect_fingerprint: str | None = None,
+) -> Planned:
+    """Choose the cells; when `save`, persist the coverage they came from and the plan
+    (refused with PreviewChanged if `expect_fingerprint` names other cells: a preview
+    that went stale). A preview (`save=False`) writes nothing.
 
     A destructive plan (see `shrinks`) is refused before anything is written, unless the
     request allows shrinking."""
     start, end = _scope(session, request)
-    cells = coverage.compute(session, sources=request.sources, start=start, end=end, model=model)
-    chosen = [c for c in _choose(session, request, cells, today) if c.stage in request.stages]
+    cells = coverage.compute(
+        session, sources=request.sources, start=start, end=end, model=model, present=present
+    )
+    stages = set(request.stages)
+    chosen = [c for c in _choose(session, request, cells, today) if c.stage in stages]
     if not request.allow_shrink:
         window = _window(request, today)
         removals = shrinks(session, chosen=chosen, cells=cells, window_start=window)
         if removals:
             raise DestructivePlan(removals)
-    snapshot = coverage.persist(
-        session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
-    )
+    chosen.sort(key=_by_source)  # stable: each source's cells stay in day and stage order
+    fingerprint = coverage.fingerprint(chosen)
+    if expect_fingerprint is not None and fingerprint != expect_fingerprint:
+        raise PreviewChanged(len(chosen))
     plan = IngestionPlan(
         created_at=now,
         mode=request.mode,
         status=PlanStatus.ready,
         params=request.params(),
-        snapshot_id=snapshot.id,
-        fingerprint=coverage.fingerprint(chosen),
+        fingerprint=fingerprint,
         cells=len(chosen),
     )
+    facts = explain(session, request, cells=cells, chosen=chosen, today=today)
+    if not save:
+        return Planned(plan, None, _items(None, [], chosen), facts)
+    snapshot = coverage.persist(
+        session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
+    )
+    plan.snapshot_id = snapshot.id
     session.add(plan)
     session.flush()
+    assert plan.id is not None
     coverage.insert_rows(
         session,
         IngestionPlanItem.__table__,  # type: ignore[arg-type]
         ("plan_id", "source", "day", "stage", "state", "expected_digest"),
-        [
-            (plan.id, c.source, c.day, c.stage.value, c.state.value, c.expected_digest)
-            for c in chosen
-        ],
+        [(plan.id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest) for c in chosen],
     )
-    return plan, snapshot
+    ids = list(
+        session.connection().scalars(
+            select(IngestionPlanItem.id)
+            .where(IngestionPlanItem.plan_id == plan.id)
+            .order_by(IngestionPlanItem.id)  # type: ignore[arg-type]
+        )
+    )  # inserted in `chosen` order, so their ids rise in it
+    return Planned(plan, snapshot, _items(plan.id, ids, chosen), facts)
+
+
+def _by_source(cell: Cell) -> str:
+    return cell.source
+
+
+def _items(plan_id: int | None, ids: list[int], chosen: list[Cell]) -> list[PlanItem]:
+    """The chosen cells as the plan's items (ids 0 for an unsaved plan's)."""
+    ids = ids or [0] * len(chosen)
+    return [
+        PlanItem(i, plan_id or 0, c.source, c.day, c.stage, c.state, c.expected_digest)
+        for i, c in zip(ids, chosen, strict=True)
+    ]
+
+
+def explain(
+    session: Session, request: PlanRequest, *, cells: list[Cell], chosen: list[Cell], today: date
+) -> list[str]:
+    """What is true of the cells in scope that the plan leaves: a range without data, cells
+    all current, work waiting outside catch_up_recent's lookback or after today, stages
+    left out. An empty plan says why it is empty; a plan leaving work behind says where."""
+    facts: list[str] = []
+    wanted = set(request.stages)
+    taken = {(c.source, c.day, c.stage) for c in chosen}
+    with_data = [c for c in cells if c.state is not CellState.empty]
+    if request.mode is PlanMode.backfill_range and not with_data:
+        facts.append(_no_data(session, request))
+    elif request.mode is PlanMode.repair and not chosen:
+        facts.append("the reconciliation flagged no cell of these sources and days to redo")
+    elif not chosen and with_data and all(c.state is CellState.current for c in with_data):
+        facts.append(f"all {_count(len(with_data), 'cell')} with data are current")
+    left = [
+        c
+        for c in with_data
+        if c.state in WANTED and c.stage in wanted and (c.source, c.day, c.stage) not in taken
+    ]
+    if request.mode is PlanMode.catch_up_recent and left:
+        after = [c for c in left if c.day > today]
+        before = [c for c in left if c.day <= today]
+        if before:
+            facts.append(
+                f"{_states(before)} outside the {request.lookback_days}-day lookback, "
+                f"oldest {min(c.day for c in before)} — use backfill_range"
+            )
+        if after:
+            facts.append(
+                f"{_states(after)} dated after today ({today}), never caught up — "
+                "coverage names the records"
+            )
+    others = [
+        c for c in with_data if c.state in WANTED and c.stage not in wanted
+    ]  # work the plan's stage filter left out
+    if others and not chosen:
+        stages = sorted({str(c.stage) for c in others}, key=lambda s: STAGE_ORDER[Stage(s)])
+        facts.append(f"{_states(others)} of stages not asked for ({', '.join(stages)})")
+    return facts
+
+
+def _no_data(session: Session, request: PlanRequest) -> str:
+    """Say where the sources' data is, for a range that has none."""
+    first, last = session.execute(
+        select(func.min(SourceDay.day), func.max(SourceDay.day)).where(
+            SourceDay.source.in_(request.sources)  # type: ignore[attr-defined]
+        )
+    ).one()
+    start, end = request.range_start_day, request.range_end_day
+    if last is None:
+        return "no source has data yet (the last scan found no items)"
+    if start is not None and start > last:
+        return f"no source has data after {last}"
+    if end is not None and end < first:
+        return f"no source has data before {first}"
+    return f"no source has data from {start} to {end} (their data spans {first} to {last})"
+
+
+def _states(cells: list[Cell]) -> str:
+    """'3 stale cells' or '2 missing and 1 failed cells'."""
+    counts = Counter(str(c.state) for c in cells)
+    parts = [f"{n} {state}" for state, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{joined} {'cell' if len(cells) == 1 else 'cells'}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def check_resume(
@@ -124,6 +257,7 @@ def check_resume(
     done: set[tuple[str, date, Stage]],
     model: str,
     today: date,
+    present: coverage.Presence | None = None,
 ) -> None:
     """Refuse to resume a job whose cells not yet `done` would now shrink published days
     (its source was truncated or re-pointed since the plan was checked), unless its plan
@@ -140,6 +274,7 @@ def check_resume(
         start=min(day for _, day, _ in todo),
         end=max(day for _, day, _ in todo),
         model=model,
+        present=present,
     )
     chosen = [c for c in cells if (c.source, c.day, c.stage) in todo]
     window = None
@@ -151,10 +286,11 @@ def check_resume(
         raise DestructivePlan(removals)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PlanItem:
     """A plan's cell as read back: IngestionPlanItem's columns, without an ORM object each
-    (a ten-year plan has 30,000 of them, and building those was most of its cost)."""
+    (a ten-year plan has 30,000 of them, and building those was most of its cost). Not
+    frozen only because that makes it five times as costly to build: treat it as such."""
 
     id: int
     plan_id: int
@@ -175,7 +311,13 @@ def plan_items(session: Session, plan_id: int) -> list[PlanItem]:
     return [PlanItem(*row) for row in rows]
 
 
-def check_current(session: Session, *, plan: IngestionPlan, model: str) -> None:
+def check_current(
+    session: Session,
+    *,
+    plan: IngestionPlan,
+    model: str,
+    present: coverage.Presence | None = None,
+) -> None:
     """Refuse a plan whose cells changed since it was made, naming them."""
     assert plan.id is not None
     items = plan_items(session, plan.id)
@@ -189,6 +331,7 @@ def check_current(session: Session, *, plan: IngestionPlan, model: str) -> None:
             start=min(i.day for i in items),
             end=max(i.day for i in items),
             model=model,
+            present=present,
         )
     }
     changed = []
@@ -274,21 +417,23 @@ def shrinks(
     to re-check; with no window, every day). What would be published is the upstream of
     the earliest chosen stage of the day: the source's items now when export is redone,
     else what the stage before it recorded."""
-    by_key = {(c.source, c.day, c.stage): c for c in cells}
-    earliest: dict[tuple[str, date], Stage] = {}
-    publishes: set[tuple[str, date]] = set()
+    # only days the index holds items of can shrink: none in a first backfill
+    before: dict[tuple[str, date], int] = {}
     for c in chosen:
+        if c.stage is Stage.publish:
+            published = _published(c)  # a chosen cell is coverage's cell of that key
+            if published:
+                before[c.source, c.day] = published
+    if not before:
+        return []
+    by_key = {(c.source, c.day, c.stage): c for c in cells if (c.source, c.day) in before}
+    earliest: dict[tuple[str, date], Stage] = {}
+    for c in chosen:
+        if (c.source, c.day) not in before:
+            continue
         first = earliest.get((c.source, c.day))
         if first is None or STAGE_ORDER[c.stage] < STAGE_ORDER[first]:
             earliest[(c.source, c.day)] = c.stage
-        if c.stage is Stage.publish:
-            publishes.add((c.source, c.day))
-    before: dict[tuple[str, date], int] = {}
-    for key in publishes:
-        cell = by_key.get((*key, Stage.publish))
-        published = _published(cell) if cell is not None else None
-        if published:
-            before[key] = published
     now = _source_items(session, [key for key in before if earliest[key] is Stage.export])
     removals = []
     for key, published in sorted(before.items()):

@@ -33,7 +33,7 @@ START = D1 = date(2026, 3, 1)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class LedgerCell(Cell):
     done_by: str | None = None  # what coverage adds when it reports the ledger's writer
 

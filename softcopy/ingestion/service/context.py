@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,11 +18,12 @@ from sqlmodel import Session
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow
 from softcopy.ingestion import jobs, runtime
+from softcopy.ingestion.coverage import Presence
 from softcopy.ingestion.models import (
     IngestionJob,
     IngestionPlan,
 )
-from softcopy.memory import scan
+from softcopy.memory import artifacts, scan
 from softcopy.memory.embedders import get_embedder
 from softcopy.memory.sources import open_source
 
@@ -73,6 +75,11 @@ def refresh_sources(ctx: Context, session: Session, names: list[str]) -> None:
 
 def source_names(ctx: Context, sources: list[str] | None) -> list[str]:
     return [s.name for s in ctx.settings.selected_sources(sources)]
+
+
+def artifact_presence(ctx: Context) -> Presence:
+    """How coverage tells which current cells' artifacts are still in place."""
+    return partial(artifacts.present_days, ctx.settings)
 
 
 def embed_model(ctx: Context) -> str:

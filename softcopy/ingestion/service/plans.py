@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from datetime import date
 
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from softcopy.db import session_scope, within
+from softcopy.db import session_scope
 from softcopy.errors import DestructivePlan, NotFound, ReversedRange
 from softcopy.ingestion import coverage as coverage_
 from softcopy.ingestion import jobs, planner
 from softcopy.ingestion import reconcile as reconcile_
-from softcopy.ingestion.coverage import Cell
 from softcopy.ingestion.models import (
-    CoverageCell,
     CoverageSnapshot,
     IngestionPlan,
     ReconciliationRun,
 )
 from softcopy.ingestion.service.context import (
     Context,
+    artifact_presence,
     embed_model,
     expire_leases,
     newest,
@@ -52,7 +50,12 @@ def coverage(
         began = time.perf_counter()
         refresh_sources(ctx, session, names)
         cells = coverage_.compute(
-            session, sources=names, start=range_start_day, end=range_end_day, model=embed_model(ctx)
+            session,
+            sources=names,
+            start=range_start_day,
+            end=range_end_day,
+            model=embed_model(ctx),
+            present=artifact_presence(ctx),
         )
         snapshot = coverage_.persist(
             session,
@@ -98,12 +101,8 @@ def latest_coverage(
         found = next((s for s in snapshots if set(names) <= set(s.sources)), None)
         if found is None:
             return None
-        columns = [getattr(CoverageCell, f.name) for f in fields(Cell)]
-        rows = session.execute(
-            select(*columns)
-            .where(CoverageCell.snapshot_id == found.id, CoverageCell.source.in_(names))  # type: ignore[attr-defined]
-            .where(*within(CoverageCell.day, range_start_day, range_end_day))
-            .order_by(CoverageCell.id)  # type: ignore[arg-type]
+        cells = coverage_.snapshot_cells(
+            session, found, sources=names, start=range_start_day, end=range_end_day
         )
         future = coverage_.future_days(session, sources=names, today=ctx.today())
         problems, total = coverage_.problems(
@@ -111,18 +110,28 @@ def latest_coverage(
         )
         return CoverageReport(
             snapshot=found,
-            cells=[Cell(*row) for row in rows],
+            cells=cells,
             future_days=future,
             problems=problems,
             problems_total=total,
         )
 
 
-def plan(ctx: Context, *, options: PlanOptions) -> PlanView:
+def plan(ctx: Context, *, options: PlanOptions, expect_fingerprint: str | None = None) -> PlanView:
+    """Make and save a plan. With `expect_fingerprint` (a preview's `plan.fingerprint`),
+    refuse (planner.PreviewChanged) if its cells are no longer those previewed."""
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
-        made = make_plan(ctx, session, options)
-        return plan_view(session, made)
+        made = _planned(ctx, session, options, save=True, expect_fingerprint=expect_fingerprint)
+        return _view(made)
+
+
+def preview_plan(ctx: Context, *, options: PlanOptions) -> PlanView:
+    """The plan `plan` would make, not saved: no plan, items or snapshot is written (its
+    `plan.id` is None). Save it with `plan(..., expect_fingerprint=view.plan.fingerprint)`."""
+    expire_leases(ctx)
+    with session_scope(ctx.engine) as session:
+        return _view(_planned(ctx, session, options, save=False))
 
 
 def get_plan(ctx: Context, *, plan_id: int) -> PlanView:
@@ -186,9 +195,25 @@ def list_plans(
 
 
 def make_plan(ctx: Context, session: Session, options: PlanOptions) -> IngestionPlan:
+    return _planned(ctx, session, options, save=True).plan
+
+
+def plan_facts(ctx: Context, session: Session, made: IngestionPlan) -> list[str]:
+    """What is true of the cells a saved plan left, as of now (for a plan with none: why)."""
+    return _planned(ctx, session, options_of(made), save=False).facts
+
+
+def _planned(
+    ctx: Context,
+    session: Session,
+    options: PlanOptions,
+    *,
+    save: bool,
+    expect_fingerprint: str | None = None,
+) -> planner.Planned:
     names = source_names(ctx, options.sources)
     refresh_sources(ctx, session, names)
-    made, _ = planner.make_plan(
+    return planner.make_plan(
         session,
         request=planner.PlanRequest(
             mode=options.mode,
@@ -205,8 +230,10 @@ def make_plan(ctx: Context, session: Session, options: PlanOptions) -> Ingestion
         model=embed_model(ctx),
         today=ctx.today(),
         now=ctx.clock(),
+        present=artifact_presence(ctx),
+        save=save,
+        expect_fingerprint=expect_fingerprint,
     )
-    return made
 
 
 def options_of(saved: IngestionPlan) -> PlanOptions:
@@ -225,6 +252,11 @@ def options_of(saved: IngestionPlan) -> PlanOptions:
         allow_shrink=p.get("allow_shrink", False),
         skip_bad_records=p.get("skip_bad_records", False),
     )
+
+
+def _view(made: planner.Planned) -> PlanView:
+    steps = jobs.split_steps(made.items, jobs.DEFAULT_CHUNK_DAYS)
+    return PlanView(plan=made.plan, items=made.items, steps=steps, facts=made.facts)
 
 
 def plan_view(session: Session, made: IngestionPlan) -> PlanView:

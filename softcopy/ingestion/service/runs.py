@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable
 from datetime import date
 
@@ -13,14 +13,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from softcopy.db import session_scope
-from softcopy.errors import (
-    Conflict,
-    DestructivePlan,
-    EnvironmentFault,
-    Interrupted,
-    NotFound,
-    SoftcopyError,
-)
+from softcopy.errors import Conflict, Interrupted, NotFound
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.executors import get_executor
@@ -32,19 +25,20 @@ from softcopy.ingestion.models import (
 from softcopy.ingestion.service.context import (
     Context,
     Progress,
+    artifact_presence,
     embed_model,
     expire_leases,
     refresh_sources,
 )
-from softcopy.ingestion.service.plans import make_plan, options_of
+from softcopy.ingestion.service.plans import make_plan, options_of, plan_facts
 from softcopy.ingestion.service.reads import show_job
-from softcopy.ingestion.service.views import JobView, PlanOptions, ResumeCheck, RunOutcome
+from softcopy.ingestion.service.views import JobView, PlanOptions, RunOutcome
 from softcopy.ingestion.states import (
     JOB_RESUMABLE,
     PlanStatus,
     Stage,
 )
-from softcopy.memory import artifacts, scan
+from softcopy.memory import artifacts
 from softcopy.memory.indexes import open_index
 
 
@@ -66,7 +60,7 @@ def enqueue(
     with session_scope(ctx.engine) as session:
         chosen = _plan_to_run(ctx, session, plan_id, options, replan)
         if chosen.cells == 0:
-            return RunOutcome(plan=chosen, job=None)
+            return RunOutcome(plan=chosen, job=None, facts=plan_facts(ctx, session, chosen))
         job = jobs.create_job(
             session,
             plan=chosen,
@@ -133,57 +127,6 @@ def resume(
     return view
 
 
-def check_resume(ctx: Context, *, job_id: int) -> ResumeCheck:
-    """Whether `resume` can succeed, asked without resuming (a face disables its Resume with
-    the reason): what resume would refuse (the job is not resumable, its rest would shrink
-    published days, a live job holds its cells), and how many of its remaining export days
-    hold unreadable records, which fail again unless its plan skips them."""
-    expire_leases(ctx)
-    with session_scope(ctx.engine) as session:  # the sources' scan is refreshed: it writes
-        job = jobs.get_job(session, job_id)
-        if job.status not in JOB_RESUMABLE:
-            return ResumeCheck(
-                blocker=f"job {job_id} is {job.status}; only failed, cancelled or interrupted "
-                "jobs can be resumed"
-            )
-        try:
-            _check_resume_shrink(ctx, session, job_id)
-        except DestructivePlan as refused:
-            return ResumeCheck(blocker=str(refused))
-        done = jobs.checkpointed_cells(session, job_id)
-        todo = {
-            (step.source, date.fromisoformat(d), step.stage)
-            for step in jobs.steps_of(session, job_id)
-            for d in step.days
-        } - done
-        sources = sorted({source for source, _, _ in todo})
-        holders = {
-            holder
-            for cell, holder in jobs.held_cells(session, sources).items()
-            if cell in todo and holder != job_id
-        }
-        saved = session.get(IngestionPlan, job.plan_id)
-        assert saved is not None
-        export_days = {(source, day) for source, day, stage in todo if stage is Stage.export}
-        bad_days = set()
-        if export_days:
-            first, last = min(d for _, d in export_days), max(d for _, d in export_days)
-            bad_days = {
-                (p.source, p.day)
-                for p in scan.source_problems(session, sources, first, last)
-                if (p.source, p.day) in export_days
-            }
-    blocker = None
-    if holders:
-        held_by = ", ".join(str(h) for h in sorted(holders))
-        blocker = f"live job {held_by} holds some of its cells; wait for it, or cancel it"
-    return ResumeCheck(
-        blocker=blocker,
-        bad_record_days=len(bad_days),
-        skips_bad_records=bool(saved.params.get("skip_bad_records")),
-    )
-
-
 def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
     """Stop a job: a queued one, or one whose worker is gone, at once; a running one at its
     next day boundary (`force`: now, fencing its worker)."""
@@ -225,42 +168,22 @@ def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stag
 
 
 def work(
-    ctx: Context,
-    *,
-    once: bool,
-    job_id: int | None = None,
-    idle_seconds: float = 1.0,
-    stop: threading.Event | None = None,
-    on_fault: Callable[[SoftcopyError], None] | None = None,
+    ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
 ) -> list[int]:
-    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run.
-
-    A polling worker (not `once`, no `job_id`) outlives faults of the machine: a database
-    that does not answer, a job's end that could not be written (its lease then expires
-    and the job becomes interrupted, resumable). Each is passed to `on_fault` and the worker
-    polls again after `idle_seconds`; `stop` ends the loop between jobs."""
+    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
     artifacts.check(ctx.settings)  # a worker that cannot write artifacts claims no job
     owner = runtime.new_owner()
     ran: list[int] = []
-    polling = not once and job_id is None
-    while stop is None or not stop.is_set():
-        try:
-            expire_leases(ctx)
-            claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
-            if claimed is not None:
-                ran.append(claimed[0])
-                _run_claimed(ctx, *claimed, progress=None)
-        except (EnvironmentFault, runtime.JobNotEnded) as fault:
-            if not polling:
-                raise
-            if on_fault is not None:
-                on_fault(fault)
-            claimed = None
-        if not polling:
+    while True:
+        expire_leases(ctx)
+        claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
+        if claimed is not None:
+            _run_claimed(ctx, *claimed, progress=None)
+            ran.append(claimed[0])
+        if once or job_id is not None:
             return ran
         if claimed is None:
-            (stop or threading.Event()).wait(idle_seconds)
-    return ran
+            time.sleep(idle_seconds)
 
 
 def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None) -> dict:  # type: ignore[type-arg]
@@ -339,7 +262,9 @@ def _plan_to_run(
     refresh_sources(ctx, session, sorted({i.source for i in items}))
     if replan:
         return make_plan(ctx, session, options_of(saved))
-    planner.check_current(session, plan=saved, model=embed_model(ctx))
+    planner.check_current(
+        session, plan=saved, model=embed_model(ctx), present=artifact_presence(ctx)
+    )
     return saved
 
 
@@ -361,4 +286,11 @@ def _check_resume_shrink(ctx: Context, session: Session, job_id: int) -> None:
     refresh_sources(
         ctx, session, sorted({i.source for i in planner.plan_items(session, job.plan_id)})
     )
-    planner.check_resume(session, plan=saved, done=done, model=embed_model(ctx), today=ctx.today())
+    planner.check_resume(
+        session,
+        plan=saved,
+        done=done,
+        model=embed_model(ctx),
+        today=ctx.today(),
+        present=artifact_presence(ctx),
+    )

@@ -39,6 +39,9 @@ class PlanView:
     plan: IngestionPlan
     items: list[planner.PlanItem]
     steps: list[tuple[Stage, str, list[date]]]  # what a job with the default chunking runs
+    # what is true of the cells it leaves: why an empty plan is empty, work outside its
+    # lookback (a saved plan read back later has none: they describe its making)
+    facts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,11 @@ class JobView:
 
 
 @dataclass(frozen=True)
-class ResumeCheck:
-    """Whether resuming a job can succeed (`service.check_resume`)."""
-
-    blocker: str | None = None  # why resume would be refused; None: it can start
-    bad_record_days: int = 0  # its remaining export days that hold unreadable records
-    skips_bad_records: bool = False  # its plan skips (and counts) such records
-
-    @property
-    def fails_on_bad_records(self) -> bool:
-        """Resumed as it is, an export would fail again on unreadable records."""
-        return self.bad_record_days > 0 and not self.skips_bad_records
-
-
-@dataclass(frozen=True)
 class RunOutcome:
     plan: IngestionPlan
     job: JobView | None  # None: the plan had nothing to do
     worker_pid: int | None = None  # set when detached
+    facts: list[str] = field(default_factory=list)  # with no job: what is true instead
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ SETTING_KEYS = (
     "timezone",
     "embedder",
     "lease_timeout",
+    "parallel",
     "artifacts_url",
     "artifacts_options",
     "index_url",
@@ -40,6 +41,12 @@ DEFAULT_LEASE_TIMEOUT = 60.0
 # A lease shorter than a second would expire between two heartbeats of a busy worker;
 # a day is the longest anyone should wait to learn that a worker died.
 LEASE_TIMEOUT_RANGE = (1.0, 86400.0)
+# Steps of a job run at once by its worker; the default is one per core.
+PARALLEL_RANGE = (1, 64)
+
+
+def default_parallel() -> int:
+    return max(1, min(PARALLEL_RANGE[1], os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Settings:
     embedder: str = "hashing"
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT  # seconds without a heartbeat: interrupted
+    parallel: int = field(default_factory=default_parallel)  # steps of a job run at once
     # where day shards and vectors live: None is the home folder; else a folder path or an
     # fsspec URL such as "s3://bucket/prefix"; `artifacts_options` are its fsspec
     # storage_options (e.g. {"endpoint_url": ...} for an S3-compatible store)
@@ -136,6 +144,7 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
     url_origin, url = _setting(env, "SOFTCOPY_DATABASE_URL", doc, config, "database_url")
     tz_origin, tz_name = _setting(env, "SOFTCOPY_TIMEZONE", doc, config, "timezone")
     lease_origin, lease = _setting(env, "SOFTCOPY_LEASE_TIMEOUT", doc, config, "lease_timeout")
+    parallel_origin, parallel = _setting(env, "SOFTCOPY_PARALLEL", doc, config, "parallel")
     art_origin, art_url = _setting(env, "SOFTCOPY_ARTIFACTS_URL", doc, config, "artifacts_url")
     index_origin, index_url = _setting(env, "SOFTCOPY_INDEX_URL", doc, config, "index_url")
     embedder = doc.get("embedder", "hashing")
@@ -146,6 +155,7 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
         )
     return Settings(
         lease_timeout=_lease_timeout(lease_origin, lease),
+        parallel=_parallel(parallel_origin, parallel),
         home=home_path,
         database_url=_database_url(url_origin, url) or f"sqlite:///{home_path / 'softcopy.db'}",
         timezone=_zone(tz_origin, tz_name),
@@ -239,6 +249,23 @@ def _setting(
     if env.get(variable):
         return variable, env[variable]
     return f"{config}: {key}", doc.get(key)
+
+
+def _parallel(origin: str, value: Any) -> int:
+    """Steps run at once: a whole number in PARALLEL_RANGE (the default: one per core)."""
+    if value is None:
+        return default_parallel()
+    low, high = PARALLEL_RANGE
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        raise ConfigError(
+            f"{origin} = {_shown(value)}: must be a whole number of steps from {low} to {high}"
+        )
+    return number
 
 
 def _shown(value: object, limit: int = 60) -> str:

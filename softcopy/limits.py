@@ -41,6 +41,7 @@ RECONCILIATION_ID = Bound("reconciliation_id", 1, MAX_ID)
 SINCE = Bound("since", 0, MAX_ID)  # a log row id; 0: from the first row
 LOOKBACK_DAYS = Bound("lookback_days", 0, 36_500)  # a hundred years
 CHUNK_DAYS = Bound("chunk_days", 1, 3_650)  # ten years of days in one step
+PARALLEL = Bound("parallel", 1, 64)  # steps of a job run at once (config.PARALLEL_RANGE)
 LIMIT = Bound("limit", 1, 1_000)  # a page of plans or jobs
 LOG_LIMIT = Bound("limit", 1, 5_000)  # a page of log rows
 LOG_PAGE = Bound("page", 1, 10**9)  # `ingestion logs --page`: 1 is the newest rows

@@ -67,6 +67,9 @@ def home(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SOFTCOPY_HOME", str(path))
     monkeypatch.setenv("SOFTCOPY_DATABASE_URL", database_url)
     monkeypatch.delenv("SOFTCOPY_TIMEZONE", raising=False)
+    # one step at a time unless a test asks for parallel steps: a fault a test injects in
+    # this process (monkeypatch) does not reach the step processes of parallel steps
+    monkeypatch.setenv("SOFTCOPY_PARALLEL", "1")
     yield path
     index.close_all()
 

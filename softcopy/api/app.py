@@ -247,6 +247,7 @@ class JobsHandler(IngestionHandler):
         executor = executor or engine or DEFAULT_EXECUTOR
         replan = b.flag("replan")
         chunk_days = b.integer("chunk_days", limits.CHUNK_DAYS) or DEFAULT_CHUNK_DAYS
+        parallel = b.integer("parallel", limits.PARALLEL)  # else the home's setting
         outcome = await self.call(
             lambda ctx: service.run(
                 ctx,
@@ -256,6 +257,7 @@ class JobsHandler(IngestionHandler):
                 chunk_days=chunk_days,
                 replan=replan,
                 detach=True,
+                parallel=parallel,
             )
         )
         self.send(outcome, 200 if outcome.job is None else 202)

@@ -42,7 +42,7 @@ PLAN_FIELDS = frozenset(
     }
 )
 # "engine": the old name of "executor", accepted for one release
-RUN_FIELDS = PLAN_FIELDS | {"plan_id", "executor", "engine", "chunk_days", "replan"}
+RUN_FIELDS = PLAN_FIELDS | {"plan_id", "executor", "engine", "chunk_days", "replan", "parallel"}
 _INTEGER = re.compile(r"-?[0-9]+")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MAX_DIGITS = 30  # more digits than any range allows: out of range without parsing

@@ -117,6 +117,10 @@ RUN_REQUEST = _object(
             "description": "The old name of executor, accepted for one release.",
         },
         "chunk_days": limits.CHUNK_DAYS.schema(description="Days per step."),
+        "parallel": limits.PARALLEL.schema(
+            description="Steps run at once (default: the home's `parallel` setting, else one"
+            " per core)."
+        ),
         "replan": {"type": "boolean", "description": "Re-plan a stale saved plan."},
     }
 )

@@ -233,6 +233,17 @@ def plan(
         console.print(f"run it: softcopy ingestion run --plan-id {view.plan.id}")
 
 
+Parallel = Annotated[
+    int | None,
+    typer.Option(
+        "--parallel",
+        callback=bounded(limits.PARALLEL),
+        help="Steps run at once (default: the home's 'parallel' setting, else one per core).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def run(
     plan_id: Annotated[
@@ -257,6 +268,7 @@ def run(
     ] = DEFAULT_CHUNK_DAYS,
     replan: Annotated[bool, typer.Option("--replan", help="Re-plan a stale saved plan.")] = False,
     detach: Detach = False,
+    parallel: Parallel = None,
     steps: ShowSteps = False,
     home: Home = None,
     as_json: AsJson = False,
@@ -288,6 +300,7 @@ def run(
             replan=replan,
             detach=detach,
             progress=progress,
+            parallel=parallel,
         )
     if as_json:
         print_json(outcome)
@@ -305,6 +318,7 @@ def resume(
     job_id: JobId,
     detach: Detach = False,
     skip_bad_records: SkipBad = False,
+    parallel: Parallel = None,
     steps: ShowSteps = False,
     home: Home = None,
     as_json: AsJson = False,
@@ -317,6 +331,7 @@ def resume(
             detach=detach,
             skip_bad_records=skip_bad_records,
             progress=progress,
+            parallel=parallel,
         )
     _emit_job(view, as_json, steps=steps)
     if view.job.status is JobStatus.failed:
@@ -571,6 +586,7 @@ def worker(
             help="Run this queued job (or as argument).",
         ),
     ] = None,
+    parallel: Parallel = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -578,7 +594,7 @@ def worker(
     if job is not None and job_option is not None:
         raise UserError("give the job id once: `worker 3` or `worker --job-id 3`")
     job_id = job if job is not None else job_option
-    ran = service.work(service.open_context(home), once=once, job_id=job_id)
+    ran = service.work(service.open_context(home), once=once, job_id=job_id, parallel=parallel)
     if as_json:
         print_json({"jobs": ran})
     else:

@@ -27,6 +27,9 @@ class InlineExecutor:
     """Runs the days in this process: the default worker executor, and the reference."""
 
     name = "inline"
+    # its steps run in the calling process: with parallel steps, the scheduler gives each
+    # further slot a step process of its own to run them in (scheduler.ProcessSlot)
+    in_process = True
 
     def __init__(self, stage_runner: StageRunner = run_stage) -> None:
         self.stage_runner = stage_runner

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from softcopy.memory.tables import EmbeddingCacheEntry as Entry
@@ -24,9 +25,10 @@ class CacheStats:
 
 
 def lookup(
-    session: Session, *, model: str, hashes: list[str], now: datetime
+    session: Session, *, model: str, hashes: list[str], now: datetime, touch: bool = True
 ) -> dict[str, np.ndarray]:
-    """Cached vectors for those content hashes; marks them used."""
+    """Cached vectors for those content hashes; marks them used (unless `touch` is False:
+    a job's step stores the use with its other writes, `row`/`store_rows`)."""
     found: dict[str, np.ndarray] = {}
     unique = sorted(set(hashes))
     for start in range(0, len(unique), BATCH):
@@ -38,7 +40,7 @@ def lookup(
         ).all()
         for chash, blob in rows:
             found[chash] = np.frombuffer(blob, dtype=np.float32)
-        if rows:
+        if rows and touch:
             session.execute(
                 update(Entry)
                 .where(Entry.model == model, Entry.content_hash.in_([r[0] for r in rows]))
@@ -60,6 +62,30 @@ def store(session: Session, *, model: str, vectors: dict[str, np.ndarray], now: 
     ]
     for start in range(0, len(rows), BATCH):
         session.execute(insert(Entry.__table__), rows[start : start + BATCH])
+
+
+def row(model: str, content_hash: str, vector: np.ndarray, now: datetime) -> dict[str, object]:
+    return {
+        "model": model,
+        "content_hash": content_hash,
+        "dim": int(vector.shape[0]),
+        "vector": np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+        "used_at": now,
+    }
+
+
+def store_rows(session: Session, rows: list[dict[str, object]]) -> None:
+    """Insert `row`s, or mark the vector used where (model, hash) is there already (another
+    step may have stored it meanwhile: the vector is the same)."""
+    table = Entry.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), BATCH):
+        statement = dialect.insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["model", "content_hash"],
+            set_={"used_at": statement.excluded.used_at},
+        )
+        session.execute(statement, rows[start : start + BATCH])
 
 
 def stats(session: Session) -> list[CacheStats]:

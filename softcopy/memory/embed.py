@@ -8,18 +8,12 @@ and full-text search keep the whole text.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 
-from softcopy.memory import cache, export, ledger
-from softcopy.memory.artifacts import (
-    artifacts,
-    read_checked,
-    require_done,
-    vectors_key,
-    vectors_to_bytes,
-)
+from softcopy.memory import cache, export
+from softcopy.memory.artifacts import artifacts, read_checked, vectors_key, vectors_to_bytes
 from softcopy.memory.items import digest
 from softcopy.memory.stage import (
     StageContext,
@@ -38,19 +32,21 @@ def embed_text(title: str, text: str) -> str:
 
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
-    upstream = require_done(
-        ctx.session, source=source, day=day, stage=Stage.export, wanted_by=Stage.embed
-    )
+    upstream = ctx.upstream(source, day, Stage.export, wanted_by=Stage.embed)
     items = export.read(read_checked(ctx.settings, upstream, Stage.embed))
     model = ctx.embedder
     now = ctx.clock()
     hashes = [item.content_hash for item in items]
-    vectors = cache.lookup(ctx.session, model=model.name, hashes=hashes, now=now)
+    vectors = _cached(ctx, model.name, hashes, now) if items else {}
     todo = {item.content_hash: item for item in items if item.content_hash not in vectors}
     if todo:
         fresh = model.embed([embed_text(item.title, item.text) for item in todo.values()])
         computed = dict(zip(todo, fresh, strict=True))
-        cache.store(ctx.session, model=model.name, vectors=computed, now=now)
+        if ctx.pending is None:
+            cache.store(ctx.session, model=model.name, vectors=computed, now=now)
+        else:
+            for chash, vector in computed.items():
+                ctx.pending.vectors[(model.name, chash)] = cache.row(model.name, chash, vector, now)
         vectors.update(computed)
     matrix = (
         np.stack([vectors[h] for h in hashes]) if items else np.zeros((0, model.dim), np.float32)
@@ -72,5 +68,26 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         artifact=store.location(key),
         artifact_sha=sha,
     )
-    ledger.record(ctx.session, result, done_by=ctx.done_by, now=now)
+    ctx.record(result)
     return result
+
+
+def _cached(
+    ctx: StageContext, model: str, hashes: list[str], now: datetime
+) -> dict[str, np.ndarray]:
+    """Vectors of those hashes already computed: in the cache, or (a job's step) stored by
+    an earlier day of the step and not yet committed; their use is recorded."""
+    if ctx.pending is None:
+        return cache.lookup(ctx.session, model=model, hashes=hashes, now=now)
+    pending = ctx.pending.vectors
+    found = {
+        h: np.frombuffer(pending[(model, h)]["vector"], dtype=np.float32)  # type: ignore[arg-type]
+        for h in hashes
+        if (model, h) in pending
+    }
+    rest = [h for h in hashes if h not in found]
+    if rest:
+        found |= cache.lookup(ctx.session, model=model, hashes=rest, now=now, touch=False)
+    for h, vector in found.items():
+        pending.setdefault((model, h), cache.row(model, h, vector, now))
+    return found

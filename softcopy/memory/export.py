@@ -15,7 +15,7 @@ from datetime import date
 from sqlmodel import Session
 
 from softcopy.errors import BadRecord, StageFailed
-from softcopy.memory import ledger, scan
+from softcopy.memory import scan
 from softcopy.memory.artifacts import artifacts, export_key
 from softcopy.memory.items import MemoryItem, canonical_json, digest
 from softcopy.memory.sources import Source, load_many
@@ -65,7 +65,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         artifact_sha=sha,
         problems=tuple(problems),
     )
-    ledger.record(ctx.session, result, done_by=ctx.done_by, now=ctx.clock())
+    ctx.record(result)
     return result
 
 

@@ -9,8 +9,11 @@ per source (`undated_skips`).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Insert, Row
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from softcopy.memory import scan
@@ -51,6 +54,63 @@ def record(session: Session, result: StageResult, *, done_by: str, now: datetime
     entry.error = None
     session.add(entry)
     return entry
+
+
+def row(result: StageResult, *, done_by: str, now: datetime) -> dict[str, Any]:
+    """A stage's result as the values of its ledger row (see `upsert`)."""
+    return {
+        "source": result.source,
+        "day": result.day,
+        "stage": result.stage,
+        "outcome": Outcome.ok,
+        "input_digest": result.input_digest,
+        "output_digest": result.output_digest,
+        "artifact_sha": result.artifact_sha,
+        "items": result.items,
+        "skipped": result.skipped,
+        "done_at": now,
+        "attempted_at": now,
+        "done_by": done_by,
+        "error": None,
+    }
+
+
+def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write many `row`s in one statement batch, each replacing its (source, day, stage)
+    entry: what `record` does for one, without reading the entries first (a job's group
+    commit writes a group of days this way)."""
+    if not rows:
+        return
+    table = LedgerEntry.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    statement: Insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=keys,
+        set_={k: statement.excluded[k] for k in rows[0] if k not in keys},  # type: ignore[attr-defined]
+    )
+    session.execute(statement, rows)
+
+
+def entries_for(
+    session: Session, source: str, days: list[date], stages: list[Stage]
+) -> dict[tuple[date, Stage], Row[Any]]:
+    """The ledger rows of `source` for those days and stages, read at once: (day, stage) →
+    a row with the entry's columns (a step reads its days' upstream entries this way)."""
+    if not days:
+        return {}
+    table = LedgerEntry.__table__  # type: ignore[attr-defined]
+    found: dict[tuple[date, Stage], Row[Any]] = {}
+    for start in range(0, len(days), 500):
+        chunk = days[start : start + 500]
+        query = sa_select(table).where(
+            table.c.source == source,
+            table.c.day.in_(chunk),
+            table.c.stage.in_([s.value for s in stages]),
+        )
+        for entry in session.execute(query):
+            found[(entry.day, Stage(entry.stage))] = entry
+    return found
 
 
 def record_failure(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 from softcopy.errors import StageFailed
-from softcopy.memory import export, ledger
-from softcopy.memory.artifacts import read_checked, require_done, vectors_from_bytes
+from softcopy.memory import export
+from softcopy.memory.artifacts import read_checked, vectors_from_bytes
 from softcopy.memory.indexes import open_index
 from softcopy.memory.items import digest
 from softcopy.memory.stage import (
@@ -19,12 +19,8 @@ from softcopy.memory.stages import Stage
 
 
 def run(ctx: StageContext, source: str, day: date) -> StageResult:
-    exported = require_done(
-        ctx.session, source=source, day=day, stage=Stage.export, wanted_by=Stage.publish
-    )
-    embedded = require_done(
-        ctx.session, source=source, day=day, stage=Stage.embed, wanted_by=Stage.publish
-    )
+    exported = ctx.upstream(source, day, Stage.export, wanted_by=Stage.publish)
+    embedded = ctx.upstream(source, day, Stage.embed, wanted_by=Stage.publish)
     assert exported.output_digest is not None and embedded.output_digest is not None
     if embedded.input_digest != embed_input_digest(exported.output_digest, ctx.embedder.name):
         raise StageFailed(
@@ -47,5 +43,5 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         input_digest=embedded.output_digest,
         output_digest=digest((item.item_id, item.content_hash) for item in items),
     )
-    ledger.record(ctx.session, result, done_by=ctx.done_by, now=ctx.clock())
+    ctx.record(result)
     return result

@@ -8,18 +8,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
 from softcopy.config import Settings
 from softcopy.db import utcnow
-from softcopy.errors import BadRecord
-from softcopy.memory import scan
+from softcopy.errors import BadRecord, StageFailed
+from softcopy.memory import ledger, scan
 from softcopy.memory.artifacts import export_key, vectors_key
 from softcopy.memory.embedders import Embedder, get_embedder
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import Source, open_source
 from softcopy.memory.stages import Stage
+
+
+@dataclass
+class PendingWrites:
+    """Writes to the database that a job's step defers to its next group commit, so that
+    no transaction (and, on SQLite, no write lock) stays open while a day's work runs:
+    the days' ledger rows, and the embedding cache's new vectors."""
+
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    vectors: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def write(self, session: Session) -> None:
+        """Execute them in the caller's transaction (a statement batch each), and forget them."""
+        ledger.upsert(session, self.ledger)
+        if self.vectors:
+            from softcopy.memory import cache
+
+            cache.store_rows(session, list(self.vectors.values()))
+        self.clear()
+
+    def clear(self) -> None:
+        self.ledger.clear()
+        self.vectors.clear()
 
 
 @dataclass
@@ -48,6 +72,12 @@ class StageContext:
     read_ahead: dict[tuple[str, date], list[MemoryItem | BadRecord]] = field(
         default_factory=dict, repr=False
     )
+    # set by a job's step: ledger and cache writes wait for the step's group commit
+    pending: PendingWrites | None = None
+    # (source, stage) → the upstream ledger rows of the days ahead, read once per step
+    _upstream: dict[tuple[str, Stage], dict[tuple[date, Stage], Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     def source(self, name: str) -> Source:
         """The opened source, its scan index refreshed once for this context."""
@@ -57,9 +87,38 @@ class StageContext:
             self._sources[name] = opened
         return self._sources[name]
 
+    def refreshed(self, name: str) -> bool:
+        """Whether `source(name)` has opened (and refreshed the scan of) that source."""
+        return name in self._sources
+
     @property
     def embedder(self) -> Embedder:
         return self.embedder_override or get_embedder(self.settings.embedder)
+
+    def record(self, result: StageResult) -> None:
+        """The stage's result as its ledger entry: now, or at the step's group commit."""
+        if self.pending is None:
+            ledger.record(self.session, result, done_by=self.done_by, now=self.clock())
+        else:
+            self.pending.ledger.append(ledger.row(result, done_by=self.done_by, now=self.clock()))
+
+    def upstream(self, source: str, day: date, stage: Stage, wanted_by: Stage) -> Any:
+        """The ledger entry of an upstream stage, which must describe a good run. For the
+        days a job's step has ahead, whose upstream steps are over, the entries are read
+        once (one query for the step)."""
+        ahead = self.days_ahead.get(source, ())
+        entry = None
+        if self.pending is not None and day in ahead:
+            key = (source, wanted_by)
+            if key not in self._upstream:
+                stages = [s for s in Stage if list(Stage).index(s) < list(Stage).index(wanted_by)]
+                self._upstream[key] = ledger.entries_for(self.session, source, list(ahead), stages)
+            entry = self._upstream[key].get((day, stage))
+        else:
+            entry = ledger.get(self.session, source=source, day=day, stage=stage)
+        if entry is None or entry.output_digest is None:
+            raise StageFailed(wanted_by, source, day, f"no {stage} yet; run {stage} first")
+        return entry
 
 
 @dataclass(frozen=True)

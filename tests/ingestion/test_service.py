@@ -226,7 +226,10 @@ def test_a_worker_that_lost_its_lease_writes_nothing(ctx: service.Context, monke
     assert outcome.job is not None
     assert outcome.job.job.status is JobStatus.running  # the new holder owns the job now
     with Session(ctx.engine) as session:
-        assert len(session.exec(select(Checkpoint)).all()) == 2  # day 3 was never checkpointed
+        done = [c.day for c in session.exec(select(Checkpoint)).all()]
+    # day 3 was never checkpointed; days 1 and 2 only if their group committed before the
+    # fence (days commit in groups: runtime.GROUP_SECONDS)
+    assert seen[2] not in done and set(done) <= set(seen[:2])
 
 
 def test_verify_and_reconcile_find_what_changed(ctx: service.Context) -> None:

@@ -83,8 +83,10 @@ def run(
     replan: bool = False,
     detach: bool = False,
     progress: Progress | None = None,
+    parallel: int | None = None,
 ) -> RunOutcome:
-    """Enqueue a job, then run it here (with progress), or in a detached worker."""
+    """Enqueue a job, then run it here (with progress), or in a detached worker;
+    `parallel` steps at once (default: the settings', one per core)."""
     queued = enqueue(
         ctx,
         plan_id=plan_id,
@@ -96,7 +98,9 @@ def run(
     if queued.job is None:
         return queued
     assert queued.job.job.id is not None
-    return RunOutcome(plan=queued.plan, **_execute(ctx, queued.job.job.id, detach, progress))
+    return RunOutcome(
+        plan=queued.plan, **_execute(ctx, queued.job.job.id, detach, progress, parallel)
+    )
 
 
 def resume(
@@ -106,6 +110,7 @@ def resume(
     detach: bool = False,
     skip_bad_records: bool = False,
     progress: Progress | None = None,
+    parallel: int | None = None,
 ) -> JobView:
     """Continue a failed, cancelled or interrupted job from its checkpoints;
     `skip_bad_records` turns that option of its plan on from now on."""
@@ -122,7 +127,7 @@ def resume(
         jobs.prepare_resume(
             session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
         )
-    view = _execute(ctx, job_id, detach, progress)["job"]
+    view = _execute(ctx, job_id, detach, progress, parallel)["job"]
     assert view is not None
     return view
 
@@ -168,7 +173,12 @@ def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stag
 
 
 def work(
-    ctx: Context, *, once: bool, job_id: int | None = None, idle_seconds: float = 1.0
+    ctx: Context,
+    *,
+    once: bool,
+    job_id: int | None = None,
+    idle_seconds: float = 1.0,
+    parallel: int | None = None,
 ) -> list[int]:
     """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
     artifacts.check(ctx.settings)  # a worker that cannot write artifacts claims no job
@@ -178,7 +188,7 @@ def work(
         expire_leases(ctx)
         claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
         if claimed is not None:
-            _run_claimed(ctx, *claimed, progress=None)
+            _run_claimed(ctx, *claimed, progress=None, parallel=parallel)
             ran.append(claimed[0])
         if once or job_id is not None:
             return ran
@@ -186,14 +196,16 @@ def work(
             time.sleep(idle_seconds)
 
 
-def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None) -> dict:  # type: ignore[type-arg]
+def _execute(
+    ctx: Context, job_id: int, detach: bool, progress: Progress | None, parallel: int | None
+) -> dict:  # type: ignore[type-arg]
     if detach:
-        pid = spawn_worker(ctx, job_id)
+        pid = spawn_worker(ctx, job_id, parallel=parallel)
         return {"job": show_job(ctx, job_id=job_id), "worker_pid": pid}
     claimed = runtime.claim(ctx.settings, owner=runtime.new_owner(), job_id=job_id, now=ctx.clock())
     if claimed is not None:
         try:
-            _run_claimed(ctx, *claimed, progress=progress)
+            _run_claimed(ctx, *claimed, progress=progress, parallel=parallel)
         except KeyboardInterrupt:  # the runtime left the job cancelled, checkpoints kept
             summary = show_job(ctx, job_id=job_id).summary
             assert summary is not None
@@ -201,9 +213,12 @@ def _execute(ctx: Context, job_id: int, detach: bool, progress: Progress | None)
     return {"job": show_job(ctx, job_id=job_id)}
 
 
-def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | None) -> None:
+def _run_claimed(
+    ctx: Context, job_id: int, epoch: int, *, progress: Progress | None, parallel: int | None
+) -> None:
     with Session(ctx.engine) as session:
-        executor = get_executor(jobs.get_job(session, job_id).executor)
+        name = jobs.get_job(session, job_id).executor
+    executor = get_executor(name)
     try:
         runtime.execute(
             ctx.settings,
@@ -212,13 +227,16 @@ def _run_claimed(ctx: Context, job_id: int, epoch: int, *, progress: Progress | 
             executor=executor,
             clock=ctx.clock,
             progress=progress,
+            parallel=ctx.settings.parallel if parallel is None else parallel,
+            more_executors=lambda: get_executor(name),
         )
     finally:
         executor.close()  # e.g. the notebook executor's warm kernel
 
 
-def spawn_worker(ctx: Context, job_id: int) -> int:
+def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> int:
     """A worker in its own process session: it survives the terminal that started it."""
+    steps = {"SOFTCOPY_PARALLEL": str(ctx.settings.parallel if parallel is None else parallel)}
     log_dir = ctx.settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
@@ -238,7 +256,7 @@ def spawn_worker(ctx: Context, job_id: int) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=os.environ | {"SOFTCOPY_DATABASE_URL": ctx.settings.database_url},
+            env=os.environ | {"SOFTCOPY_DATABASE_URL": ctx.settings.database_url} | steps,
         )
     return process.pid
 

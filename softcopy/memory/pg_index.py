@@ -284,7 +284,8 @@ class PgIndex:
             return held
         ids, blobs, sources, days = [], [], [], []
         for doc_id, blob, source, day in conn.execute(
-            "SELECT id, vector, source, day FROM search_docs ORDER BY id"
+            "SELECT id, vector, source, day FROM search_docs ORDER BY id",
+            binary=True,  # the vectors' bytes as they are, not hex to decode
         ):
             ids.append(doc_id)
             blobs.append(bytes(blob))
@@ -369,30 +370,63 @@ def _bm25_ranked(
     for hits in counted:
         value = math.log((stats.rows - hits + 0.5) / (hits + 0.5))
         idf.append(value if value > 0.0 else 1e-6)
-    avgdl = stats.tokens / stats.rows
-    words = sorted({t for p in phrases for t in (p.tokens[:-1] if p.prefix else p.tokens)})
-    prefixes = sorted({p.tokens[-1] for p in phrases if p.prefix})
     where, args = _filters(sources, since, until)
-    rows = conn.execute(
-        "SELECT d.id, d.tokens, u.lexeme, u.positions, u.weights"
-        " FROM search_docs d, unnest(d.tsv) AS u(lexeme, positions, weights)"
-        f" WHERE d.tsv @@ %s::tsquery AND {where}"
-        " AND (u.lexeme = ANY(%s::text[]) OR u.lexeme ^@ ANY(%s::text[]))",
-        [match, *args, words, prefixes],
-    )
-    items: dict[int, tuple[int, dict[str, list[tuple[int, str]]]]] = {}
-    for doc_id, size, lexeme, positions, weights in rows:
-        entry = items.setdefault(doc_id, (size, {}))
-        entry[1][lexeme] = list(zip(positions, weights, strict=True))
-    scores = {}
-    for doc_id, (size, lexemes) in items.items():
-        score = 0.0
-        for i, phrase in enumerate(phrases):
-            freq = phrase.frequency(lexemes)
-            score += idf[i] * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
-        scores[doc_id] = -1.0 * score
-    best = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))[:CANDIDATES]
-    return dict(best)
+    found: dict[int, int] = {}  # doc id -> its tokens (bm25's document length)
+    counts: list[tuple[int, int, float]] = []  # (doc id, phrase, f(q, D))
+    single = [i for i, p in enumerate(phrases) if len(p.tokens) == 1]
+    if single:  # a word's (or a prefix's) weighted count, summed by the server
+        rows = conn.execute(
+            "SELECT d.id, d.tokens, q.i, sum(CASE WHEN w = 'A' THEN 2 ELSE 1 END)"
+            " FROM search_docs d, unnest(d.tsv) AS u(lexeme, positions, weights),"
+            " unnest(%s::text[], %s::bool[], %s::int[]) AS q(lexeme, prefix, i),"
+            " unnest(u.weights) AS w"
+            f" WHERE d.tsv @@ %s::tsquery AND {where}"
+            " AND (u.lexeme = q.lexeme OR (q.prefix AND u.lexeme ^@ q.lexeme))"
+            " GROUP BY d.id, d.tokens, q.i",
+            [
+                [phrases[i].tokens[0] for i in single],
+                [phrases[i].prefix for i in single],
+                single,
+                match,
+                *args,
+            ],
+        )
+        for doc_id, size, i, freq in rows:
+            found[doc_id] = size
+            counts.append((doc_id, i, float(freq)))
+    several = [i for i, p in enumerate(phrases) if len(p.tokens) > 1]
+    if several:  # a phrase's instances, from its words' positions
+        words = sorted({t for i in several for t in phrases[i].tokens})
+        items: dict[int, dict[str, list[tuple[int, str]]]] = {}
+        for doc_id, size, lexeme, positions, weights in conn.execute(
+            "SELECT d.id, d.tokens, u.lexeme, u.positions, u.weights"
+            " FROM search_docs d, unnest(d.tsv) AS u(lexeme, positions, weights)"
+            f" WHERE d.tsv @@ %s::tsquery AND {where}"
+            " AND (u.lexeme = ANY(%s::text[]) OR u.lexeme ^@ ANY(%s::text[]))",
+            [match, *args, words, [phrases[i].tokens[-1] for i in several if phrases[i].prefix]],
+        ):
+            found[doc_id] = size
+            items.setdefault(doc_id, {})[lexeme] = list(zip(positions, weights, strict=True))
+        counts += [(d, i, phrases[i].frequency(lx)) for d, lx in items.items() for i in several]
+    if not found:
+        return {}
+    ids = np.fromiter(found, dtype=np.int64, count=len(found))
+    row = {doc_id: n for n, doc_id in enumerate(found)}
+    freq = np.zeros((len(ids), len(phrases)))
+    for doc_id, i, value in counts:
+        freq[row[doc_id], i] = value
+    size = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+    # FTS5's bm25, term by term in its order and with its operations, so equal scores stay
+    # equal and ties fall to the id as FTS5's do
+    avgdl = stats.tokens / stats.rows
+    length = K1 * (1 - B + B * size / avgdl)
+    score = np.zeros(len(ids))
+    for i in range(len(phrases)):
+        f = freq[:, i]
+        score = score + idf[i] * ((f * (K1 + 1.0)) / (f + length))
+    bm25 = -1.0 * score
+    best = np.lexsort((ids, bm25))[:CANDIDATES]
+    return {int(ids[n]): float(bm25[n]) for n in best}
 
 
 def _matching(conn: Any, tsquery: str) -> np.ndarray:

@@ -25,6 +25,7 @@ from softcopy.cli.common import (
     bounded,
     console,
     day_range,
+    describe,
     jsonable,
     print_json,
     progress_bar,
@@ -522,6 +523,13 @@ def job_logs(
                 print(json.dumps(jsonable(row), ensure_ascii=False), flush=True)
             else:
                 _print_log_row(row)
+        waited = service.show_job(ctx, job_id=job_id).unclaimed_seconds
+        if waited:  # the stream stopped with the job still waiting for a worker
+            print(
+                f"job {job_id} is queued, {leases.describe_wait(waited)}: no worker took it; "
+                f"start one with `softcopy ingestion worker {job_id}`",
+                file=sys.stderr,
+            )
         return
     tail = service.log_tail(ctx, job_id=job_id, before_id=before, page=page, limit=limit, **filters)  # type: ignore[arg-type]
     if as_json:
@@ -594,7 +602,13 @@ def worker(
     if job is not None and job_option is not None:
         raise UserError("give the job id once: `worker 3` or `worker --job-id 3`")
     job_id = job if job is not None else job_option
-    ran = service.work(service.open_context(home), once=once, job_id=job_id, parallel=parallel)
+    ran = service.work(
+        service.open_context(home),
+        once=once,
+        job_id=job_id,
+        parallel=parallel,
+        on_fault=lambda fault: print(f"worker: {describe(fault)}; polling on", file=sys.stderr),
+    )
     if as_json:
         print_json({"jobs": ran})
     else:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from softcopy.db import session_scope
-from softcopy.errors import Conflict
+from softcopy.errors import Conflict, DatabaseFault
 from softcopy.ingestion import runtime, service
 from softcopy.ingestion.executors import InlineExecutor, run_stage
 from softcopy.ingestion.models import CellClaim, IngestionJob, LogRecord
@@ -549,3 +549,83 @@ def test_ctrl_c_in_a_job_fenced_at_that_moment_is_still_a_ctrl_c(
             clock=ctx.clock,
         )
     assert status(ctx, job_ids[0]) is JobStatus.cancelled
+
+
+def test_following_a_job_no_worker_claims_ends_once_it_waited_past_the_lease(
+    ctx: service.Context, clock: Clock
+) -> None:
+    queued = service.enqueue(ctx, options=BACKFILL)  # no worker is started
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    clock.advance(ctx.settings.lease_timeout + 1)  # a worker that was coming would have
+    rows = list(service.follow_logs(ctx, job_id=job_id, poll_seconds=0))
+    assert [r.event for r in rows] == ["job.created"]
+    assert status(ctx, job_id) is JobStatus.queued
+    assert service.show_job(ctx, job_id=job_id).unclaimed_seconds
+
+
+class ReadOnlyOnce:
+    """The next `n` updates of a job row meet a read-only database: the driver's own error
+    (SQLite's query_only, PostgreSQL's read-only transaction), which the engine turns into
+    a DatabaseFault as it does for a real one."""
+
+    def __init__(self, ctx: service.Context) -> None:
+        self.engine = ctx.engine
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        self.left = 0
+        self.dirty: set[int] = set()  # SQLite connections left query_only
+        event.listen(self.engine, "before_cursor_execute", self._hook, retval=True)
+
+    def arm(self, n: int) -> None:
+        self.left = n
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._hook)
+
+    def _hook(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> Any:
+        raw = id(conn.connection.dbapi_connection)
+        if raw in self.dirty:
+            cursor.execute("PRAGMA query_only = OFF")
+            self.dirty.discard(raw)
+        if self.left and statement.lstrip().upper().startswith("UPDATE INGESTION_JOB"):
+            self.left -= 1
+            if self.sqlite:
+                cursor.execute("PRAGMA query_only = ON")
+                self.dirty.add(raw)
+            else:
+                cursor.execute("SET TRANSACTION READ ONLY")
+        return statement, parameters
+
+
+@pytest.fixture
+def read_only(ctx: service.Context) -> Iterator[ReadOnlyOnce]:
+    hook = ReadOnlyOnce(ctx)
+    yield hook
+    hook.close()
+
+
+def test_a_polling_worker_outlives_a_database_fault_and_a_single_one_reports_it(
+    ctx: service.Context, monkeypatch: pytest.MonkeyPatch, read_only: ReadOnlyOnce
+) -> None:
+    stop = threading.Event()
+
+    class StopsAfterItsJob(InlineExecutor):
+        def run_step(self, ticket, on_day=None):  # type: ignore[no-untyped-def]
+            stop.set()  # the worker ends its loop once this job is over
+            return super().run_step(ticket, on_day)
+
+    monkeypatch.setitem(EXECUTORS, "stops", StopsAfterItsJob)
+    queued = service.enqueue(ctx, options=BACKFILL, executor="stops")
+    assert queued.job is not None and queued.job.job.id is not None
+    faults: list[Exception] = []
+    read_only.arm(1)  # the claim's UPDATE of the job row fails once
+    ran = service.work(ctx, once=False, idle_seconds=0, stop=stop, on_fault=faults.append)
+    assert ran == [queued.job.job.id] and status(ctx, ran[0]) is JobStatus.succeeded
+    assert len(faults) == 1 and isinstance(faults[0], DatabaseFault), faults
+
+    again = service.enqueue(ctx, options=FORCED)
+    assert again.job is not None
+    read_only.arm(1)
+    with pytest.raises(DatabaseFault):  # `worker 3` / --once: the fault is the answer
+        service.work(ctx, once=True)
+    assert status(ctx, again.job.job.id) is JobStatus.queued  # nothing claimed it

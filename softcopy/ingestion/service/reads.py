@@ -162,7 +162,9 @@ def follow_logs(
     poll_seconds: float = 0.5,
 ) -> Iterator[LogRecord]:
     """Yield a job's log rows as they are written, until the job has ended (interrupted
-    included: a dead worker's lease expires here too)."""
+    included: a dead worker's lease expires here too), or while it waits in the queue
+    longer than a worker would take to claim it (nothing will be written until one does;
+    `show_job` then says how long it has waited)."""
     after = 0
     with Session(ctx.engine) as session:
         jobs.get_job(session, job_id)
@@ -170,13 +172,14 @@ def follow_logs(
     while True:
         expire_leases(ctx)
         with Session(ctx.engine) as session:
-            status = jobs.get_job(session, job_id).status
+            job = jobs.get_job(session, job_id)
             rows = logs.query(session, job_id=job_id, after_id=after, where=where)
         for row in rows:
             assert row.id is not None
             after = row.id
             yield row
-        if not rows and status in JOB_TERMINAL:
+        unclaimed = leases.unclaimed_for(job, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
+        if not rows and (job.status in JOB_TERMINAL or unclaimed):
             return
         if not rows:
             time.sleep(poll_seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Callable
 from datetime import date
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from softcopy.db import session_scope
-from softcopy.errors import Conflict, Interrupted, NotFound
+from softcopy.errors import Conflict, EnvironmentFault, Interrupted, NotFound, SoftcopyError
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.executors import get_executor
@@ -179,21 +179,37 @@ def work(
     job_id: int | None = None,
     idle_seconds: float = 1.0,
     parallel: int | None = None,
+    stop: threading.Event | None = None,
+    on_fault: Callable[[SoftcopyError], None] | None = None,
 ) -> list[int]:
-    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run."""
+    """Be a worker: claim queued jobs and run them (one with `once`); the job ids run.
+
+    A polling worker (not `once`, no `job_id`) outlives faults of the machine: a database
+    that does not answer, a job's end that could not be written (its lease then expires
+    and the job becomes interrupted, resumable). Each is passed to `on_fault` and the worker
+    polls again after `idle_seconds`; `stop` ends the loop between jobs."""
     artifacts.check(ctx.settings)  # a worker that cannot write artifacts claims no job
     owner = runtime.new_owner()
     ran: list[int] = []
-    while True:
-        expire_leases(ctx)
-        claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
-        if claimed is not None:
-            _run_claimed(ctx, *claimed, progress=None, parallel=parallel)
-            ran.append(claimed[0])
-        if once or job_id is not None:
+    polling = not once and job_id is None
+    while stop is None or not stop.is_set():
+        try:
+            expire_leases(ctx)
+            claimed = runtime.claim(ctx.settings, owner=owner, job_id=job_id, now=ctx.clock())
+            if claimed is not None:
+                ran.append(claimed[0])
+                _run_claimed(ctx, *claimed, progress=None, parallel=parallel)
+        except (EnvironmentFault, runtime.JobNotEnded) as fault:
+            if not polling:
+                raise
+            if on_fault is not None:
+                on_fault(fault)
+            claimed = None
+        if not polling:
             return ran
         if claimed is None:
-            time.sleep(idle_seconds)
+            (stop or threading.Event()).wait(idle_seconds)
+    return ran
 
 
 def _execute(
@@ -234,6 +250,11 @@ def _run_claimed(
         executor.close()  # e.g. the notebook executor's warm kernel
 
 
+# the detached worker's process (service/worker.py), started by module name: no face's
+# command line is involved
+WORKER_MODULE = "softcopy.ingestion.service.worker"
+
+
 def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> int:
     """A worker in its own process session: it survives the terminal that started it."""
     steps = {"SOFTCOPY_PARALLEL": str(ctx.settings.parallel if parallel is None else parallel)}
@@ -241,17 +262,7 @@ def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> i
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "softcopy",
-                "ingestion",
-                "worker",
-                "--job-id",
-                str(job_id),
-                "--home",
-                str(ctx.settings.home),
-            ],
+            [sys.executable, "-m", WORKER_MODULE, str(job_id), str(ctx.settings.home)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

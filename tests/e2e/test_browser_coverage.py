@@ -64,6 +64,8 @@ def open_page(chromium, url: str, width: int, height: int):  # type: ignore[no-u
         ),
     )
     page = context.new_page()
+    page.js_errors = []  # uncaught errors in the page (the heatmap's module among them)
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
     page.set_default_timeout(WAIT_MS)
     sync_api.expect.set_options(timeout=WAIT_MS)
     page.goto(url)
@@ -159,6 +161,7 @@ def test_click_select_backfill_and_watch_cells_turn_current(
     assert seen & {"h", "r"}, f"the job was never drawn live: {seen}"
     print(f"current at {time.monotonic() - began:.1f} s")
     page.screenshot(path=shots / "coverage-after-backfill.png")
+    assert page.js_errors == []
     page.context.close()
 
 
@@ -189,4 +192,5 @@ def test_phone_reaches_every_button_and_only_the_heatmap_scrolls(
         assert not outside, (name, outside)
     tab(page, "Plan")
     page.screenshot(path=shots / "plan-phone.png", full_page=True)
+    assert page.js_errors == []
     page.context.close()

@@ -54,6 +54,7 @@ PREFIX = "/api/ingestion"
 CONTEXT_SETTING = "softcopy_context"  # tornado setting: a () -> service.Context factory
 AUTH_RESOURCE = "ingestion"
 NOTEBOOK_TYPE = "application/x-ipynb+json"
+NOTEBOOK_FORMATS = {"ipynb": NOTEBOOK_TYPE, "html": "text/html; charset=UTF-8"}
 PAGE = 20  # plans or jobs per page unless `limit` says otherwise
 LOG_PAGE = 500  # log rows per page unless `limit` says otherwise
 SEARCH_HITS = 10  # search hits unless `k` says otherwise
@@ -303,24 +304,62 @@ class LogsHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        """Rows after the id `since`, oldest first; poll again with `next_since`."""
+        """Rows after the id `since`, oldest first (poll again with `next_since`); or, given
+        `page` or `before`, a page of the newest rows with how many match in all (`total`)
+        and are older than the page (`older`). Both filtered by level, step, source, day."""
         (jid,) = self.ids(job_id=job_id)
         q = self.query()
-        since = q.integer("since", limits.SINCE) or 0
-        level = q.enum("level", LogLevel)
+        since = q.integer("since", limits.SINCE)
+        page = q.integer("page", limits.LOG_PAGE)
+        before = q.integer("before", limits.BEFORE)
+        if since is not None and (page is not None or before is not None):
+            raise UserError("query: give since (rows after it) or page/before (the newest rows)")
+        filters: dict[str, Any] = {
+            "level": q.enum("level", LogLevel),
+            "step": q.integer("step", limits.STEP),
+            "source": q.text("source"),
+            "day": q.day("day"),
+        }
         limit = q.integer("limit", limits.LOG_LIMIT) or LOG_PAGE
-        rows = await self.call(
-            lambda ctx: service.job_logs(ctx, job_id=jid, after_id=since, level=level, limit=limit)
+        if page is None and before is None:
+            after = since or 0
+            rows = await self.call(
+                lambda ctx: service.job_logs(
+                    ctx, job_id=jid, after_id=after, limit=limit, **filters
+                )
+            )
+            self.send({"records": rows, "next_since": rows[-1].id if rows else after})
+            return
+        tail = await self.call(
+            lambda ctx: service.log_tail(
+                ctx, job_id=jid, before_id=before, page=page or 1, limit=limit, **filters
+            )
         )
-        self.send({"records": rows, "next_since": rows[-1].id if rows else since})
+        last = tail.records[-1].id if tail.records else 0
+        self.send(
+            {
+                "records": tail.records,
+                "next_since": last,
+                "total": tail.total,
+                "older": tail.older,
+            }
+        )
 
 
 class StepNotebookHandler(IngestionHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str, step_id: str) -> None:
-        """The executed notebook a notebook executor kept for the step."""
+        """The executed notebook a notebook executor kept for the step; `format=html`: the
+        notebook rendered as a page (what the dashboard shows in place)."""
         jid, sid = self.ids(job_id=job_id, step_id=step_id)
+        shape = self.query().choice("format", list(NOTEBOOK_FORMATS)) or "ipynb"
+        if shape == "html":
+            page = await self.call(
+                lambda ctx: service.step_notebook_html(ctx, job_id=jid, step_id=sid)
+            )
+            self.finish(page, set_content_type=NOTEBOOK_FORMATS["html"])
+            return
         content = await self.call(lambda ctx: service.step_notebook(ctx, job_id=jid, step_id=sid))
         self.finish(content, set_content_type=NOTEBOOK_TYPE)
 

@@ -307,28 +307,43 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/jobs/{job_id}/logs": {
         "get": _op(
-            "A job's log rows after the id `since`, oldest first.",
+            "A job's log rows after the id `since`, oldest first; or, given `page` or "
+            "`before`, a page of the newest rows (oldest first within it) with `total` and "
+            "`older` counts. Both filtered by level, step, source and day.",
             {"200": _json(_ref("Logs"), "Rows, and the `since` to poll with next.")},
             errors="400 403 404",
             params=[
                 _id("job_id"),
                 _query("since", limits.SINCE.schema(default=0), "Rows after this id."),
+                _query("page", limits.LOG_PAGE.schema(), "The newest rows' page (1: newest)."),
+                _query("before", limits.BEFORE.schema(), "Newest rows before this id."),
                 _query("level", _ref("LogLevel"), "At least this level."),
+                _query("step", limits.STEP.schema(), "Only this step (its number in the job)."),
+                _query("source", {"type": "string", "minLength": 1}, "Only this source."),
+                _query("day", DAY, "Only this day."),
                 _query("limit", limits.LOG_LIMIT.schema(default=500), "Rows."),
             ],
         )
     },
     "/jobs/{job_id}/steps/{step_id}/notebook": {
         "get": _op(
-            "The executed notebook a notebook executor kept for the step.",
+            "The executed notebook a notebook executor kept for the step (`format=html`: "
+            "rendered as a page).",
             {
                 "200": {
-                    "description": "The notebook (nbformat 4).",
-                    "content": {"application/x-ipynb+json": {"schema": {"type": "object"}}},
+                    "description": "The notebook (nbformat 4), or its HTML page.",
+                    "content": {
+                        "application/x-ipynb+json": {"schema": {"type": "object"}},
+                        "text/html": {"schema": {"type": "string"}},
+                    },
                 }
             },
-            errors="403 404",
-            params=[_id("job_id"), _id("step_id")],
+            errors="400 403 404",
+            params=[
+                _id("job_id"),
+                _id("step_id"),
+                _query("format", {"type": "string", "enum": ["ipynb", "html"]}, "The shape."),
+            ],
         )
     },
     "/reconcile": {
@@ -429,7 +444,14 @@ def _schemas() -> dict[str, Any]:
         "SearchResult": _object(
             {"query": {"type": "string"}, "hits": _array(_ref("Hit"))}, required=("query", "hits")
         ),
-        "Logs": _object({"records": _array(_ref("LogRecord")), "next_since": {"type": "integer"}}),
+        "Logs": _object(
+            {
+                "records": _array(_ref("LogRecord")),
+                "next_since": {"type": "integer"},
+                "total": {"type": "integer", "description": "Matching rows (page/before)."},
+                "older": {"type": "integer", "description": "Of them older than the page."},
+            }
+        ),
         **REQUESTS,
     }
 

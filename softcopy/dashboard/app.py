@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.dashboard.coverage import CoveragePanel
-from softcopy.dashboard.jobs import JobsPanel
+from softcopy.dashboard.jobs import JobsPanel, linked_job
 from softcopy.dashboard.plan import PlanPanel
 from softcopy.dashboard.reconcile import ReconcilePanel
 from softcopy.dashboard.search import SearchPanel
@@ -104,7 +104,13 @@ class Dashboard(widgets.VBox):
         self.coverage.observe(self._plan_selection, names="plan_request")
         self.reconcile.observe(lambda _: self.coverage.refresh_marks(), names="reconciliation_id")
         self.search.observe(self._open_day, names="wanted_day")
+        # a repair run uses the executor chosen in Plan (the faces' default until then)
+        widgets.dlink((self.plan, "executor"), (self.reconcile, "executor"))
         self.load()
+        linked = linked_job()  # a deep link (?job=N) opens the dashboard on that job
+        if linked is not None:
+            self.jobs.show(linked)
+            self.show_tab("Jobs")
 
     def load(self) -> None:
         """Read what is persisted and write nothing: rendering the dashboard changes no

@@ -4,49 +4,90 @@ second; a reopened dashboard finds running jobs again because they are rows, not
 
 from __future__ import annotations
 
+import html
+import os
 import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.dashboard.base import Panel, badge, button, fmt, guarded
+from softcopy.dashboard.base import Panel, badge, button, guarded
 from softcopy.dashboard.job import BAR_STYLES, JobDetail
 from softcopy.dashboard.poller import Poller
 from softcopy.ingestion import service
 from softcopy.ingestion.models import IngestionJob
 from softcopy.ingestion.states import JOB_LIVE, JobStatus
+from softcopy.ingestion.summary import JobSummary
+from softcopy.views.timeline import duration, plural
 
 RECENT_JOBS = 12
 
 
+def linked_job(query: str | None = None) -> int | None:
+    """The job a dashboard URL names (`?job=N`); Voilà hands the kernel the page's query as
+    QUERY_STRING. None when it names none (or not a number)."""
+    query = os.environ.get("QUERY_STRING", "") if query is None else query
+    values = parse_qs(query).get("job", [])
+    return int(values[0]) if values and values[0].isdigit() else None
+
+
+def pace_text(summary: JobSummary | None) -> tuple[str, str, str]:
+    """(duration, rate, ETA) for a job's row."""
+    if summary is None:
+        return "", "", ""
+    took = duration(summary.elapsed_seconds) if summary.elapsed_seconds is not None else ""
+    rate = f"{summary.rate:.1f} cells/s" if summary.rate else ""
+    eta = f"ETA {duration(summary.eta_seconds)}" if summary.eta_seconds is not None else ""
+    return took, rate, eta
+
+
 class JobRow(widgets.HBox):
-    """One line of the jobs list: choose it, its status, its progress."""
+    """One line of the jobs list: choose it, its title, status, progress, cells, duration,
+    rate and ETA."""
 
     job_id = traitlets.Int()
 
-    def __init__(self, job: IngestionJob, choose: Any) -> None:
-        super().__init__()
+    def __init__(self, job: IngestionJob, choose: Any, summary: JobSummary | None = None):
+        super().__init__(layout={"flex_flow": "row wrap", "align_items": "center"})
         self.job_id = job.id or 0
         self.choose = widgets.Button(description=f"#{self.job_id}", layout={"width": "64px"})
         self.choose.on_click(lambda _: choose(self.job_id))
-        self.status = widgets.HTML(layout={"width": "110px"})
-        self.progress = widgets.IntProgress(min=0, max=1, layout={"width": "220px"})
-        self.info = widgets.HTML()
-        self.children = [self.choose, self.status, self.progress, self.info]
+        self.title = widgets.HTML(layout={"width": "340px"})
+        self.title.add_class("sc-job-row-title")
+        self.status = widgets.HTML(layout={"width": "100px"})
+        self.progress = widgets.IntProgress(min=0, max=1, layout={"width": "140px"})
+        self.cells = widgets.HTML(layout={"width": "130px"})
+        self.took = widgets.HTML(layout={"width": "70px"})
+        self.rate = widgets.HTML(layout={"width": "90px"})
+        self.eta = widgets.HTML(layout={"width": "90px"})
+        self.children = [
+            self.choose,
+            self.title,
+            self.status,
+            self.progress,
+            self.cells,
+            self.took,
+            self.rate,
+            self.eta,
+        ]
         self.add_class("sc-job-row")
         self.add_class(f"sc-job-row-{self.job_id}")
-        self.update(job)
+        self.update(job, summary)
 
-    def update(self, job: IngestionJob) -> None:
+    def update(self, job: IngestionJob, summary: JobSummary | None = None) -> None:
+        if summary is not None:
+            self.title.value = (
+                f'<span title="{html.escape(summary.title)}">{html.escape(summary.title)}</span>'
+            )
         self.status.value = badge(job.status)
         self.progress.max = max(job.cells_total, 1)
         self.progress.value = min(job.cells_done, self.progress.max)
         self.progress.bar_style = BAR_STYLES.get(job.status, "info")
-        self.info.value = (
-            f"{job.cells_done}/{job.cells_total} cells · plan {job.plan_id} · {job.executor} · "
-            f"created {fmt(job.created_at)}"
-        )
+        self.cells.value = f"{job.cells_done:,}/{plural(job.cells_total, 'cell')}"
+        took, rate, eta = pace_text(summary)
+        self.took.value, self.rate.value, self.eta.value = took, rate, eta
 
 
 class JobsPanel(Panel):
@@ -101,7 +142,7 @@ class JobsPanel(Panel):
             # the list too, so `finished` never lags behind what the detail says
             self.detail.refresh()
             jobs = service.list_jobs(self.ctx, limit=RECENT_JOBS)
-            self._show(jobs)
+            self._show(jobs, service.job_summaries(self.ctx, jobs=jobs))
             if self.job_id is None and jobs:
                 live = [j for j in jobs if j.status in JOB_LIVE]
                 self.job_id = (live or jobs)[0].id
@@ -114,14 +155,14 @@ class JobsPanel(Panel):
         self.polling = keep
         return keep
 
-    def _show(self, jobs: list[IngestionJob]) -> None:
+    def _show(self, jobs: list[IngestionJob], summaries: dict[int, JobSummary]) -> None:
         for job in jobs:
             assert job.id is not None
             row = self._rows.get(job.id)
             if row is None:
-                row = self._rows[job.id] = JobRow(job, self._choose)
+                row = self._rows[job.id] = JobRow(job, self._choose, summaries.get(job.id))
             else:
-                row.update(job)
+                row.update(job, summaries.get(job.id))
             before = self._last_status.get(job.id)
             if before in JOB_LIVE and job.status not in JOB_LIVE:
                 self.finished += 1

@@ -11,15 +11,17 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.dashboard.base import Panel, button, guarded, html_table
+from softcopy.dashboard.job import speak
 from softcopy.dashboard.plan import preview_html
 from softcopy.ingestion import service
+from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.states import PlanMode
 
 
 def findings_html(report: service.ReconcileReport, *, limit: int = 100) -> str:
     run = report.run
     kinds = Counter(str(f.kind) for f in report.findings)
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
     head = (
         f"<p><b>Reconciliation {run.id}</b>: "
         + (f"<b>{run.findings_count}</b> findings ({summary})" if report.findings else "all clear")
@@ -30,7 +32,10 @@ def findings_html(report: service.ReconcileReport, *, limit: int = 100) -> str:
         return head
     table = html_table(
         ["kind", "source", "day", "stage", "job", "detail"],
-        [(f.kind, f.source, f.day, f.stage, f.job_id, f.detail) for f in report.findings],
+        [
+            (str(f.kind).replace("_", " "), f.source, f.day, f.stage, f.job_id, speak(f.detail))
+            for f in report.findings
+        ],
         limit=limit,
     )
     return head + table
@@ -41,6 +46,7 @@ class ReconcilePanel(Panel):
     `started_job_id` the repair job Run started."""
 
     range_start = traitlets.Instance(date, allow_none=True)
+    executor = traitlets.Unicode(DEFAULT_EXECUTOR)  # where Run repair runs its steps
     range_end = traitlets.Instance(date, allow_none=True)
     reconciliation_id = traitlets.Int(None, allow_none=True)
     repair_plan_id = traitlets.Int(None, allow_none=True)
@@ -56,6 +62,9 @@ class ReconcilePanel(Panel):
         self.reconcile_button = button("Reconcile", self.reconcile)
         self.repair_button = button("Make repair plan", self.make_repair_plan)
         self.run_button = button("Run repair", self.run_repair, style="primary")
+        self.executor_picker = widgets.Dropdown(options=executor_names(), description="Executor")
+        self.executor_picker.add_class("sc-reconcile-executor")
+        widgets.link((self, "executor"), (self.executor_picker, "value"))
         self.findings = widgets.HTML()
         self.findings.add_class("sc-findings")
         self.repair_preview = widgets.HTML()
@@ -65,10 +74,16 @@ class ReconcilePanel(Panel):
                 "Compares what the database says with the sources, the artifacts on disk, "
                 "the index and the workers' leases. Days left empty: every day."
             ),
-            widgets.HBox([self.start_picker, self.end_picker, self.reconcile_button]),
+            widgets.HBox(
+                [self.start_picker, self.end_picker, self.reconcile_button],
+                layout={"flex_flow": "row wrap", "align_items": "center"},
+            ),
             self.message_area,
             self.findings,
-            widgets.HBox([self.repair_button, self.run_button]),
+            widgets.HBox(
+                [self.repair_button, self.executor_picker, self.run_button],
+                layout={"flex_flow": "row wrap", "align_items": "center"},
+            ),
             self.repair_preview,
         ]
         self.add_class("sc-reconcile")
@@ -107,18 +122,20 @@ class ReconcilePanel(Panel):
         self.say(
             f"repair plan {view.plan.id}: {view.plan.cells} cells; Run repair applies it"
             if view.plan.cells
-            else "the findings name no cells to redo (resume a job for a dead lease)",
+            else "the findings name no cells to redo (a dead lease: Resume its job in Jobs)",
             "ok" if view.plan.cells else "info",
         )
 
     @guarded("run repair")
     def run_repair(self) -> None:
-        outcome = service.run(self.ctx, plan_id=self.repair_plan_id, detach=True)
+        outcome = service.run(
+            self.ctx, plan_id=self.repair_plan_id, executor=self.executor, detach=True
+        )
         self.repair_plan_id = None
         if outcome.job is None:
             self.say("the repair plan has nothing left to do", "info")
             return
-        self.say(f"repair job {outcome.job.job.id} started", "ok")
+        self.say(f"repair job {outcome.job.job.id} started ({self.executor} executor)", "ok")
         self.started_job_id = outcome.job.job.id
 
     @guarded("show reconciliation")

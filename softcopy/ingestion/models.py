@@ -134,6 +134,7 @@ class IngestionJob(SQLModel, table=True):
     error: str | None = None
     cells_total: int = 0  # (source, day, stage) cells in its plan
     cells_done: int = 0
+    dask_dashboard: str | None = None  # the Dask dashboard of the cluster its steps ran on
 
 
 class JobStep(SQLModel, table=True):
@@ -151,6 +152,7 @@ class JobStep(SQLModel, table=True):
     attempts: int = 0
     error: str | None = None
     artifact: str | None = None  # the executed notebook, for notebook executors
+    worker: str | None = None  # which Dask worker ran it (dask executor)
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
 

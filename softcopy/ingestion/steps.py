@@ -48,6 +48,9 @@ class StepTicket:
     # the lease holder's clock: heartbeats and checkpoints in this process use it (a kernel
     # of a notebook executor, in another process, uses the real one)
     clock: Callable[[], datetime] = utcnow
+    # run by a task elsewhere (a Dask worker) for the lease holder: its writes prove the
+    # lease but do not keep it alive (`transitions.fence(remote=True)`)
+    remote: bool = False
 
 
 class StepExecutor(Protocol):

@@ -73,8 +73,9 @@ def summarize(
     title: str,
     now: datetime,
 ) -> JobSummary:
-    """`steps`: each step with how many of its cells have a checkpoint."""
-    done = sum(n for _, n in steps)
+    """`steps`: each step with how many of its cells have a checkpoint (none: the job's own
+    count, for lists of jobs)."""
+    done = sum(n for _, n in steps) if steps else job.cells_done
     total = job.cells_total or sum(len(s.days) for s, _ in steps)
     elapsed = None
     if job.started_at is not None:

@@ -14,6 +14,7 @@ from softcopy.errors import Conflict
 from softcopy.ingestion import logs
 from softcopy.ingestion.models import IngestionJob, JobStep
 from softcopy.ingestion.states import (
+    JOB_LEASED,
     JOB_TERMINAL,
     JOB_TRANSITIONS,
     STEP_TRANSITIONS,
@@ -41,19 +42,35 @@ class LeaseLost(Conflict):
         super().__init__(f"job {job_id}: lease epoch {epoch} is no longer current")
 
 
-def fence(session: Session, *, job_id: int, epoch: int, now: datetime, cells_done: int = 0) -> bool:
+def fence(
+    session: Session,
+    *,
+    job_id: int,
+    epoch: int,
+    now: datetime,
+    cells_done: int = 0,
+    remote: bool = False,
+) -> bool:
     """Prove this worker still holds the lease, and heartbeat, in the caller's transaction;
     returns whether a cancel was requested (one round trip for all three).
+
+    `remote`: a task the lease holder runs elsewhere (a Dask worker) proves the epoch and
+    that the job is still live, but does not heartbeat: only the holder itself keeps its
+    lease, so a dead holder's lease expires even while its tasks run, and they stop there.
 
     On PostgreSQL the row stays locked until commit, so a takeover waits for us or we for
     it; on SQLite writers are serialised anyway. Either way no write of an old epoch lands.
     """
     jobs = IngestionJob.__table__  # Core, not ORM: this runs once per day of every job
+    statement = update(jobs).where(jobs.c.id == job_id, jobs.c.lease_epoch == epoch)
+    if remote:
+        statement = statement.where(jobs.c.status.in_([s.value for s in JOB_LEASED]))
+    else:
+        statement = statement.values(heartbeat_at=now)
     row = session.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.lease_epoch == epoch)
-        .values(heartbeat_at=now, cells_done=jobs.c.cells_done + cells_done)
-        .returning(jobs.c.cancel_requested)
+        statement.values(cells_done=jobs.c.cells_done + cells_done).returning(
+            jobs.c.cancel_requested
+        )
     ).first()
     if row is None:
         raise LeaseLost(job_id, epoch)

@@ -201,6 +201,24 @@ async def test_jobs_run_detached_and_every_job_route(fetch: Any, ctx: service.Co
     assert rest["records"][-1]["id"] == rest["next_since"]
     code, errors = await fetch("jobs", job_id, "logs", params={"level": "error"})
     assert code == 200 and errors == {"records": [], "next_since": 0}
+    # the newest rows, a page at a time, with counts; older pages by `before`; filters
+    code, newest = await fetch("jobs", job_id, "logs", params={"page": "1", "limit": "3"})
+    total = newest["total"]
+    assert code == 200 and len(newest["records"]) == 3 and newest["older"] == total - 3
+    assert newest["records"][-1]["id"] == newest["next_since"]  # the newest row of all
+    first_id = str(newest["records"][0]["id"])
+    code, older = await fetch("jobs", job_id, "logs", params={"before": first_id, "limit": "3"})
+    assert code == 200 and older["older"] == total - 6
+    assert older["records"][-1]["id"] < newest["records"][0]["id"]
+    code, notes = await fetch("jobs", job_id, "logs", params={"page": "1", "source": "notes"})
+    assert code == 200 and 0 < notes["total"] < total
+    assert {r["source"] for r in notes["records"]} == {"notes"}
+    code, day = await fetch("jobs", job_id, "logs", params={"since": "0", "day": str(DAY1)})
+    assert code == 200 and day["records"] and {r["day"] for r in day["records"]} == {str(DAY1)}
+    code, error = await fetch("jobs", job_id, "logs", params={"since": "1", "page": "2"})
+    assert code == 400 and "since" in error["message"]
+    code, error = await fetch("jobs", job_id, "logs", params={"page": "1", "step": "9999"})
+    assert code == 404 and "step 9999" in error["message"]
 
     step_id = view["steps"][0]["step"]["id"]
     code, error = await fetch("jobs", job_id, "steps", step_id, "notebook")
@@ -282,6 +300,15 @@ async def test_step_notebook_is_served_only_from_inside_the_home(
         if code == 200:
             assert response.headers["Content-Type"] == api.NOTEBOOK_TYPE
             assert json.loads(response.body) == notebook
+            # rendered as a page for the dashboard to show in place
+            page = await fetch(
+                "jobs", job_id, "steps", step_id, "notebook", params={"format": "html"}, raw=True
+            )
+            assert page.code == 200 and page.headers["Content-Type"].startswith("text/html")
+            assert b"<html" in page.body and b"jp-Notebook" in page.body
+    pdf = {"format": "pdf"}
+    code, error = await fetch("jobs", job_id, "steps", step_id, "notebook", params=pdf)
+    assert code == 400 and "format" in error["message"]
     code, _ = await fetch("jobs", job_id, "steps", step_id + 10_000, "notebook")
     assert code == 404
 

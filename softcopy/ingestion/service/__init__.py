@@ -22,6 +22,7 @@ from softcopy.ingestion.service.plans import (
 from softcopy.ingestion.service.reads import (
     follow_logs,
     job_logs,
+    job_summaries,
     latest_reconciliation,
     list_jobs,
     live_cells,
@@ -29,9 +30,11 @@ from softcopy.ingestion.service.reads import (
     show_job,
     step_checkpoints,
     step_notebook,
+    step_notebook_html,
 )
 from softcopy.ingestion.service.runs import (
     cancel,
+    check_resume,
     enqueue,
     held_cells,
     resume,
@@ -48,6 +51,7 @@ from softcopy.ingestion.service.views import (
     PlanOptions,
     PlanView,
     ReconcileReport,
+    ResumeCheck,
     RunOutcome,
     StepView,
 )
@@ -62,9 +66,11 @@ __all__ = [
     "PlanView",
     "Progress",
     "ReconcileReport",
+    "ResumeCheck",
     "RunOutcome",
     "StepView",
     "cancel",
+    "check_resume",
     "coverage",
     "enqueue",
     "follow_logs",
@@ -72,6 +78,7 @@ __all__ = [
     "get_reconciliation",
     "held_cells",
     "job_logs",
+    "job_summaries",
     "latest_coverage",
     "latest_reconciliation",
     "list_jobs",
@@ -88,6 +95,7 @@ __all__ = [
     "spawn_worker",
     "step_checkpoints",
     "step_notebook",
+    "step_notebook_html",
     "verify",
     "work",
 ]

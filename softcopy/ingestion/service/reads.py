@@ -31,7 +31,7 @@ from softcopy.ingestion.states import (
     Stage,
     StepStatus,
 )
-from softcopy.ingestion.summary import summarize
+from softcopy.ingestion.summary import JobSummary, summarize
 from softcopy.ingestion.summary import title as job_title
 
 
@@ -183,6 +183,58 @@ def follow_logs(
             return
         if not rows:
             time.sleep(poll_seconds)
+
+
+def job_summaries(ctx: Context, *, jobs: list[IngestionJob]) -> dict[int, JobSummary]:
+    """Each job's summary (title, cells, elapsed, rate, ETA) for a list of jobs, from their
+    rows, plans and first and last days: three queries however many jobs (no step rows)."""
+    ids = [j.id for j in jobs if j.id is not None]
+    if not ids:
+        return {}
+    with Session(ctx.engine) as session:
+        plans = {
+            p.id: p
+            for p in session.scalars(
+                select(IngestionPlan).where(
+                    IngestionPlan.id.in_({j.plan_id for j in jobs})  # type: ignore[union-attr]
+                )
+            )
+        }
+        spans = {
+            job_id: (first, last)
+            for job_id, first, last in session.execute(
+                select(JobStep.job_id, func.min(JobStep.start_day), func.max(JobStep.end_day))
+                .where(JobStep.job_id.in_(ids))  # type: ignore[attr-defined]
+                .group_by(JobStep.job_id)
+            )
+        }
+    now = ctx.clock()
+    out: dict[int, JobSummary] = {}
+    for job in jobs:
+        assert job.id is not None
+        plan_ = plans[job.plan_id]
+        first, last = spans.get(job.id, (None, None))
+        named = job_title(
+            mode=plan_.mode,
+            params=plan_.params,
+            sources_all=list(ctx.settings.sources),
+            first_day=first,
+            last_day=last,
+        )
+        out[job.id] = summarize(job, [], title=named, now=now)
+    return out
+
+
+def step_notebook_html(ctx: Context, *, job_id: int, step_id: int) -> str:
+    """The step's executed notebook as one HTML page (nbconvert's lab template), for a face
+    to show it instead of handing out the .ipynb."""
+    # deferred: nbconvert takes seconds to import, and no other read needs it
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.reads(step_notebook(ctx, job_id=job_id, step_id=step_id), as_version=4)
+    page, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    return page
 
 
 def step_checkpoints(

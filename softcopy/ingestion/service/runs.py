@@ -13,7 +13,14 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from softcopy.db import session_scope
-from softcopy.errors import Conflict, EnvironmentFault, Interrupted, NotFound, SoftcopyError
+from softcopy.errors import (
+    Conflict,
+    DestructivePlan,
+    EnvironmentFault,
+    Interrupted,
+    NotFound,
+    SoftcopyError,
+)
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.executors import get_executor
@@ -32,13 +39,13 @@ from softcopy.ingestion.service.context import (
 )
 from softcopy.ingestion.service.plans import make_plan, options_of, plan_facts
 from softcopy.ingestion.service.reads import show_job
-from softcopy.ingestion.service.views import JobView, PlanOptions, RunOutcome
+from softcopy.ingestion.service.views import JobView, PlanOptions, ResumeCheck, RunOutcome
 from softcopy.ingestion.states import (
     JOB_RESUMABLE,
     PlanStatus,
     Stage,
 )
-from softcopy.memory import artifacts
+from softcopy.memory import artifacts, scan
 from softcopy.memory.indexes import open_index
 
 
@@ -132,6 +139,57 @@ def resume(
     return view
 
 
+def check_resume(ctx: Context, *, job_id: int) -> ResumeCheck:
+    """Whether `resume` can succeed, asked without resuming (a face disables its Resume with
+    the reason): what resume would refuse (the job is not resumable, its rest would shrink
+    published days, a live job holds its cells), and how many of its remaining export days
+    hold unreadable records, which fail again unless its plan skips them."""
+    expire_leases(ctx)
+    with session_scope(ctx.engine) as session:  # the sources' scan is refreshed: it writes
+        job = jobs.get_job(session, job_id)
+        if job.status not in JOB_RESUMABLE:
+            return ResumeCheck(
+                blocker=f"job {job_id} is {job.status}; only failed, cancelled or interrupted "
+                "jobs can be resumed"
+            )
+        try:
+            _check_resume_shrink(ctx, session, job_id)
+        except DestructivePlan as refused:
+            return ResumeCheck(blocker=str(refused))
+        done = jobs.checkpointed_cells(session, job_id)
+        todo = {
+            (step.source, date.fromisoformat(d), step.stage)
+            for step in jobs.steps_of(session, job_id)
+            for d in step.days
+        } - done
+        sources = sorted({source for source, _, _ in todo})
+        holders = {
+            holder
+            for cell, holder in jobs.held_cells(session, sources).items()
+            if cell in todo and holder != job_id
+        }
+        saved = session.get(IngestionPlan, job.plan_id)
+        assert saved is not None
+        export_days = {(source, day) for source, day, stage in todo if stage is Stage.export}
+        bad_days = set()
+        if export_days:
+            first, last = min(d for _, d in export_days), max(d for _, d in export_days)
+            bad_days = {
+                (p.source, p.day)
+                for p in scan.source_problems(session, sources, first, last)
+                if (p.source, p.day) in export_days
+            }
+    blocker = None
+    if holders:
+        held_by = ", ".join(str(h) for h in sorted(holders))
+        blocker = f"live job {held_by} holds some of its cells; wait for it, or cancel it"
+    return ResumeCheck(
+        blocker=blocker,
+        bad_record_days=len(bad_days),
+        skips_bad_records=bool(saved.params.get("skip_bad_records")),
+    )
+
+
 def cancel(ctx: Context, *, job_id: int, force: bool = False) -> JobView:
     """Stop a job: a queued one, or one whose worker is gone, at once; a running one at its
     next day boundary (`force`: now, fencing its worker)."""
@@ -178,9 +236,9 @@ def work(
     once: bool,
     job_id: int | None = None,
     idle_seconds: float = 1.0,
-    parallel: int | None = None,
     stop: threading.Event | None = None,
     on_fault: Callable[[SoftcopyError], None] | None = None,
+    parallel: int | None = None,
 ) -> list[int]:
     """Be a worker: claim queued jobs and run them (one with `once`); the job ids run.
 
@@ -250,11 +308,6 @@ def _run_claimed(
         executor.close()  # e.g. the notebook executor's warm kernel
 
 
-# the detached worker's process (service/worker.py), started by module name: no face's
-# command line is involved
-WORKER_MODULE = "softcopy.ingestion.service.worker"
-
-
 def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> int:
     """A worker in its own process session: it survives the terminal that started it."""
     steps = {"SOFTCOPY_PARALLEL": str(ctx.settings.parallel if parallel is None else parallel)}
@@ -262,7 +315,17 @@ def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> i
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(job_id), str(ctx.settings.home)],
+            [
+                sys.executable,
+                "-m",
+                "softcopy",
+                "ingestion",
+                "worker",
+                "--job-id",
+                str(job_id),
+                "--home",
+                str(ctx.settings.home),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

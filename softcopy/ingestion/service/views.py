@@ -61,6 +61,20 @@ class JobView:
 
 
 @dataclass(frozen=True)
+class ResumeCheck:
+    """Whether resuming a job can succeed (`service.check_resume`)."""
+
+    blocker: str | None = None  # why resume would be refused; None: it can start
+    bad_record_days: int = 0  # its remaining export days that hold unreadable records
+    skips_bad_records: bool = False  # its plan skips (and counts) such records
+
+    @property
+    def fails_on_bad_records(self) -> bool:
+        """Resumed as it is, an export would fail again on unreadable records."""
+        return self.bad_record_days > 0 and not self.skips_bad_records
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     plan: IngestionPlan
     job: JobView | None  # None: the plan had nothing to do

@@ -1,8 +1,8 @@
 """Settings: the home folder, the database URL, the timezone and the configured sources.
 
 Read from `<home>/softcopy.toml` and the environment (`SOFTCOPY_HOME`,
-`SOFTCOPY_DATABASE_URL`, `SOFTCOPY_TIMEZONE`, `SOFTCOPY_ARTIFACTS_URL`); the environment
-wins over the file.
+`SOFTCOPY_DATABASE_URL`, `SOFTCOPY_TIMEZONE`, `SOFTCOPY_ARTIFACTS_URL`,
+`SOFTCOPY_INDEX_URL`); the environment wins over the file.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def test_backfill_watch_reopen_cancel_verify(
     expect(header).to_contain_text("Job 1")
     expect(header).to_contain_text("succeeded")
     progress = page.locator(".sc-progress-label")
-    expect(progress).to_have_text(re.compile(r"^(\d+)/\1 days \(100%\)$"))
+    expect(progress).to_have_text(re.compile(r"^(\d+)/\1 cells \(100%\)"))
     page.screenshot(path=shots / "03-job-done.png", full_page=True)
 
     # A second, long backfill; close the tab while it runs: the job goes on.
@@ -195,6 +195,7 @@ def test_backfill_watch_reopen_cancel_verify(
     expect(header).to_contain_text("Job 2")  # the reopened dashboard follows the live job
     expect(header).to_contain_text("running")
     page.locator(".sc-btn-cancel").click()
+    page.locator(".sc-btn-cancel-the-job").click()  # a large job: Cancel asks first
     expect(page.locator(".sc-job .sc-message")).to_contain_text("cancel requested")
     expect(header).to_contain_text("cancelled")
     page.screenshot(path=shots / "04-cancelled.png", full_page=True)

@@ -19,6 +19,8 @@ from softcopy.dashboard.job import (
     SKIP_LABEL,
     JobDetail,
     job_link,
+    now_running,
+    progress_text,
     speak,
     verification_html,
 )
@@ -28,6 +30,7 @@ from softcopy.dashboard.jobs import JobsPanel, linked_job
 from softcopy.ingestion import service
 from softcopy.ingestion.models import IngestionJob, JobStep, Verification
 from softcopy.ingestion.states import JobStatus, PlanMode, Stage, StepStatus
+from softcopy.ingestion.summary import summarize
 from tests.conftest import DEMO_TODAY
 
 WEEK = (DEMO_TODAY - timedelta(days=6), DEMO_TODAY)
@@ -125,6 +128,38 @@ def test_steps_show_failed_and_running_first_a_page_at_a_time() -> None:
     assert 'src="/api/ingestion/jobs/3/steps/103/notebook?format=html"' in panel.notebook.value
     assert "<iframe" in panel.notebook.value and 'sandbox=""' in panel.notebook.value
     assert "download" not in panel.notebook.value
+
+
+def test_a_running_job_says_what_runs_now_and_when_it_should_end() -> None:
+    now = datetime(2026, 3, 31, 12, 0, 40, tzinfo=UTC)
+    steps = [step(i, StepStatus.succeeded) for i in range(4)] + [
+        step(i, StepStatus.pending) for i in range(4, 8)
+    ]
+    steps[4].status, steps[4].started_at = StepStatus.running, now - timedelta(seconds=5)
+    job = IngestionJob(
+        id=3,
+        plan_id=1,
+        status=JobStatus.running,
+        executor="inline",
+        chunk_days=7,
+        started_at=now - timedelta(seconds=40),
+        cells_total=8,
+        cells_done=4,
+    )
+    views = [service.StepView(s, 1 if s.status is StepStatus.succeeded else 0) for s in steps]
+    summary = summarize(job, [(v.step, v.days_done) for v in views], title="t", now=now)
+    view = service.JobView(job=job, steps=views, summary=summary)
+    assert now_running(view, now) == (
+        "now running: step 4 of 8 · export notes 2026-03-01 … 2026-03-01 · 0/1 cell · for 5s"
+    )
+    assert progress_text(summary) == "4/8 cells (50%) · elapsed 40s · 0.1 cells/s · ETA 40s"
+    queued = service.JobView(
+        job=IngestionJob(**{**job.model_dump(), "status": JobStatus.queued}),
+        steps=views,
+        summary=summary,
+        unclaimed_seconds=90,
+    )
+    assert now_running(queued, now).startswith("waiting for a worker: none took it for ")
 
 
 def test_a_job_says_what_it_is_how_fast_it_went_and_draws_its_timeline(ctx) -> None:

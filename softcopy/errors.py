@@ -30,7 +30,8 @@ raises them, in the module named, and listed here so the tree is whole).
     │   └── DriftFound *          the reconcile report found drift (report)
     └── EnvironmentFault          the machine, not the request: exit 3, HTTP 503
         ├── StorageFault          a file cannot be written: full disk, read-only, no permission
-        │   └── ReadOnlyStorage   a home (or folder) on a read-only file system
+        │   ├── ReadOnlyStorage   a home (or folder) on a read-only file system
+        │   └── ArtifactStoreFault *  artifacts' bucket missing or unreachable (memory.artifacts)
         └── DatabaseFault         the database is unreachable, locked, full or read-only
             ├── DatabaseUnavailable *  the same, raised by the engine (faults)
             └── IndexUnavailable *  the team index's server, the same (memory.pg_index)

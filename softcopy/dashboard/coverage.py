@@ -69,7 +69,8 @@ class CoveragePanel(Panel):
         self._live: dict[Any, service.LiveCell] = {}
         self._reconcile_line = ""
         self._lock = threading.RLock()  # the poller thread and callbacks both draw
-        self.poller = Poller(self.poll_live, poll_interval)
+        # half as often as the jobs list: a 10-year backfill holds ~30,000 cells to redraw
+        self.poller = Poller(self.poll_live, poll_interval * 2)
         self.preset = widgets.Dropdown(options=PRESETS, value=ALL_DAYS, description="Range")
         self.start_picker = widgets.DatePicker(description="From")
         self.end_picker = widgets.DatePicker(description="To")

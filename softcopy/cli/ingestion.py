@@ -35,8 +35,16 @@ from softcopy.errors import NoSources, UserError
 from softcopy.ingestion import leases, service
 from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
+from softcopy.ingestion.models import ReconciliationFinding
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
-from softcopy.ingestion.states import CellState, JobStatus, LogLevel, PlanMode, Stage
+from softcopy.ingestion.states import (
+    CellState,
+    FindingKind,
+    JobStatus,
+    LogLevel,
+    PlanMode,
+    Stage,
+)
 
 app = typer.Typer(help="The ingestion control plane: coverage, plans, jobs, verify, reconcile.")
 PROBLEM_LINES = 10  # coverage prints this many source problems, then "and N more"
@@ -420,7 +428,7 @@ def reconcile(
             where = " ".join(
                 str(x) for x in (f.source, f.day, f.stage, f.job_id and f"job {f.job_id}") if x
             )
-            console.print(f"  {f.kind}: {where}: {f.detail}", markup=False)
+            console.print(f"  {f.kind}: {where}: {f.detail}{_finding_command(f)}", markup=False)
         if report.repair_refused is not None:
             console.print(f"no repair plan: {report.repair_refused}", markup=False, soft_wrap=True)
             console.print(
@@ -541,6 +549,15 @@ def job_logs(
     console.print(
         _log_footer(job_id, tail, filters, newest), markup=False, highlight=False, soft_wrap=True
     )
+
+
+def _finding_command(finding: ReconciliationFinding) -> str:
+    """The command a finding about a job asks for, in this face's words."""
+    if finding.kind is FindingKind.dead_lease:
+        return f" (softcopy ingestion resume {finding.job_id})"
+    if finding.kind is FindingKind.unclaimed_job:
+        return f" (softcopy ingestion worker {finding.job_id})"
+    return ""
 
 
 def _print_log_row(row) -> None:  # type: ignore[no-untyped-def]

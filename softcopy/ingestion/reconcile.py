@@ -48,7 +48,7 @@ def reconcile(
         Finding(
             FindingKind.dead_lease,
             f"job {job_id}'s worker is gone (no heartbeat, or no process): ended; "
-            f"`softcopy ingestion resume {job_id}` continues it",
+            f"resuming job {job_id} continues it",
             job_id=job_id,
         )
         for job_id in jobs.expire_leases(session, now=now, timeout=settings.lease_timeout)
@@ -57,8 +57,7 @@ def reconcile(
         Finding(
             FindingKind.unclaimed_job,
             f"job {job.id} is queued, {leases.describe_wait(waited)}: its worker never started "
-            f"or died first; `softcopy ingestion worker --job-id {job.id}` runs it, a new run "
-            "of its cells takes them over",
+            "or died first; any worker runs it, a new run of its cells takes them over",
             job_id=job.id,
         )
         for job, waited in jobs.unclaimed_jobs(session, now=now, timeout=settings.lease_timeout)

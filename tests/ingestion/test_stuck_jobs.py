@@ -629,3 +629,27 @@ def test_a_polling_worker_outlives_a_database_fault_and_a_single_one_reports_it(
     with pytest.raises(DatabaseFault):  # `worker 3` / --once: the fault is the answer
         service.work(ctx, once=True)
     assert status(ctx, again.job.job.id) is JobStatus.queued  # nothing claimed it
+
+
+def test_reconcile_reports_a_dead_lease_as_a_fact_and_the_cli_names_its_command(
+    ctx: service.Context, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from softcopy.cli.main import main
+
+    job_id = dead_worker_job(ctx, clock)  # not yet ended: no read of job state since
+    with Session(ctx.engine) as session:  # the raw row, not a read that expires leases
+        row = session.get(IngestionJob, job_id)
+        assert row is not None and row.status is JobStatus.running
+    report = service.reconcile(ctx)
+    (finding,) = [f for f in report.findings if f.kind is FindingKind.dead_lease]
+    assert finding.job_id == job_id and status(ctx, job_id) is JobStatus.interrupted
+    assert finding.detail == (
+        f"job {job_id}'s worker is gone (no heartbeat, or no process): ended; "
+        f"resuming job {job_id} continues it"
+    )  # a fact in no face's words: the CLI adds its command, the dashboard its button
+
+    other = dead_worker_job(ctx, clock)
+    assert main(["ingestion", "reconcile", "--home", str(ctx.settings.home)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert f"dead_lease: job {other}: job {other}'s worker is gone" in out
+    assert f"continues it (softcopy ingestion resume {other})" in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import tomlkit
 
 from softcopy.db import parse_url
 from softcopy.errors import ConfigError, SourceExists, UnknownSource
-from softcopy.registry import EMBEDDERS, SOURCES
+from softcopy.registry import EMBEDDERS, EXECUTORS, SOURCES
 
 CONFIG_FILE = "softcopy.toml"
 SETTING_KEYS = (
@@ -33,6 +34,8 @@ SETTING_KEYS = (
     "artifacts_url",
     "artifacts_options",
     "index_url",
+    "executor",
+    "dask_scheduler",
     "sources",
 )
 # protocols whose files stay on the machine that wrote them (or in its process)
@@ -86,10 +89,10 @@ class Settings:
     # the search index: None is the embedded SQLite file <home>/index.db; a postgresql://
     # URL is the team index in that database (softcopy.memory.pg_index)
     index_url: str | None = None
-
-    # the search index: None is the embedded SQLite file <home>/index.db; a postgresql://
-    # URL is the team index in that database (softcopy.memory.pg_index)
-    index_url: str | None = None
+    # where the faces run a job's steps when not told (None: their default), and the Dask
+    # scheduler the `dask` executor submits them to ("tcp://host:8786")
+    executor: str | None = None
+    dask_scheduler: str | None = None
 
     @property
     def index_shared(self) -> bool:
@@ -147,6 +150,8 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
     parallel_origin, parallel = _setting(env, "SOFTCOPY_PARALLEL", doc, config, "parallel")
     art_origin, art_url = _setting(env, "SOFTCOPY_ARTIFACTS_URL", doc, config, "artifacts_url")
     index_origin, index_url = _setting(env, "SOFTCOPY_INDEX_URL", doc, config, "index_url")
+    exec_origin, executor = _setting(env, "SOFTCOPY_EXECUTOR", doc, config, "executor")
+    dask_origin, dask = _setting(env, "SOFTCOPY_DASK_SCHEDULER", doc, config, "dask_scheduler")
     embedder = doc.get("embedder", "hashing")
     if embedder not in EMBEDDERS:
         raise ConfigError(
@@ -164,6 +169,8 @@ def load_settings(home: Path | str | None = None, env: Mapping[str, str] = os.en
         artifacts_url=_artifacts_url(home_path, art_origin, art_url),
         artifacts_options=_artifacts_options(config, doc.get("artifacts_options")),
         index_url=_index_url(index_origin, index_url),
+        executor=_executor(exec_origin, executor),
+        dask_scheduler=_dask_scheduler(dask_origin, dask),
     )
 
 
@@ -300,6 +307,35 @@ def _database_url(origin: str, value: Any) -> str | None:
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None  # the value may hold a password
     return value
+
+
+def _executor(origin: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in EXECUTORS:
+        raise ConfigError(
+            f"{origin} = {_shown(value)}: must be one of {', '.join(EXECUTORS.names())}"
+        )
+    return str(value)
+
+
+# a Dask scheduler address: [protocol://]host[:port], as `dask scheduler` prints it
+SCHEDULER_ADDRESS = re.compile(
+    r"^(?:[a-z][a-z0-9+]*://)?"  # tcp://, tls://, ws://, inproc://
+    r"(?:\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+)"  # a host name, an IPv4 or a bracketed IPv6
+    r"(?::\d+)?/?$"
+)
+
+
+def _dask_scheduler(origin: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SCHEDULER_ADDRESS.match(value.strip()):
+        raise ConfigError(
+            f"{origin} = {_shown(value)}: must be a Dask scheduler address such as "
+            "'tcp://host:8786'"
+        )
+    return value.strip()
 
 
 def _index_url(origin: str, value: Any) -> str | None:

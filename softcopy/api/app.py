@@ -245,7 +245,7 @@ class JobsHandler(IngestionHandler):
         engine = b.choice("engine", executor_names())  # the old name of "executor"
         if executor is not None and engine is not None and executor != engine:
             raise UserError('give "executor" or "engine" (its old name), not both')
-        executor = executor or engine or DEFAULT_EXECUTOR
+        executor = executor or engine  # else the home's `executor` setting, else the default
         replan = b.flag("replan")
         chunk_days = b.integer("chunk_days", limits.CHUNK_DAYS) or DEFAULT_CHUNK_DAYS
         parallel = b.integer("parallel", limits.PARALLEL)  # else the home's setting
@@ -254,7 +254,7 @@ class JobsHandler(IngestionHandler):
                 ctx,
                 plan_id=plan_id,
                 options=options,
-                executor=executor,
+                executor=executor or ctx.settings.executor or DEFAULT_EXECUTOR,
                 chunk_days=chunk_days,
                 replan=replan,
                 detach=True,

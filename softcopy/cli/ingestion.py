@@ -62,14 +62,15 @@ Executor = Annotated[
 EngineAlias = Annotated[str | None, typer.Option("--engine", hidden=True)]
 
 
-def chosen_executor(executor: str | None, engine: str | None) -> str:
-    """--executor, or the deprecated --engine (with a one-line notice on stderr)."""
+def chosen_executor(executor: str | None, engine: str | None, configured: str | None = None) -> str:
+    """--executor, or the deprecated --engine (with a one-line notice on stderr), else the
+    home's `executor` setting, else the default."""
     if engine is not None:
         print("warning: --engine is deprecated; use --executor", file=sys.stderr)
         if executor is not None and executor != engine:
             raise UserError("give --executor or --engine (its old name), not both")
         return engine
-    return executor or DEFAULT_EXECUTOR
+    return executor or configured or DEFAULT_EXECUTOR
 
 
 Stages = Annotated[
@@ -299,12 +300,13 @@ def run(
             allow_shrink,
             skip_bad_records,
         )
+    ctx = _sourced(home) if mode is not None else service.open_context(home)
     with progress_bar(not as_json and not detach) as progress:
         outcome = service.run(
-            _sourced(home) if mode is not None else service.open_context(home),
+            ctx,
             plan_id=plan_id,
             options=options,
-            executor=chosen_executor(executor, engine),
+            executor=chosen_executor(executor, engine, ctx.settings.executor),
             chunk_days=chunk_days,
             replan=replan,
             detach=detach,

@@ -54,6 +54,8 @@ def print_summary(view: JobView, *, detached_pid: int | None = None) -> None:
     if view.unclaimed_seconds:
         status += f" · {leases.describe_wait(view.unclaimed_seconds)}, no worker took it"
     console.print(f"  status   {status}", markup=False, highlight=False)
+    if job.dask_dashboard:
+        console.print(f"  dask     {job.dask_dashboard}", markup=False, highlight=False)
     cells = f"{summary.cells_done:,}/{plural(summary.cells_total, 'cell')} ({summary.percent}%)"
     if summary.elapsed_seconds is not None:
         cells += f" · elapsed {duration(summary.elapsed_seconds)}"
@@ -98,6 +100,9 @@ def print_steps(view: JobView) -> None:
     """Every step, grouped by source, then stage in pipeline order."""
     order = {stage: i for i, stage in enumerate(Stage)}
     table = Table("source", "stage", "#", "days", "cells", "status", "attempts")
+    workers = any(v.step.worker for v in view.steps)  # the dask executor says where each ran
+    if workers:
+        table.add_column("worker", overflow="fold")
     table.add_column("artifact", overflow="fold")
     rows = sorted(view.steps, key=lambda v: (v.step.source, order[v.step.stage], v.step.ordinal))
     for i, sv in enumerate(rows):
@@ -114,6 +119,7 @@ def print_steps(view: JobView) -> None:
             f"{sv.days_done}/{len(s.days)}",
             str(s.status),
             str(s.attempts),
+            *([s.worker or ""] if workers else []),
             s.artifact or "",
             end_section=last_of_group,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from softcopy.config import Settings
 from softcopy.errors import UnknownExecutor
 from softcopy.ingestion.runtime import run_step_days
 
@@ -48,6 +49,19 @@ def get_executor(name: str) -> StepExecutor:
     if factory is None:
         raise UnknownExecutor(name, EXECUTORS.names())
     return factory()
+
+
+def check_executor(name: str, settings: Settings) -> None:
+    """Refuse, before anything is written, an executor that is unknown or cannot run with
+    these settings (an executor may define `check(settings)`: dask needs a reachable
+    scheduler, shared state and storage its workers see)."""
+    executor = get_executor(name)
+    try:
+        check = getattr(executor, "check", None)
+        if check is not None:
+            check(settings)
+    finally:
+        executor.close()
 
 
 def executor_names() -> list[str]:

@@ -23,7 +23,7 @@ from softcopy.errors import (
 )
 from softcopy.ingestion import jobs, planner, runtime
 from softcopy.ingestion import verify as verify_
-from softcopy.ingestion.executors import get_executor
+from softcopy.ingestion.executors import check_executor, get_executor
 from softcopy.ingestion.models import (
     Checkpoint,
     IngestionPlan,
@@ -60,7 +60,8 @@ def enqueue(
 ) -> RunOutcome:
     """Make a queued job from a saved plan (refused when stale, unless `replan`) or from a
     new one; any worker (`softcopy ingestion worker`) can then run it."""
-    get_executor(executor)  # an unknown executor is refused before anything is written
+    # an unknown executor, or one that cannot run here, is refused before anything is written
+    check_executor(executor, ctx.settings)
     artifacts.check(ctx.settings)  # and a bucket that is missing or cannot be reached
     check_index(ctx)
     expire_leases(ctx)  # in its own transaction: a refusal below must not undo it
@@ -123,6 +124,8 @@ def resume(
     `skip_bad_records` turns that option of its plan on from now on."""
     check_index(ctx)
     artifacts.check(ctx.settings)  # a bucket missing or unreachable: refused, nothing written
+    with Session(ctx.engine) as session:
+        check_executor(jobs.get_job(session, job_id).executor, ctx.settings)
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none

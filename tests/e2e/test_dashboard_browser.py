@@ -158,9 +158,10 @@ def test_backfill_watch_reopen_cancel_verify(
     expect(page.locator(".sc-coverage")).to_contain_text("Show takes one")
     page.locator(".sc-btn-show").click()
     expect(page.locator(".sc-coverage")).to_contain_text("missing")
-    hover = page.locator(".sc-heatmap rect title").first.text_content() or ""
-    assert "items" in hover and "input digest" in hover, hover  # a cell's tooltip
-    first_day = hover.split(" · ")[2].splitlines()[0]
+    square = page.locator('.sc-hm-cell:not([data-stage]):not([data-code=" "])').first
+    first_day = square.get_attribute("data-first")
+    square.hover()  # a square's tooltip: its source, days and counts by state
+    expect(page.locator(".sc-hm-tip")).to_contain_text("missing")
     set_day(page, ".sc-coverage-day", first_day)  # a day in detail: its cells and digests
     expect(page.locator(".sc-day-details")).to_contain_text("expected")
     page.screenshot(path=shots / "01-coverage.png", full_page=True)

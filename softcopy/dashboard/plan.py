@@ -1,9 +1,11 @@
 """The plan panel: choose a mode, days, sources, stages, force and whether the plan may
-remove published items; Preview shows the cells and steps the plan would run; Run starts it
-in a detached worker."""
+remove published items; Preview shows the cells and steps the plan would run, and what is
+true when there are none (saving nothing); Run saves exactly the previewed plan (refused if
+its cells changed since) and starts it in a detached worker; Save plan keeps it for later."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +15,15 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.dashboard.base import MODE_LABELS, Panel, button, day_span, guarded, html_table
+from softcopy.dashboard.base import (
+    MODE_LABELS,
+    Panel,
+    button,
+    day_span,
+    guarded,
+    html_table,
+    human,
+)
 from softcopy.errors import DestructivePlan
 from softcopy.ingestion import service
 from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
@@ -30,14 +40,18 @@ FORM_TRAITS = [
     "force",
     "reconciliation_id",
     "allow_shrink",
+    "skip_bad_records",
 ]
 ALLOW_SHRINK = "Allow removing published items"
+SKIP_BAD = "Skip unreadable records"
 WIDE = {"description_width": "initial"}  # labels as long as they are, never cut
+AUTO = {"width": "auto"}  # a checkbox as wide as its label
 
 
 def preview_html(view: service.PlanView, *, cell_limit: int = 60, step_limit: int = 40) -> str:
     """What a plan would do: its cells by state, its steps, and the first cells."""
     plan = view.plan
+    what = f"Plan {plan.id}" if plan.id is not None else "Preview (not saved)"
     states = Counter(str(i.state) for i in view.items)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "nothing to do"
     steps = html_table(
@@ -51,11 +65,20 @@ def preview_html(view: service.PlanView, *, cell_limit: int = 60, step_limit: in
         limit=cell_limit,
     )
     return (
-        f'<div class="sc-preview"><p><b>Plan {plan.id}</b> ({plan.mode}): '
+        f'<div class="sc-preview"><p><b>{what}</b> ({MODE_LABELS[str(plan.mode)]}): '
         f"<b>{plan.cells}</b> cells ({counts}) in <b>{len(view.steps)}</b> steps</p>"
+        f"{facts_html(view.facts)}"
         f'<div class="sc-cols"><div><b>Steps</b>{steps}</div><div><b>Cells</b>{cells}</div>'
         "</div></div>"
     )
+
+
+def facts_html(facts: list[str]) -> str:
+    """What the planner says is true of the request (why it is empty, what is left out)."""
+    if not facts:
+        return ""
+    lines = "".join(f"<li>{html.escape(human(fact))}</li>" for fact in facts)
+    return f'<ul class="sc-plan-facts">{lines}</ul>'
 
 
 class PlanPanel(Panel):
@@ -70,6 +93,7 @@ class PlanPanel(Panel):
     stages = traitlets.List(traitlets.Unicode())  # empty: every stage
     force = traitlets.Bool(False)
     allow_shrink = traitlets.Bool(False)  # may the plan remove published items?
+    skip_bad_records = traitlets.Bool(False)  # the job skips (and counts) unreadable records
     reconciliation_id = traitlets.Int(None, allow_none=True)
     executor = traitlets.Unicode(DEFAULT_EXECUTOR)
     plan_id = traitlets.Int(None, allow_none=True)
@@ -93,8 +117,16 @@ class PlanPanel(Panel):
         self.stage_picker = widgets.SelectMultiple(
             options=[s.value for s in Stage], rows=3, description="Stages"
         )
-        self.force_box = widgets.Checkbox(description="force (redo current cells too)", style=WIDE)
-        self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK, style=WIDE)
+        self.force_box = widgets.Checkbox(
+            description="force (redo current cells too)", style=WIDE, layout=AUTO
+        )
+        self.shrink_box = widgets.Checkbox(description=ALLOW_SHRINK, style=WIDE, layout=AUTO)
+        self.skip_box = widgets.Checkbox(
+            description=SKIP_BAD,
+            style=WIDE,
+            layout=AUTO,
+            tooltip="a record a source cannot read is skipped and counted, not a failed step",
+        )
         self.executor_picker = widgets.Dropdown(options=executor_names(), description="Executor")
         for name, picker in [
             ("mode", self.mode_picker),
@@ -105,6 +137,7 @@ class PlanPanel(Panel):
             ("stages", self.stage_picker),
             ("force", self.force_box),
             ("allow_shrink", self.shrink_box),
+            ("skip_bad_records", self.skip_box),
             ("executor", self.executor_picker),
         ]:
             picker.add_class(f"sc-plan-{name.replace('_', '-')}")
@@ -112,6 +145,8 @@ class PlanPanel(Panel):
         self.reconciliation.observe(self._reconciliation_typed, names="value")
         self.preview_button = button("Preview", self.preview)
         self.run_button = button("Run", self.run, style="primary")
+        self.save_button = button("Save plan", self.save)
+        self.previewed: service.PlanView | None = None  # shown, not saved
         self.preview_area = widgets.HTML()
         self.preview_area.add_class("sc-plan-preview")
         self.children = [
@@ -120,8 +155,8 @@ class PlanPanel(Panel):
             widgets.HBox([self.lookback, self.reconciliation]),
             widgets.HBox([self.source_picker, self.stage_picker]),
             widgets.HTML('<div class="sc-hint">none chosen: all sources, all stages</div>'),
-            widgets.HBox([self.force_box, self.shrink_box]),
-            widgets.HBox([self.preview_button, self.run_button]),
+            widgets.HBox([self.force_box, self.shrink_box, self.skip_box]),
+            widgets.HBox([self.preview_button, self.save_button, self.run_button]),
             self.message_area,
             self.preview_area,
         ]
@@ -141,6 +176,7 @@ class PlanPanel(Panel):
             force=self.force,
             reconciliation_id=self.reconciliation_id,
             allow_shrink=self.allow_shrink,
+            skip_bad_records=self.skip_bad_records,
         )
 
     def refresh(self) -> None:
@@ -175,21 +211,49 @@ class PlanPanel(Panel):
             self._preview()
 
     def _preview(self) -> None:
-        view = service.plan(self.ctx, options=self.options())
+        view = service.preview_plan(self.ctx, options=self.options())
         self.preview_area.value = preview_html(view)
-        self.plan_id = view.plan.id
+        self.plan_id = None
+        self.previewed = view
         if view.plan.cells:
-            self.say(f"plan {view.plan.id} saved; Run applies exactly these cells", "ok")
+            self.say("a preview, not saved: Run saves and applies exactly these cells", "ok")
+        elif view.facts:
+            self.say("nothing to do: " + human("; ".join(view.facts)), "info")
         else:
             self.say("nothing to do: every chosen cell is current", "info")
 
+    @guarded("save plan")
+    def save(self) -> None:
+        """Keep the previewed plan (refused if its cells changed), without running it."""
+        with self._shrink_hint("save plan"):
+            saved = self._save()
+            self.say(
+                f"plan {saved.plan.id} saved: `softcopy ingestion run {saved.plan.id}` "
+                "or Run here applies it",
+                "ok",
+            )
+
+    def _save(self) -> service.PlanView:
+        previewed = self.previewed
+        saved = service.plan(
+            self.ctx,
+            options=self.options(),
+            expect_fingerprint=previewed.plan.fingerprint if previewed else None,
+        )
+        self.plan_id = saved.plan.id
+        self.preview_area.value = preview_html(saved)
+        return saved
+
     @guarded("run")
     def run(self) -> None:
-        """Apply the previewed plan (refused if its cells changed), else plan and run."""
+        """Save and apply the previewed plan (refused if its cells changed since), else
+        plan and run the form as it is."""
         with self._shrink_hint("run"):
             self._run()
 
     def _run(self) -> None:
+        if self.plan_id is None and self.previewed is not None:
+            self._save()
         outcome = service.run(
             self.ctx,
             plan_id=self.plan_id,
@@ -198,6 +262,7 @@ class PlanPanel(Panel):
             detach=True,
         )
         self.plan_id = None
+        self.previewed = None
         if outcome.job is None:
             self.say(f"plan {outcome.plan.id} has nothing to do: every cell is current", "info")
             return
@@ -206,8 +271,9 @@ class PlanPanel(Panel):
         self.started_job_id = job_id
 
     def _form_changed(self, _: object = None) -> None:
-        if self.plan_id is not None:
+        if self.plan_id is not None or self.previewed is not None:
             self.plan_id = None
+            self.previewed = None
             self.preview_area.value = "<i>the form changed: preview again</i>"
 
     def _reconciliation_typed(self, change: dict[str, Any]) -> None:

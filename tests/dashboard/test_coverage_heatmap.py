@@ -130,25 +130,49 @@ def test_running_backfill_is_drawn_live_then_current(board: Dashboard) -> None:
     assert codes - {" ", "e"} == {"h"}  # held by the queued job, not running
     assert "held by live jobs" in cov.header.value
     service.work(ctx, once=True)  # a worker runs it to the end
-    assert cov.poll_live() is False
-    cov.refresh()
+    snapshot = cov.snapshot_id
+    assert cov.poll_live() is False  # the job ended: a new snapshot holds its cells
+    assert cov.snapshot_id != snapshot and "held by live jobs" not in cov.header.value
     last3 = {c for row in cov.heatmap.data["rows"] for c in row["codes"][-3:]}
     assert last3 - {" ", "e"} == {"c"}
 
 
-def test_last_reconcile_is_outlined_and_its_time_in_the_header(board: Dashboard) -> None:
+def test_a_lost_shard_is_outlined_after_reconcile_and_repair_selection_plans_it(
+    board: Dashboard,
+) -> None:
     cov, ctx = board.coverage, board.ctx
     assert "never reconciled" in cov.header.value
-    service.run(
-        ctx,
-        options=service.PlanOptions(
-            mode=PlanMode.backfill_range, range_start_day=START, range_end_day=START
-        ),
+    week = (DEMO_TODAY - timedelta(days=6), DEMO_TODAY)
+    options = service.PlanOptions(
+        mode=PlanMode.backfill_range, range_start_day=week[0], range_end_day=week[1]
     )
-    run = service.reconcile(ctx)
-    cov.refresh_marks()
-    assert cov.reconciliation_id == run.run.id
-    assert f"last reconcile #{run.run.id} at " in cov.header.value
+    service.run(ctx, options=options)
+    shard = next(ctx.settings.export_dir.rglob("*.jsonl"))
+    shard.unlink()
+    cov.refresh()
+    found = service.reconcile(ctx, range_start_day=week[0], range_end_day=week[1])
+    lost = [f for f in found.findings if f.kind == "missing_artifact"]
+    assert lost and lost[0].day is not None
+    board.reconcile.reconciliation_id = found.run.id  # what the Reconcile tab sets
+    assert cov.reconciliation_id == found.run.id
+    assert f"last reconcile #{found.run.id} at " in cov.header.value
+    data = cov.heatmap.data
+    col = next(c for c, (a, b) in enumerate(data["columns"]) if a == lost[0].day.isoformat())
+    rows = {r for r, c in data["marks"] if c == col}
+    assert {data["rows"][r]["source"] for r in rows} == {lost[0].source}  # outlined
+
+    source_row = next(
+        r
+        for r, row in enumerate(data["rows"])
+        if row["source"] == lost[0].source and not row["stage"]
+    )
+    cov.heatmap.handle({"event": "select", "rows": [source_row] * 2, "cols": [col, col]})
+    cov.repair_selection()
+    plan = board.plan
+    assert board.tabs.selected_index == 1 and plan.mode == PlanMode.repair
+    assert plan.reconciliation_id is not None and plan.reconciliation_id != found.run.id
+    assert plan.previewed is not None and plan.previewed.plan.cells > 0, plan.message
+    assert "Repair reconcile findings" in plan.preview_area.value
 
 
 def test_form_errors_name_the_form_fields_not_cli_flags(board: Dashboard) -> None:

@@ -86,7 +86,14 @@ def test_coverage_draws_every_cell_with_totals(ctx: service.Context, dashboard) 
     cells = panel.cells
     assert cells and sum(panel.totals.values()) == len(cells)
     assert panel.totals["missing"] == len(cells)  # nothing ingested yet
-    assert panel.heatmap.value.count("<title>") == len(cells)
+    drawn = [
+        int(part[1:])
+        for row in panel.heatmap.data["rows"]
+        if row["stage"] is not None
+        for bucket in row["counts"]
+        for part in filter(None, bucket.split(","))
+    ]
+    assert sum(drawn) == len(cells)  # every cell, in the stage rows
     assert panel.shown_start == min(c.day for c in cells)
     assert panel.shown_end == max(c.day for c in cells)
     assert (dashboard.plan.range_start, dashboard.plan.range_end) == (
@@ -117,20 +124,22 @@ def test_a_range_preset_narrows_the_heatmap(dashboard) -> None:
 def test_preview_run_progress_then_verify_cancel_and_resume(ctx, dashboard) -> None:
     plan = dashboard.plan
     plan.range_start, plan.range_end = WEEK
+    before = control_rows(ctx)["IngestionPlan"]
     plan.preview()
-    assert plan.message_kind == "ok" and plan.plan_id is not None
-    assert "cells" in plan.preview_area.value and "Steps" in plan.preview_area.value
+    assert plan.message_kind == "ok" and plan.plan_id is None and plan.previewed is not None
+    assert control_rows(ctx)["IngestionPlan"] == before  # a preview saves nothing
+    assert "not saved" in plan.preview_area.value and "Steps" in plan.preview_area.value
     plan.force = True  # the form changed: the preview no longer holds
-    assert plan.plan_id is None and "preview again" in plan.preview_area.value
+    assert plan.previewed is None and "preview again" in plan.preview_area.value
     plan.force = False
     plan.preview()
-    previewed = plan.plan_id
 
     plan.run()
     job_id = plan.started_job_id
     assert job_id is not None, plan.message
     assert dashboard.tabs.selected_index == 2 and dashboard.jobs.job_id == job_id
-    assert service.show_job(ctx, job_id=job_id).job.plan_id == previewed
+    saved = service.show_job(ctx, job_id=job_id).job.plan_id
+    assert control_rows(ctx)["IngestionPlan"] == before + 1 and saved is not None
     assert follow(dashboard, job_id) == "succeeded"
     detail = dashboard.jobs.detail
     assert detail.progress.value == detail.progress.max == detail.cells_total > 0
@@ -150,9 +159,7 @@ def test_service_errors_are_one_line_in_the_panel(dashboard) -> None:
     plan.range_start, plan.range_end = WEEK[1], WEEK[0]
     plan.preview()
     assert plan.message_kind == "error"
-    assert plan.message == (
-        f"preview failed: the last day {WEEK[0]} is before the first day {WEEK[1]}"
-    )
+    assert plan.message == (f"preview failed: “To” {WEEK[0]} is before “From” {WEEK[1]}")
     assert "sc-error" in plan.message_area.value
     dashboard.jobs.detail.job_id = 999
     assert dashboard.jobs.detail.message == "show job failed: job 999 not found"
@@ -219,6 +226,6 @@ def test_a_huge_reconciliation_id_is_one_line_in_the_panel(dashboard) -> None:
     plan.preview()
     assert plan.message_kind == "error"
     assert plan.message == (
-        "preview failed: reconciliation id: 100000000000000000000 is out of range; "
+        "preview failed: “Reconciliation”: 100000000000000000000 is out of range; "
         "allowed: 1..2147483647"
     )

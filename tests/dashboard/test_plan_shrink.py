@@ -37,5 +37,7 @@ def test_destructive_preview_names_the_checkbox_and_passes_once_ticked(
     panel.shrink_box.value = True  # the box drives the trait, and the plan's options
     assert panel.options().allow_shrink is True
     panel.preview()
-    assert panel.message_kind == "ok" and panel.plan_id is not None
+    assert panel.message_kind == "ok" and panel.previewed is not None
+    panel.save()  # Save plan keeps exactly the previewed cells
+    assert panel.message_kind == "ok" and panel.plan_id is not None, panel.message
     assert service.get_plan(ctx, plan_id=panel.plan_id).plan.params["allow_shrink"] is True

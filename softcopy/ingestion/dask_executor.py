@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -88,7 +89,7 @@ class Probe:
     """What a Dask worker must see to run this job's steps: checked on each worker before a
     job starts and by each task before it writes (workers of an adaptive cluster come later)."""
 
-    home: str | None  # artifacts are local: the worker must see this folder (same inode)
+    home: str | None  # artifacts are local: the worker must see their folder (same inode)
     home_inode: int | None
     sources: tuple[tuple[str, str], ...]  # (name, path) each worker must read
 
@@ -162,8 +163,11 @@ def probe_of(settings: Settings) -> Probe:
     home: str | None = None
     inode: int | None = None
     if not artifacts_shared(settings):
-        home = str(settings.home)
-        inode = os.stat(settings.home).st_ino
+        # the artifacts' folder (the home by default): the nearest part of it that exists
+        folder = Path(getattr(settings, "artifacts_root", settings.home))
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        home, inode = str(folder), os.stat(folder).st_ino
     sources = tuple((s.name, str(s.path)) for s in settings.selected_sources(None))
     return Probe(home=home, home_inode=inode, sources=sources)
 

@@ -6,6 +6,13 @@ process (so peak RSS is that run's alone); the one-year run is the baseline the 
 run is compared with: throughput should hold and memory should stay flat as days grow.
 
     .venv/bin/python bench/pipeline.py [--items 100000] [--years 3]
+    .venv/bin/python bench/pipeline.py --parallel-check [--items 60000]
+
+`--parallel-check`: a CPU-bound job through the control plane (service.run, inline
+executor) — the hashing embed of a dense archive (--items chat messages over 30 days, a
+thirtieth of them each day) — with 1 step at a time, then with 2 (the second slot in a step
+process), each on a cleared embedding cache, beside the machine's load average; prints the
+speed-up.
 """
 
 from __future__ import annotations
@@ -156,12 +163,70 @@ def measure(items: int, years: int) -> dict[str, float]:
         return figures
 
 
+def parallel_check(items: int) -> None:
+    """Embed the same dense archive with 1, then 2 parallel steps; print both and the ratio."""
+    import os
+
+    from softcopy.config import add_source, load_settings
+    from softcopy.db import get_engine, session_scope
+    from softcopy.ingestion import service
+    from softcopy.ingestion.states import JobStatus, PlanMode, Stage
+    from softcopy.memory import cache
+
+    rng = random.Random(7)
+    end = date(2026, 10, 31)
+    days = 30
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        with (home / "chat.jsonl").open("w") as out:
+            for n in range(items):
+                day = end - timedelta(days=n % days)
+                ts = datetime(day.year, day.month, day.day, n % 24, tzinfo=UTC)
+                text = sentence(rng, 60)
+                out.write(json.dumps({"id": f"m{n}", "ts": ts.isoformat(), "text": text}) + "\n")
+        add_source(home, name="chat", kind="jsonl", path="chat.jsonl")
+        settings = load_settings(home, env={})
+        ctx = service.Context(settings=settings, engine=get_engine(settings.database_url))
+        window = {"range_start_day": end - timedelta(days=days - 1), "range_end_day": end}
+        exported = service.run(
+            ctx,
+            options=service.PlanOptions(
+                mode=PlanMode.backfill_range, stages=[Stage.export], **window
+            ),
+            parallel=2,  # also starts the forkserver the step processes come from
+        )
+        assert exported.job is not None and exported.job.job.status is JobStatus.succeeded
+        timings = {}
+        for parallel in (1, 2):
+            with session_scope(ctx.engine) as session:
+                cache.clear(session)  # every run embeds every item
+            options = service.PlanOptions(
+                mode=PlanMode.backfill_range, stages=[Stage.embed], force=True, **window
+            )
+            began = time.perf_counter()
+            outcome = service.run(ctx, options=options, parallel=parallel, chunk_days=1)
+            seconds = time.perf_counter() - began
+            assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
+            timings.setdefault(parallel, []).append(seconds)
+            print(
+                f"embed {items:,} items over {days} days (steps of 1 day), parallel {parallel}:"
+                f" {seconds:6.2f} s = {items / seconds:9,.0f} items/s"
+                f"   (load average {os.getloadavg()[0]:.1f})"
+            )
+    one, two = min(timings[1]), min(timings[2])
+    print(f"parallel 1 {one:.2f} s, parallel 2 {two:.2f} s: speed-up x{one / two:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--parallel-check", action="store_true", help="see the docstring")
     args = parser.parse_args()
+    if args.parallel_check:
+        parallel_check(args.items if args.items != 100_000 else 60_000)
+        return
     if args.child:
         print(json.dumps(measure(args.items, args.years)))
         return

@@ -192,6 +192,7 @@ def large_shape(commits: int) -> GitShape:
 
 
 MAIL_MESSAGES = 20_000
+PARALLEL: int | None = None  # steps at once (None: the settings' default, one per core)
 
 
 def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[str, int]:
@@ -298,7 +299,7 @@ def measure(archive: str, years: int, large_commits: int, profile: str | None) -
             profiler = cProfile.Profile()
             profiler.enable()
         began = time.perf_counter()
-        outcome = service.run(ctx, options=options, executor="inline")
+        outcome = service.run(ctx, options=options, executor="inline", parallel=PARALLEL)
         run_s = time.perf_counter() - began
         if profiler:
             profiler.disable()
@@ -379,6 +380,8 @@ def rescan_figures(settings, home: Path) -> dict[str, Any]:  # type: ignore[no-u
 def child(archive: str, years: int, large_commits: int, profile: str | None) -> dict:  # type: ignore[type-arg]
     command = [sys.executable, __file__, "--child", archive, "--years", str(years)]
     command += ["--large-commits", str(large_commits), "--mail-messages", str(MAIL_MESSAGES)]
+    if PARALLEL is not None:
+        command += ["--parallel", str(PARALLEL)]
     if profile:
         command += ["--profile", profile]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -416,16 +419,18 @@ def report(rows: list[dict]) -> None:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    global MAIL_MESSAGES
+    global MAIL_MESSAGES, PARALLEL
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=["history", "large", "mail"])
     parser.add_argument("--years", nargs="*", type=int, default=[16], help="history's length")
     parser.add_argument("--large-commits", type=int, default=30_000)
     parser.add_argument("--mail-messages", type=int, default=MAIL_MESSAGES)
     parser.add_argument("--profile", help="write a cProfile of the backfill to this file")
+    parser.add_argument("--parallel", type=int, help="steps at once (default: one per core)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     MAIL_MESSAGES = args.mail_messages
+    PARALLEL = args.parallel
     if args.child:
         figures = measure(args.child, args.years[0], args.large_commits, args.profile)
         print(json.dumps(figures))

@@ -4,6 +4,7 @@ raises them, in the module named, and listed here so the tree is whole).
     SoftcopyError                 the one root; faces map it to exit/HTTP codes
     ├── UserError                 bad input: exit 2, HTTP 400
     │   ├── ConfigError           softcopy.toml or settings are wrong
+    │   │   └── SharedStorageNeeded *  dask workers would use their own disks (dask_executor)
     │   ├── UnknownSource         no source of that name
 │   ├── UnknownExecutor       no executor of that name (see softcopy.registry)
     │   ├── SourceExists          a source name already reads another path or kind
@@ -29,6 +30,7 @@ raises them, in the module named, and listed here so the tree is whole).
     │   ├── JobNotEnded *         a job's end could not be written (ingestion.runtime)
     │   └── DriftFound *          the reconcile report found drift (report)
     └── EnvironmentFault          the machine, not the request: exit 3, HTTP 503
+        ├── SchedulerUnreachable *  the Dask scheduler does not answer (ingestion.dask_executor)
         ├── StorageFault          a file cannot be written: full disk, read-only, no permission
         │   ├── ReadOnlyStorage   a home (or folder) on a read-only file system
         │   └── ArtifactStoreFault *  artifacts' bucket missing or unreachable (memory.artifacts)

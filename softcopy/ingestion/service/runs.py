@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -106,9 +107,8 @@ def run(
     if queued.job is None:
         return queued
     assert queued.job.job.id is not None
-    return RunOutcome(
-        plan=queued.plan, **_execute(ctx, queued.job.job.id, detach, progress, parallel)
-    )
+    ran = _execute(ctx, queued.job.job.id, detach, progress, parallel)
+    return RunOutcome(plan=queued.plan, job=ran.job, worker_pid=ran.worker_pid)
 
 
 def resume(
@@ -137,7 +137,7 @@ def resume(
         jobs.prepare_resume(
             session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
         )
-    view = _execute(ctx, job_id, detach, progress, parallel)["job"]
+    view = _execute(ctx, job_id, detach, progress, parallel).job
     assert view is not None
     return view
 
@@ -273,12 +273,20 @@ def work(
     return ran
 
 
+@dataclass(frozen=True)
+class Executed:
+    """How `_execute` left a job: its view, and the detached worker's pid if it started one."""
+
+    job: JobView
+    worker_pid: int | None = None
+
+
 def _execute(
     ctx: Context, job_id: int, detach: bool, progress: Progress | None, parallel: int | None
-) -> dict:  # type: ignore[type-arg]
+) -> Executed:
     if detach:
         pid = spawn_worker(ctx, job_id, parallel=parallel)
-        return {"job": show_job(ctx, job_id=job_id), "worker_pid": pid}
+        return Executed(show_job(ctx, job_id=job_id), worker_pid=pid)
     claimed = runtime.claim(ctx.settings, owner=runtime.new_owner(), job_id=job_id, now=ctx.clock())
     if claimed is not None:
         try:
@@ -287,7 +295,7 @@ def _execute(
             summary = show_job(ctx, job_id=job_id).summary
             assert summary is not None
             raise Interrupted(job_id, summary.cells_done, summary.cells_total) from None
-    return {"job": show_job(ctx, job_id=job_id)}
+    return Executed(show_job(ctx, job_id=job_id))
 
 
 def _run_claimed(

@@ -19,6 +19,7 @@ the vectors held in memory are stale.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -43,7 +44,14 @@ from softcopy.memory.index import (
     rarer,
 )
 from softcopy.memory.items import MemoryItem, digest
-from softcopy.memory.pg_text import TEXT_CHARS, Lexical, Phrase, snippet, tsvector
+from softcopy.memory.pg_text import (
+    TEXT_CHARS,
+    Lexical,
+    Phrase,
+    snippet,
+    tsvector,
+    weighted_counts,
+)
 from softcopy.memory.query import Query, parse
 from softcopy.memory.tokens import terms, tokenize
 
@@ -59,6 +67,7 @@ SCHEMA = (
         content_hash TEXT NOT NULL,
         vector BYTEA NOT NULL,
         tokens INTEGER NOT NULL,
+        counts JSONB NOT NULL,
         tsv TSVECTOR NOT NULL,
         UNIQUE(source, day, item_id)
     )""",
@@ -183,6 +192,7 @@ class PgIndex:
                     vectors[i].astype(np.float32).tobytes(),
                     len(title) + len(text),
                     tsvector(title, text),
+                    json.dumps(weighted_counts(title, text)),
                 )
             )
         with self._connect() as conn, conn.transaction():
@@ -195,8 +205,8 @@ class PgIndex:
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO search_docs(source, day, item_id, ts, title, text, content_hash,"
-                    " vector, tokens, tsv) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    " %s::tsvector)",
+                    " vector, tokens, tsv, counts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s::tsvector, %s::jsonb)",
                     rows,
                 )
             if rows:
@@ -373,8 +383,18 @@ def _bm25_ranked(
     where, args = _filters(sources, since, until)
     found: dict[int, int] = {}  # doc id -> its tokens (bm25's document length)
     counts: list[tuple[int, int, float]] = []  # (doc id, phrase, f(q, D))
-    single = [i for i, p in enumerate(phrases) if len(p.tokens) == 1]
-    if single:  # a word's (or a prefix's) weighted count, summed by the server
+    words = [i for i, p in enumerate(phrases) if len(p.tokens) == 1 and not p.prefix]
+    if words:  # a word's weighted count, stored per item: no tsvector to unpack
+        for doc_id, size, *values in conn.execute(
+            "SELECT d.id, d.tokens"
+            + "".join(", coalesce((d.counts ->> %s)::int, 0)" for _ in words)
+            + f" FROM search_docs d WHERE d.tsv @@ %s::tsquery AND {where}",
+            [*(phrases[i].tokens[0] for i in words), match, *args],
+        ):
+            found[doc_id] = size
+            counts += [(doc_id, i, float(v)) for i, v in zip(words, values, strict=True) if v]
+    single = [i for i, p in enumerate(phrases) if len(p.tokens) == 1 and p.prefix]
+    if single:  # a prefix's weighted count, summed by the server
         rows = conn.execute(
             "SELECT d.id, d.tokens, q.i, sum(CASE WHEN w = 'A' THEN 2 ELSE 1 END)"
             " FROM search_docs d, unnest(d.tsv) AS u(lexeme, positions, weights),"

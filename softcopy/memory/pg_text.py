@@ -110,6 +110,16 @@ def quoted(token: str) -> str:
     return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def weighted_counts(title: list[str], text: list[str]) -> dict[str, int]:
+    """Each word's count in an item, a title's twice (bm25's f(q, D) for a one-word phrase,
+    kept beside the tsvector so ranking need not unpack it)."""
+    counts: dict[str, int] = {}
+    for tokens, weight in ((title, 2), (text, 1)):
+        for token in tokens:
+            counts[token] = counts.get(token, 0) + weight
+    return counts
+
+
 def tsvector(title: list[str], text: list[str]) -> str:
     """The tsvector literal of an item's tokens: title words weighted A at positions 1..,
     text words from one position after the title's last (so no phrase spans the two)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import Insert, Table, delete, func, select, update
+from sqlalchemy import Insert, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -231,16 +231,6 @@ def checkpointed_cells(session: Session, job_id: int) -> set[tuple[str, date, St
             )
         )
     }
-
-
-def fence_out(session: Session, job: IngestionJob) -> None:
-    """Bump the lease epoch: whatever worker held it can no longer write."""
-    session.execute(
-        update(IngestionJob)
-        .where(IngestionJob.id == job.id)  # type: ignore[arg-type]
-        .values(lease_epoch=IngestionJob.lease_epoch + 1)
-    )
-    job.lease_epoch += 1
 
 
 def release_claims(session: Session, job_id: int) -> None:

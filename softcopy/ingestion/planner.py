@@ -148,21 +148,22 @@ def make_plan(
     plan.snapshot_id = snapshot.id
     session.add(plan)
     session.flush()
-    assert plan.id is not None
+    plan_id = plan.id  # read once: an ORM attribute costs per row
+    assert plan_id is not None
     coverage.insert_rows(
         session,
         IngestionPlanItem.__table__,  # type: ignore[arg-type]
         ("plan_id", "source", "day", "stage", "state", "expected_digest"),
-        [(plan.id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest) for c in chosen],
+        [(plan_id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest) for c in chosen],
     )
     ids = list(
         session.connection().scalars(
             select(IngestionPlanItem.id)
-            .where(IngestionPlanItem.plan_id == plan.id)
+            .where(IngestionPlanItem.plan_id == plan_id)
             .order_by(IngestionPlanItem.id)  # type: ignore[arg-type]
         )
     )  # inserted in `chosen` order, so their ids rise in it
-    return Planned(plan, snapshot, _items(plan.id, ids, chosen), facts)
+    return Planned(plan, snapshot, _items(plan_id, ids, chosen), facts)
 
 
 def _by_source(cell: Cell) -> str:
@@ -186,7 +187,6 @@ def explain(
     left out. An empty plan says why it is empty; a plan leaving work behind says where."""
     facts: list[str] = []
     wanted = set(request.stages)
-    taken = {(c.source, c.day, c.stage) for c in chosen}
     with_data = [c for c in cells if c.state is not CellState.empty]
     if request.mode is PlanMode.backfill_range and not with_data:
         facts.append(_no_data(session, request))
@@ -194,12 +194,15 @@ def explain(
         facts.append("the reconciliation flagged no cell of these sources and days to redo")
     elif not chosen and with_data and all(c.state is CellState.current for c in with_data):
         facts.append(f"all {_count(len(with_data), 'cell')} with data are current")
-    left = [
-        c
-        for c in with_data
-        if c.state in WANTED and c.stage in wanted and (c.source, c.day, c.stage) not in taken
-    ]
-    if request.mode is PlanMode.catch_up_recent and left:
+    left: list[Cell] = []  # work in scope the plan leaves: only catch_up_recent leaves any
+    if request.mode is PlanMode.catch_up_recent:
+        taken = {(c.source, c.day, c.stage) for c in chosen}
+        left = [
+            c
+            for c in with_data
+            if c.state in WANTED and c.stage in wanted and (c.source, c.day, c.stage) not in taken
+        ]
+    if left:
         after = [c for c in left if c.day > today]
         before = [c for c in left if c.day <= today]
         if before:
@@ -212,10 +215,10 @@ def explain(
                 f"{_states(after)} dated after today ({today}), never caught up — "
                 "coverage names the records"
             )
-    others = [
-        c for c in with_data if c.state in WANTED and c.stage not in wanted
-    ]  # work the plan's stage filter left out
-    if others and not chosen:
+    others: list[Cell] = []  # work the plan's stage filter left out, said when it is empty
+    if not chosen:
+        others = [c for c in with_data if c.state in WANTED and c.stage not in wanted]
+    if others:
         stages = sorted({str(c.stage) for c in others}, key=lambda s: STAGE_ORDER[Stage(s)])
         facts.append(f"{_states(others)} of stages not asked for ({', '.join(stages)})")
     return facts

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from softcopy.cli.main import main
@@ -67,6 +68,10 @@ def test_detached_run_returns_at_once_and_a_worker_finishes_it(demo_home: Path, 
             break
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    # the worker is the service's own process (no CLI command line), and says what it ran
+    assert psutil.Process(outcome["worker_pid"]).wait(timeout=60) == 0
+    log = (demo_home / "logs" / f"worker-job-{job_id}.log").read_text()
+    assert log.splitlines()[-1] == f"worker for job {job_id}: ran jobs: {job_id}"
 
 
 def test_drift_makes_reconcile_exit_1_and_a_repair_plan(demo_home: Path, capsys) -> None:

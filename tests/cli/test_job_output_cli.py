@@ -303,6 +303,12 @@ def test_worker_takes_a_positional_job_id(ctx, capsys) -> None:
     queued = service.enqueue(ctx, options=options, executor="inline")
     assert queued.job is not None
     job_id = str(queued.job.job.id)
+    # queued at the demo's date: no worker took it for longer than the lease, so --follow
+    # stops (instead of waiting forever) and says how to start one
+    code, out, err = run(capsys, "ingestion", "logs", job_id, "--follow")
+    assert code == 0 and "job.created" in out
+    assert err.startswith(f"job {job_id} is queued, unclaimed for ")
+    assert err.endswith(f"no worker took it; start one with `softcopy ingestion worker {job_id}`\n")
     code, _, err = run(capsys, "ingestion", "worker", job_id, "--job-id", job_id)
     assert code == 2 and "give the job id once" in err
     code, out, _ = run(capsys, "ingestion", "worker", job_id)

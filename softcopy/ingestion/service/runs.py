@@ -319,6 +319,11 @@ def _run_claimed(
         executor.close()  # e.g. the notebook executor's warm kernel
 
 
+# the detached worker's process (service/worker.py), started by module name: no face's
+# command line is involved
+WORKER_MODULE = "softcopy.ingestion.service.worker"
+
+
 def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> int:
     """A worker in its own process session: it survives the terminal that started it."""
     steps = {"SOFTCOPY_PARALLEL": str(ctx.settings.parallel if parallel is None else parallel)}
@@ -326,17 +331,7 @@ def spawn_worker(ctx: Context, job_id: int, *, parallel: int | None = None) -> i
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"worker-job-{job_id}.log").open("ab") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "softcopy",
-                "ingestion",
-                "worker",
-                "--job-id",
-                str(job_id),
-                "--home",
-                str(ctx.settings.home),
-            ],
+            [sys.executable, "-m", WORKER_MODULE, str(job_id), str(ctx.settings.home)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -134,6 +134,7 @@ def test_preview_run_progress_then_verify_cancel_and_resume(ctx, dashboard) -> N
     plan.force = False
     plan.preview()
 
+    plan.executor = "inline"  # the panel's flow is under test here, not an executor
     plan.run()
     job_id = plan.started_job_id
     assert job_id is not None, plan.message

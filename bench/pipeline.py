@@ -6,13 +6,13 @@ process (so peak RSS is that run's alone); the one-year run is the baseline the 
 run is compared with: throughput should hold and memory should stay flat as days grow.
 
     .venv/bin/python bench/pipeline.py [--items 100000] [--years 3]
-    .venv/bin/python bench/pipeline.py --parallel-check [--items 60000]
+    .venv/bin/python bench/pipeline.py --parallel-check [--items 32000] [--chunk-days 5]
 
 `--parallel-check`: a CPU-bound job through the control plane (service.run, inline
 executor) — the hashing embed of a dense archive (--items chat messages over 30 days, a
-thirtieth of them each day) — with 1 step at a time, then with 2 (the second slot in a step
-process), each on a cleared embedding cache, beside the machine's load average; prints the
-speed-up.
+thirtieth of them each day, in steps of --chunk-days days) — with 1 step at a time, then
+with 2 (the second slot in a step process), each on a cleared embedding cache, beside the
+machine's load average; prints the speed-up.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def measure(items: int, years: int) -> dict[str, float]:
         return figures
 
 
-def parallel_check(items: int) -> None:
+def parallel_check(items: int, chunk_days: int) -> None:
     """Embed the same dense archive with 1, then 2 parallel steps; print both and the ratio."""
     import os
 
@@ -204,12 +204,13 @@ def parallel_check(items: int) -> None:
                 mode=PlanMode.backfill_range, stages=[Stage.embed], force=True, **window
             )
             began = time.perf_counter()
-            outcome = service.run(ctx, options=options, parallel=parallel, chunk_days=1)
+            outcome = service.run(ctx, options=options, parallel=parallel, chunk_days=chunk_days)
             seconds = time.perf_counter() - began
             assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
             timings.setdefault(parallel, []).append(seconds)
             print(
-                f"embed {items:,} items over {days} days (steps of 1 day), parallel {parallel}:"
+                f"embed {items:,} items over {days} days (steps of {chunk_days} days),"
+                f" parallel {parallel}:"
                 f" {seconds:6.2f} s = {items / seconds:9,.0f} items/s"
                 f"   (load average {os.getloadavg()[0]:.1f})"
             )
@@ -223,9 +224,10 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--parallel-check", action="store_true", help="see the docstring")
+    parser.add_argument("--chunk-days", type=int, default=5, help="--parallel-check's step size")
     args = parser.parse_args()
     if args.parallel_check:
-        parallel_check(args.items if args.items != 100_000 else 60_000)
+        parallel_check(args.items if args.items != 100_000 else 32_000, args.chunk_days)
         return
     if args.child:
         print(json.dumps(measure(args.items, args.years)))

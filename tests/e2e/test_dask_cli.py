@@ -171,7 +171,8 @@ def test_a_cli_job_on_command_line_workers_of_another_machine(
         assert len(steps) > 3 and all(s.worker for s in steps)  # publish ran there too
         assert workers <= {"w1", "w2"} and len(workers) == 2, workers
 
-        shown = softcopy(home, "ingestion", "show", str(job.id), "--steps", env=env)
+        wide = env | {"COLUMNS": "250"}  # the table's worker column unwrapped
+        shown = softcopy(home, "ingestion", "show", str(job.id), "--steps", env=wide)
         assert shown.returncode == 0, shown.stderr
         assert f"dask     {cluster['dashboard']}" in shown.stdout
         assert "w1 (tcp://127.0.0.1:" in shown.stdout and "w2 (tcp://127.0.0.1:" in shown.stdout

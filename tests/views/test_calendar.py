@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -88,7 +87,8 @@ def test_legend_shows_every_state_with_its_total() -> None:
     assert "current <b>1,200</b>" in legend and "no data" in legend
 
 
-def test_ten_years_of_days_render_in_well_under_a_second() -> None:
+def test_ten_years_of_days_draw_every_cell() -> None:
+    # how fast is bench/dashboard_paint.py's to say (wall-clock limits live in bench/)
     end = date(2026, 3, 31)
     start = end - timedelta(days=3652)
     rng = random.Random(1)
@@ -99,11 +99,8 @@ def test_ten_years_of_days_render_in_well_under_a_second() -> None:
         for i in range(3653)
         for stage in Stage
     ]
-    began = time.perf_counter()
     svg = heatmap_svg(cells, start=start, end=end, sources=["chat", "mail", "notes"])
-    seconds = time.perf_counter() - began
     assert svg.count("<title>") == len(cells) == 32_877
-    assert seconds < 1.0, f"ten years took {seconds:.2f} s to draw"
 
 
 def source_cell(source: str, day: date, stage: Stage, state: CellState, items: int = 1) -> Cell:

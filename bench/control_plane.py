@@ -214,7 +214,9 @@ def main() -> None:
         plan, plan_s = timed(lambda: service.plan(year, options=backfill(year, 365)))
         cells = plan.plan.cells
         outcome, run_s = timed(
-            lambda: service.run(year, plan_id=plan.plan.id, executor="noop", chunk_days=7)
+            lambda: service.run(
+                year, plan_id=plan.plan.id, executor="noop", chunk_days=7, parallel=1
+            )
         )
         assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
         assert outcome.job.job.cells_done == cells == 365 * 3 * 3

@@ -64,6 +64,7 @@ from softcopy.ingestion.scheduler import (
     stop_path,
 )
 from softcopy.ingestion.states import (
+    JOB_LEASED,
     STEP_DONE,
     JobStatus,
     LogLevel,
@@ -507,6 +508,7 @@ class _Group:
                 epoch=ticket.epoch,
                 now=now,
                 cells_done=len(self.checkpoints),
+                remote=ticket.remote,
             )
             if self.checkpoints:
                 self.pending.write(session)
@@ -562,8 +564,9 @@ def _at_boundary(session: Session, ticket: StepTicket) -> bool:
 
 
 def _holds(row: Any, ticket: StepTicket) -> bool:
-    """The ticket's epoch is the job's."""
-    return bool(row.lease_epoch == ticket.epoch)
+    """The ticket's epoch is the job's (and, for a remote task, the job is still leased:
+    a job whose holder died ends its tasks' writes as soon as it is found interrupted)."""
+    return row.lease_epoch == ticket.epoch and (not ticket.remote or row.status in JOB_LEASED)
 
 
 def _run_day(
@@ -597,6 +600,7 @@ def _run_day(
                 job_id=ticket.job_id,
                 epoch=ticket.epoch,
                 now=ctx.clock(),
+                remote=ticket.remote,
             )
             logs.write(
                 ctx.session,
@@ -658,7 +662,7 @@ def _record_day_failure(
     ctx: StageContext, step: JobStep, day: date, ticket: StepTicket, error: str
 ) -> None:
     session = ctx.session
-    fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=ctx.clock())
+    fence(session, job_id=ticket.job_id, epoch=ticket.epoch, now=ctx.clock(), remote=ticket.remote)
     ledger.record_failure(
         session,
         source=step.source,

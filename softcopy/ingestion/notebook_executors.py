@@ -14,6 +14,7 @@ papermill and jupyter_client are imported on first use: they are slow to import,
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from importlib.resources import as_file, files
@@ -119,8 +120,11 @@ class WarmNotebookExecutor(PapermillExecutor):
 
     name = "notebook"
 
+    _made = itertools.count(1)  # parallel slots each keep a kernel, each with its own log
+
     def __init__(self) -> None:
         self.kernel: Any = None  # a warm_kernel.WarmKernel, started by the first step
+        self.number = next(self._made)
 
     def engine_options(self, ticket: StepTicket) -> dict[str, Any]:
         from softcopy.ingestion.warm_kernel import WarmKernel
@@ -130,7 +134,7 @@ class WarmNotebookExecutor(PapermillExecutor):
             self.kernel = WarmKernel(
                 env=kernel_env(settings),
                 cwd=str(settings.home),
-                log_path=settings.home / "logs" / f"kernel-job-{ticket.job_id}.log",
+                log_path=settings.home / "logs" / f"kernel-job-{ticket.job_id}-{self.number}.log",
             )
         return {
             "engine_name": "softcopy",

@@ -108,7 +108,7 @@ class WarmKernel:
             self._log.close()
             self._log = None
             if self.log_path is not None and self.log_path.stat().st_size == 0:
-                self.log_path.unlink()  # the kernel had nothing to say
+                self.log_path.unlink(missing_ok=True)  # the kernel had nothing to say
 
     def _start(self, timeout: float) -> None:
         km = AsyncKernelManager(kernel_name=self.kernel_name, transport_encryption="auto")

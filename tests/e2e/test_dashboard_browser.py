@@ -197,7 +197,7 @@ def test_backfill_watch_reopen_cancel_verify(
     expect(header).to_contain_text("running")
     page.locator(".sc-btn-cancel").click()
     page.locator(".sc-btn-cancel-the-job").click()  # a large job: Cancel asks first
-    expect(page.locator(".sc-job .sc-message")).to_contain_text("cancel requested")
+    expect(page.locator(".sc-job > .sc-message")).to_contain_text("cancel requested")
     expect(header).to_contain_text("cancelled")
     page.screenshot(path=shots / "04-cancelled.png", full_page=True)
 

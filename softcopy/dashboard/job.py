@@ -79,7 +79,7 @@ def now_running(view: service.JobView, now: Any) -> str:
     job, summary = view.job, view.summary
     if job.status is JobStatus.queued:
         if view.unclaimed_seconds:
-            return f"waiting for a worker: none took it for {describe_wait(view.unclaimed_seconds)}"
+            return f"waiting for a worker: {describe_wait(view.unclaimed_seconds)}"
         return "waiting for a worker"
     if job.status is JobStatus.cancelling:
         return "cancelling: the worker stops at the end of the day it is on"

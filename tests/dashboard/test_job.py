@@ -159,7 +159,7 @@ def test_a_running_job_says_what_runs_now_and_when_it_should_end() -> None:
         summary=summary,
         unclaimed_seconds=90,
     )
-    assert now_running(queued, now).startswith("waiting for a worker: none took it for ")
+    assert now_running(queued, now).startswith("waiting for a worker: unclaimed for ")
 
 
 def test_a_job_says_what_it_is_how_fast_it_went_and_draws_its_timeline(ctx) -> None:

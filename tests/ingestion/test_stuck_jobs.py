@@ -269,7 +269,8 @@ def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
     assert "unclaimed for 12 min" in capsys.readouterr().out
     panel = JobsPanel(service.open_context(ctx.settings.home), poll_interval=0)
     panel.refresh()
-    assert "unclaimed for 12 min" in panel.detail.header.value
+    # the job view's "now running" line marks it
+    assert "waiting for a worker: unclaimed for 12 min" in panel.detail.running_line.value
 
 
 def test_the_dashboards_poll_ends_when_a_dead_workers_job_is_interrupted(

@@ -15,6 +15,7 @@ papermill and jupyter_client are imported on first use: they are slow to import,
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable
 from importlib.resources import as_file, files
@@ -37,6 +38,12 @@ from softcopy.memory.stages import Stage
 # through importlib.resources from the root package, so the `softcopy.notebooks` face (whose
 # code, `notebooks.step`, runs in the kernel) is not imported here.
 STEP_NOTEBOOKS = ("notebooks", "steps")
+
+# papermill's logger ("papermill", which nbclient logs through) has no handler of its own, so
+# without one Python's last-resort handler prints its errors on the CLI's stderr: "Kernel died
+# while waiting for execute reply." after a Ctrl-C. Every such error also comes back as an
+# exception, which the step reports; a handler the application configures still gets them.
+logging.getLogger("papermill").addHandler(logging.NullHandler())
 
 
 class NotebookStepFailed(StepFailed):

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.demo-home
 SERVE_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test bench clean chromium s3server
+.PHONY: demo test bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,18 +36,7 @@ chromium:
 	  || echo "could not install chromium: browser tests will be skipped"; \
 	else echo "no /usr/bin/chromium and not root: browser tests will be skipped"; fi
 
-# The S3 tests keep artifacts on a real S3-compatible server: Debian's OpenStack Swift with
-# its s3api middleware, and memcached (no Debian suite ships SeaweedFS). Installed when we
-# can (root with apt), else those tests skip with a message saying so.
-s3server:
-	@if [ -x /usr/bin/swift-proxy-server ] && [ -x /usr/bin/swift-object-server ] && command -v memcached >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    swift-proxy swift-account swift-container swift-object memcached >/dev/null) \
-	  || echo "could not install swift and memcached: S3 tests will be skipped"; \
-	else echo "no swift/memcached and not root: S3 tests will be skipped"; fi
-
-test: $(STAMP) chromium s3server
+test: $(STAMP) chromium
 	$(BIN)/ruff check softcopy tests bench
 	$(BIN)/ruff format --check softcopy tests bench
 	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)

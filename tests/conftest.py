@@ -106,12 +106,12 @@ def ctx(demo_home: Path):
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real S3-compatible object store (Debian's OpenStack Swift with s3api) on loopback
-    ports, started once per session; skips, saying why, where it is not installed."""
+    """A real S3-compatible object store (SeaweedFS, tests/s3_server.py) on loopback ports,
+    started once per session (per xdist worker); skips, saying why, where `weed` is absent."""
     from tests import s3_server as s3
 
     reason = s3.missing()
     if reason:
         pytest.skip(reason)
-    with s3.swift_s3(tmp_path_factory.mktemp("s3")) as server:
+    with s3.seaweedfs_s3(tmp_path_factory.mktemp("s3")) as server:
         yield server

@@ -1,4 +1,4 @@
-"""Artifacts on a real S3-compatible store (tests/s3_server.py: Swift with s3api, on loopback):
+"""Artifacts on a real S3-compatible store (tests/s3_server.py: SeaweedFS, on loopback):
 the same index and the same bytes as local artifacts, verify and reconcile against the
 bucket, a write that publishes only verified bytes, and a bucket missing or unreachable
 refused in one line before anything is written."""

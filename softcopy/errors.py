@@ -26,6 +26,7 @@ raises them, in the module named, and listed here so the tree is whole).
     ├── OperationFailed           the operation ran and found a failure: exit 1, HTTP 500
     │   ├── BadRecord             a source record that cannot be read (file, line)
     │   ├── StageFailed           a stage could not complete a (source, day)
+    │   │   └── UnreadableRecords  an export day holds source records it cannot read
     │   ├── StepFailed *          a job step failed (ingestion.steps)
     │   ├── JobNotEnded *         a job's end could not be written (ingestion.runtime)
     │   └── DriftFound *          the reconcile report found drift (report)
@@ -246,6 +247,16 @@ class StageFailed(OperationFailed):
         self.day = day
         self.reason = reason
         super().__init__(f"{stage} {source} {day.isoformat()}: {reason}")
+
+
+class UnreadableRecords(StageFailed):
+    """An export day holds records that cannot be read (each `file:line: reason`); a plan
+    that skips bad records would skip and count them."""
+
+    def __init__(self, source: str, day: date, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__("export", source, day, f"{problems[0]}{more}")
 
 
 class EnvironmentFault(SoftcopyError):

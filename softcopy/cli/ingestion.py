@@ -319,7 +319,7 @@ def run(
         why = "; ".join(outcome.facts) or "every cell is current"
         console.print(f"plan {outcome.plan.id}: nothing to do: {why}")
     else:
-        _print_job(outcome.job, steps=steps, detached_pid=outcome.worker_pid)
+        _print_job(ctx, outcome.job, steps=steps, detached_pid=outcome.worker_pid)
     if outcome.job is not None and outcome.job.job.status is JobStatus.failed:
         raise typer.Exit(1)
 
@@ -335,16 +335,17 @@ def resume(
     as_json: AsJson = False,
 ) -> None:
     """Continue a failed, cancelled or interrupted job from its checkpoints."""
+    ctx = service.open_context(home)
     with progress_bar(not as_json and not detach) as progress:
         view = service.resume(
-            service.open_context(home),
+            ctx,
             job_id=job_id,
             detach=detach,
             skip_bad_records=skip_bad_records,
             progress=progress,
             parallel=parallel,
         )
-    _emit_job(view, as_json, steps=steps)
+    _emit_job(ctx, view, as_json, steps=steps)
     if view.job.status is JobStatus.failed:
         raise typer.Exit(1)
 
@@ -359,7 +360,8 @@ def cancel(
     as_json: AsJson = False,
 ) -> None:
     """Ask a job to stop at its next day boundary (or now, with --force)."""
-    _emit_job(service.cancel(service.open_context(home), job_id=job_id, force=force), as_json)
+    ctx = service.open_context(home)
+    _emit_job(ctx, service.cancel(ctx, job_id=job_id, force=force), as_json)
 
 
 @app.command()
@@ -489,7 +491,8 @@ def show(
     job_id: JobId, steps: ShowSteps = False, home: Home = None, as_json: AsJson = False
 ) -> None:
     """A job in a few lines: what it is, its progress, failures and what to run next."""
-    _emit_job(service.show_job(service.open_context(home), job_id=job_id), as_json, steps=steps)
+    ctx = service.open_context(home)
+    _emit_job(ctx, service.show_job(ctx, job_id=job_id), as_json, steps=steps)
 
 
 @app.command("logs")
@@ -634,19 +637,28 @@ def worker(
         console.print(f"ran jobs: {', '.join(map(str, ran)) or 'none'}")
 
 
-def _emit_job(view: service.JobView, as_json: bool, *, steps: bool = False) -> None:
+def _emit_job(
+    ctx: service.Context, view: service.JobView, as_json: bool, *, steps: bool = False
+) -> None:
     if as_json:
         print_json(view)
     else:
-        _print_job(view, steps=steps)
+        _print_job(ctx, view, steps=steps)
 
 
 def _print_job(
-    view: service.JobView, *, steps: bool = False, detached_pid: int | None = None
+    ctx: service.Context,
+    view: service.JobView,
+    *,
+    steps: bool = False,
+    detached_pid: int | None = None,
 ) -> None:
     if steps:
         job_render.print_steps(view)
-    job_render.print_summary(view, detached_pid=detached_pid)
+    # a failed job's next command: resume, with --skip-bad-records when it would fail again
+    failed = view.job.status is JobStatus.failed
+    check = service.check_resume(ctx, job_id=view.job.id or 0) if failed else None
+    job_render.print_summary(view, detached_pid=detached_pid, resume=check)
 
 
 def _print_plan(view: service.PlanView) -> None:

@@ -6,7 +6,7 @@ from rich.table import Table
 
 from softcopy.cli.common import console
 from softcopy.ingestion import leases
-from softcopy.ingestion.service import JobView
+from softcopy.ingestion.service import JobView, ResumeCheck
 from softcopy.ingestion.states import JobStatus, Stage
 
 
@@ -25,8 +25,9 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
 
 
-def next_command(view: JobView) -> str | None:
-    """What to run next for a job in this state."""
+def next_command(view: JobView, resume: ResumeCheck | None = None) -> str | None:
+    """What to run next for a job in this state (`resume`: what `check_resume` found, for a
+    failed job: resumed as it is, would it fail again on unreadable records?)."""
     job = view.job
     status = job.status
     if status is JobStatus.succeeded:
@@ -34,7 +35,7 @@ def next_command(view: JobView) -> str | None:
             return f"softcopy ingestion verify {job.id}"
         return None
     if status is JobStatus.failed:
-        skip = " --skip-bad-records" if job.error and "--skip-bad-records" in job.error else ""
+        skip = " --skip-bad-records" if resume and resume.fails_on_bad_records else ""
         return f"softcopy ingestion resume {job.id}{skip}"
     if status in (JobStatus.cancelled, JobStatus.interrupted):
         return f"softcopy ingestion resume {job.id}"
@@ -43,7 +44,9 @@ def next_command(view: JobView) -> str | None:
     return f"softcopy ingestion logs {job.id} --follow"
 
 
-def print_summary(view: JobView, *, detached_pid: int | None = None) -> None:
+def print_summary(
+    view: JobView, *, detached_pid: int | None = None, resume: ResumeCheck | None = None
+) -> None:
     """The job in a few lines: title, status, cells, timing, failures, what next."""
     job, summary = view.job, view.summary
     assert summary is not None
@@ -91,7 +94,7 @@ def print_summary(view: JobView, *, detached_pid: int | None = None) -> None:
             markup=False,
             highlight=False,
         )
-    advice = next_command(view)
+    advice = next_command(view, resume)
     if advice:
         console.print(f"  next     {advice}", markup=False, highlight=False, soft_wrap=True)
 

@@ -25,6 +25,7 @@ from softcopy.errors import (
     OperationFailed,
     SoftcopyError,
     SourceExists,
+    UnreadableRecords,
 )
 from softcopy.faults import environment_fault
 from softcopy.ingestion.planner import StalePlan
@@ -71,6 +72,7 @@ HINTS: dict[type[SoftcopyError], str] = {
     DestructivePlan: "pass --allow-shrink to do it anyway",
     SourceExists: "pass --replace to re-point it",
     StalePlan: "or pass --replan to plan again and run",
+    UnreadableRecords: "--skip-bad-records skips (and counts) them",
     NoSources: "add one with `softcopy source add NAME --kind KIND --path PATH`, or write a "
     "sample archive with `softcopy demo`",
 }

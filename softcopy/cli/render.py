@@ -45,6 +45,8 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
             soft_wrap=True,
         )
     _lines("failed", [failure.error for failure in summary.failures])
+    if any(failure.unreadable for failure in summary.failures):
+        err_console.print("--skip-bad-records skips (and counts) unreadable records")
 
 
 def _lines(label: str, lines: list[str], most: int = 10) -> None:

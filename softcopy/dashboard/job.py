@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import threading
 from datetime import datetime
 from typing import Any
@@ -35,24 +34,6 @@ BAR_STYLES = {
 CONFIRM_CELLS = 100  # cancelling a job of this many cells or more asks first
 RECHECK_SECONDS = 10.0  # how often a shown resumable job asks again whether it can resume
 SKIP_LABEL = "Skip bad records"
-# The core's advice names the CLI flag; this face names its checkbox instead.
-SKIP_FLAG = "--skip-bad-records"
-
-
-# CLI commands some core messages advise, as this face's controls
-CLI_WORDS = [
-    (re.compile(r"`?softcopy ingestion resume (\d+)[^`;,]*`?"), r"Resume on job \1 (Jobs)"),
-    (re.compile(r"`?softcopy ingestion worker (?:--job-id )?(\d+)`?"), r"a worker for job \1"),
-    (re.compile(re.escape(SKIP_FLAG)), f"“{SKIP_LABEL}”"),
-]
-
-
-def speak(text: str | None) -> str:
-    """A core message in this face's words: its buttons and boxes, not CLI commands."""
-    text = text or ""
-    for pattern, words in CLI_WORDS:
-        text = pattern.sub(words, text)
-    return text
 
 
 def job_link(job_id: int) -> str:
@@ -306,7 +287,7 @@ class JobDetail(Panel):
         if view.verification is not None:
             self.verification.value = verification_html(view.verification)
         self.timeline.value = timeline_svg([s.step for s in view.steps], now=now)
-        self.steps.show(view, error_words=speak)
+        self.steps.show(view)
         self.cells_done, self.cells_total = job.cells_done, job.cells_total
         self.status = str(job.status)
 
@@ -325,8 +306,7 @@ class JobDetail(Panel):
                 self._resume_check = service.check_resume(self.ctx, job_id=job.id or 0)
                 self._resume_key, self._checked_at = key, now
         check = self._resume_check
-        advised = check is not None and not check.skips_bad_records
-        advised = advised and (check.bad_record_days > 0 or SKIP_FLAG in (job.error or ""))
+        advised = check is not None and check.fails_on_bad_records
         self.skip_box.layout.display = "" if advised else "none"
         self._resume_buttons()
 
@@ -336,7 +316,7 @@ class JobDetail(Panel):
         if job is None or job.status not in JOB_RESUMABLE:
             pass
         elif check is not None and check.blocker:
-            reason = speak(check.blocker)
+            reason = check.blocker
         elif check is not None and check.fails_on_bad_records and not self.skip_box.value:
             reason = (
                 f"its export would fail again on unreadable records "
@@ -366,9 +346,7 @@ def _header_html(job: IngestionJob, summary: JobSummary) -> str:
         f"finished {fmt(job.finished_at)}" if job.finished_at else "",
         "cancel requested" if job.cancel_requested else "",
     ]
-    error = (
-        f'<div class="sc-msg sc-error">{html.escape(speak(job.error))}</div>' if job.error else ""
-    )
+    error = f'<div class="sc-msg sc-error">{html.escape(job.error)}</div>' if job.error else ""
     link = html.escape(job_link(job.id or 0))
     return (
         f'<div><b class="sc-job-title">Job {job.id} · {html.escape(summary.title)}</b> '

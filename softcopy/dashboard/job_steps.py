@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,7 +64,6 @@ class StepsView(Panel):
         self.ctx = ctx
         self.page_size = page_size
         self._view: service.JobView | None = None
-        self._words: Callable[[str], str] = str
         self.caption = widgets.HTML()
         self.caption.add_class("sc-steps-caption")
         self.previous_button = button("Previous steps", self.previous)
@@ -95,10 +94,8 @@ class StepsView(Panel):
         self.observe(lambda _: self._draw(), names="page")
         self._buttons()
 
-    def show(self, view: service.JobView, *, error_words: Callable[[str], str] = str) -> None:
-        """Draw the steps of `view` (the same page, unless another job is shown);
-        `error_words` words a step's error for this face."""
-        self._words = error_words
+    def show(self, view: service.JobView) -> None:
+        """Draw the steps of `view` (the same page, unless another job is shown)."""
         if self._view is None or self._view.job.id != view.job.id:
             self.page = 0
             self.hide_notebook()
@@ -177,7 +174,7 @@ class StepsView(Panel):
                     badge(s.step.status),
                     s.step.attempts,
                     _took(step_seconds(s.step, now)),
-                    self._words(s.step.error) if s.step.error else "",
+                    s.step.error or "",
                 )
                 for s in shown
             ],

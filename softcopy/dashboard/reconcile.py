@@ -11,7 +11,6 @@ import ipywidgets as widgets
 import traitlets
 
 from softcopy.dashboard.base import Panel, button, guarded, html_table
-from softcopy.dashboard.job import speak
 from softcopy.dashboard.plan import preview_html
 from softcopy.ingestion import service
 from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
@@ -33,7 +32,7 @@ def findings_html(report: service.ReconcileReport, *, limit: int = 100) -> str:
     table = html_table(
         ["kind", "source", "day", "stage", "job", "detail"],
         [
-            (str(f.kind).replace("_", " "), f.source, f.day, f.stage, f.job_id, speak(f.detail))
+            (str(f.kind).replace("_", " "), f.source, f.day, f.stage, f.job_id, f.detail)
             for f in report.findings
         ],
         limit=limit,

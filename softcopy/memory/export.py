@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlmodel import Session
 
-from softcopy.errors import BadRecord, StageFailed
+from softcopy.errors import BadRecord, UnreadableRecords
 from softcopy.memory import scan
 from softcopy.memory.artifacts import artifacts, export_key
 from softcopy.memory.items import MemoryItem, canonical_json, digest
@@ -39,10 +39,7 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         else:
             items.append(loaded)
     if problems and not ctx.skip_bad_records:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise StageFailed(
-            Stage.export, source, day, f"{problems[0]}{more}; --skip-bad-records skips them"
-        )
+        raise UnreadableRecords(source, day, problems)
 
     items.sort(key=lambda item: (item.ts, item.item_id))
     pairs = [(item.item_id, item.content_hash) for item in items]

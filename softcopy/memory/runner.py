@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from softcopy.config import Settings
-from softcopy.errors import OperationFailed
+from softcopy.errors import OperationFailed, UnreadableRecords
 from softcopy.memory import artifacts, ledger, scan
 from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
@@ -38,6 +38,7 @@ class Failure:
     source: str
     day: date
     error: str
+    unreadable: bool = False  # unreadable source records: skipping bad records would do it
 
 
 @dataclass
@@ -140,7 +141,8 @@ def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageRe
             done_by=ctx.done_by,
             now=ctx.clock(),
         )
-        return Failure(stage=stage, source=source, day=day, error=str(exc))
+        unreadable = isinstance(exc, UnreadableRecords)
+        return Failure(stage, source, day, str(exc), unreadable=unreadable)
 
 
 def _days(session: Session, source: str, start: date | None, end: date | None) -> list[date]:

@@ -176,7 +176,11 @@ def test_skip_bad_records_on_plan_run_and_resume(demo_home: Path, capsys) -> Non
     # strict by default: the same cells, forced, fail on the bad record; resume skips it
     code, out, _ = run(capsys, "ingestion", "run", *chat, "--force", *INLINE, "--json")
     job = json.loads(out)["job"]["job"]
-    assert code == 1 and job["status"] == "failed" and "--skip-bad-records" in job["error"]
+    assert code == 1 and job["status"] == "failed"
+    assert "export chat 2026-03-20: " in job["error"] and "--skip" not in job["error"]  # facts
+    # the face words the advice, from what check_resume finds: the record is still bad
+    code, out, _ = run(capsys, "ingestion", "show", str(job["id"]))
+    assert f"next     softcopy ingestion resume {job['id']} --skip-bad-records" in out
     code, out, err = run(capsys, "ingestion", "resume", str(job["id"]), "--skip-bad-records")
     assert code == 0, out + err
     assert "succeeded" in out and "skip" not in out.splitlines()[-1]

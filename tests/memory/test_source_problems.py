@@ -71,6 +71,7 @@ def test_every_skip_is_counted_once_and_the_sum_is_what_is_printed(
     else:  # strict: the dated bad record fails its own day only
         assert day_skips == 0 and bad_day.outcome is Outcome.failed
         assert "failed: " in err and "2026-03-20" in err
+        assert "--skip-bad-records skips (and counts) unreadable records" in err
     assert len(printed) == day_skips + undated  # one line per skipped record
     export_row = next(line for line in out.splitlines() if "export" in line and "chat" in line)
     cells = [c.strip() for c in export_row.split("│") if c.strip()]

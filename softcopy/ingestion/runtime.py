@@ -334,8 +334,12 @@ class _Coordinator:
             )
 
     def _drain(self) -> None:
-        """Wait for the running steps to stop (each at its next day boundary)."""
-        while self.running:
+        """Wait for the running steps to stop (each at its next day boundary). A Ctrl-C may
+        land between taking a slot for a step and handing the step over: that slot is not
+        busy, and nothing is waited for it."""
+        while any(slot.busy for slot in self.running.values()):
+            self._next_event(None)
+        while not self.events.empty():  # ends reported meanwhile: a finished step is kept
             self._next_event(None)
 
     def _end(self) -> JobStatus:

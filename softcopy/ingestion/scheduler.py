@@ -187,11 +187,15 @@ class Slot:
         self._inbox: queue.Queue[StepTicket | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=f"step-slot-{number}", daemon=True)
         self._closing = threading.Event()
+        # a step was handed to this slot and its end is not reported yet (set before the
+        # hand-over, cleared after the report): what a coordinator that stops must wait for
+        self.busy = False
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, ticket: StepTicket) -> None:
+        self.busy = True
         self._inbox.put(ticket)
 
     def _loop(self) -> None:
@@ -208,6 +212,7 @@ class Slot:
             except BaseException as exc:  # reported to the coordinator, which decides
                 outcome = _outcome_of(exc)
             self.events.put(("ended", self, (step_id, outcome)))
+            self.busy = False
 
     def prepare(self) -> None:
         """Made ready to take steps (a step process is started here)."""

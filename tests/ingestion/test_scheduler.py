@@ -161,3 +161,24 @@ def test_closing_an_idle_slot_ends_its_executor_when_it_is_the_slots(settings, o
     slot.start()
     slot.close(owns_executor=owns)
     assert executor.closed is owns
+
+
+def test_a_stopping_coordinator_waits_only_for_steps_it_handed_over(settings) -> None:  # type: ignore[no-untyped-def]
+    """A Ctrl-C between taking a slot for a step and handing the step over left the job's
+    `run` waiting forever for a step no slot had; now it waits for handed-over steps only,
+    and keeps the ones that finished meanwhile."""
+    from softcopy.ingestion.runtime import _Coordinator
+
+    coordinator = _Coordinator(settings, 1, 1, lambda: None, None)  # type: ignore[arg-type,return-value]
+    handed, never = (
+        make_slot(Scripted([None]), coordinator.events, n, own_process=False) for n in (0, 1)
+    )
+    for slot in (handed, never):
+        slot.start()
+    coordinator.running = {1: handed, 2: never}  # step 2: interrupted before its hand-over
+    handed.submit(StepTicket(settings, 1, 1, 1))
+    coordinator._drain()
+    assert not handed.busy and 1 not in coordinator.running
+    assert coordinator.finished == [(1, "step-1")]
+    for slot in (handed, never):
+        slot.close(owns_executor=False)

@@ -40,7 +40,8 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check softcopy tests bench
 	$(BIN)/ruff format --check softcopy tests bench
 	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 -m "not serial"  # 3 workers: most test time is waiting
+	$(BIN)/python -m pytest -m serial  # tests that stop a server the others share
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

@@ -22,6 +22,9 @@ from softcopy.memory import index
 pytest_plugins = ["pytest_jupyter.jupyter_server"]  # jp_fetch for the HTTP API tests
 
 PG_URL = os.environ.get("SOFTCOPY_TEST_DATABASE_URL")
+# pytest-xdist's workers run with COLUMNS=80, which fixes the width of a rich console made
+# at import (the CLI's): tests that set COLUMNS, and subprocesses, would not get theirs
+os.environ.pop("COLUMNS", None)
 DEMO_TODAY = date(2026, 3, 31)
 
 

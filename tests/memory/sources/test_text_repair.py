@@ -128,4 +128,4 @@ def test_a_file_name_that_is_not_utf8_is_a_problem_of_the_source_not_a_crash(
         assert problem.day is None and not problem.repaired
         assert "caf\ufffd.md" in problem.location and "not valid UTF-8" in problem.reason
         assert scan.refresh(session, src).units_read == 0  # stable: not re-read every scan
-        assert len(scan.day_refs(session, "notes", date(2024, 3, 1))) == 1
+        assert len(scan.days_refs(session, "notes", [date(2024, 3, 1)])) == 1

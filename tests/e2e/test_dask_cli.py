@@ -10,8 +10,10 @@ CLI finds what a worker published."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +74,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             env=bare | {"HOME": str(places[0])},
             stdout=subprocess.DEVNULL,
             stderr=logs[0],
+            start_new_session=True,
         )
     ]
     for name, place, log in zip(("w1", "w2"), places[1:], logs[1:], strict=True):
@@ -85,6 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
                 env=bare | {"HOME": str(place)},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                start_new_session=True,  # its group: unshare, sh and the worker they start
             )
         )
     try:
@@ -97,13 +101,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         from softcopy.ingestion import dask_executor
 
         dask_executor.close_clients()
+        # each process group: SIGTERM to the process alone would stop `unshare` (or its
+        # `sh`) and leave the dask worker it started running after the test
         for process in reversed(processes):
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
         for process in reversed(processes):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         for log in logs:
             log.close()

@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, literal, or_, select
 from sqlmodel import Session
 
 from softcopy import limits
@@ -17,6 +18,7 @@ from softcopy.errors import Conflict, DestructivePlan, MissingFields, NotFound, 
 from softcopy.ingestion import coverage
 from softcopy.ingestion.coverage import STAGE_ORDER, Cell
 from softcopy.ingestion.models import (
+    CoverageCell,
     CoverageSnapshot,
     IngestionPlan,
     IngestionPlanItem,
@@ -127,8 +129,11 @@ def make_plan(
         removals = shrinks(session, chosen=chosen, cells=cells, window_start=window)
         if removals:
             raise DestructivePlan(removals)
-    chosen.sort(key=_by_source)  # stable: each source's cells stay in day and stage order
-    fingerprint = coverage.fingerprint(chosen)
+    chosen.sort(key=attrgetter("source"))  # stable: each source's cells stay in day and stage order
+    if len(chosen) == len(cells):  # every cell (their order per source is compute's)
+        fingerprint = coverage.whole_fingerprint(session, cells, start=start, end=end)
+    else:
+        fingerprint = coverage.fingerprint(chosen)
     if expect_fingerprint is not None and fingerprint != expect_fingerprint:
         raise PreviewChanged(len(chosen))
     plan = IngestionPlan(
@@ -150,24 +155,89 @@ def make_plan(
     session.flush()
     plan_id = plan.id  # read once: an ORM attribute costs per row
     assert plan_id is not None
-    coverage.insert_rows(
-        session,
-        IngestionPlanItem.__table__,  # type: ignore[arg-type]
-        ("plan_id", "source", "day", "stage", "state", "expected_digest"),
-        [(plan_id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest) for c in chosen],
-    )
-    ids = list(
-        session.connection().scalars(
-            select(IngestionPlanItem.id)
-            .where(IngestionPlanItem.plan_id == plan_id)
-            .order_by(IngestionPlanItem.id)  # type: ignore[arg-type]
-        )
-    )  # inserted in `chosen` order, so their ids rise in it
+    ids = _insert_items(session, plan_id, snapshot, request, chosen)
     return Planned(plan, snapshot, _items(plan_id, ids, chosen), facts)
 
 
-def _by_source(cell: Cell) -> str:
-    return cell.source
+ITEM_COLUMNS = ("plan_id", "source", "day", "stage", "state", "expected_digest")
+
+
+def _insert_items(
+    session: Session,
+    plan_id: int,
+    snapshot: CoverageSnapshot,
+    request: PlanRequest,
+    chosen: list[Cell],
+) -> list[int]:
+    """Write the plan's items in `chosen` order; returns their ids in that order.
+
+    A backfill_range plan takes the cells of some states and stages: its items are copied
+    from the snapshot's rows in one INSERT … SELECT per source, in the database (sending
+    33,000 rows of a ten-year plan through the driver was most of its cost). Other plans,
+    and one whose copy does not count what was chosen, send the chosen cells' rows."""
+    conn = session.connection()
+    table = IngestionPlanItem
+    if request.mode is PlanMode.backfill_range:
+        _copy_items(conn, plan_id, snapshot, request, chosen)
+    # inserted in `chosen` order, so their ids rise in it: one writer inserted them, so
+    # they are (as a rule) consecutive, and need not be read one by one
+    counted = select(func.min(table.id), func.max(table.id), func.count()).where(
+        table.plan_id == plan_id
+    )
+    first, last, count = conn.execute(counted).one()
+    if count != len(chosen):  # not copied (or not as chosen): send the chosen rows
+        conn.execute(delete(table).where(table.plan_id == plan_id))  # type: ignore[arg-type]
+        coverage.insert_rows(
+            session,
+            table.__table__,  # type: ignore[arg-type]
+            ITEM_COLUMNS,
+            [
+                (plan_id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest)
+                for c in chosen
+            ],
+        )
+        first, last, count = conn.execute(counted).one()
+    assert count == len(chosen)
+    if count and last - first + 1 == count:
+        return list(range(first, last + 1))
+    return list(
+        conn.scalars(select(table.id).where(table.plan_id == plan_id).order_by(table.id))  # type: ignore[arg-type]
+    )
+
+
+def _copy_items(
+    conn: Any,
+    plan_id: int,
+    snapshot: CoverageSnapshot,
+    request: PlanRequest,
+    chosen: list[Cell],
+) -> None:
+    """Copy a backfill_range plan's items from its snapshot's rows, each source's in day
+    and stage order, sources in `chosen` order."""
+    cell = CoverageCell
+    states = WANTED if not request.force else set(CellState) - {CellState.empty}
+    sources = list(dict.fromkeys(c.source for c in chosen))  # in chosen order
+    for source in sources:
+        rows = (
+            select(
+                literal(plan_id),
+                cell.source,
+                cell.day,
+                cell.stage,
+                cell.state,
+                cell.expected_digest,
+            )
+            .where(
+                cell.lineage == snapshot.lineage,
+                cell.source == source,
+                cell.snapshot_id <= snapshot.id,
+                or_(cell.ended_by.is_(None), cell.ended_by > snapshot.id),  # type: ignore[union-attr,operator]
+                cell.state.in_(sorted(states)),  # type: ignore[attr-defined]
+                cell.stage.in_(sorted(set(request.stages))),  # type: ignore[attr-defined]
+            )
+            .order_by(cell.day, coverage.STAGE_RANK)
+        )
+        conn.execute(insert(IngestionPlanItem).from_select(list(ITEM_COLUMNS), rows))
 
 
 def _items(plan_id: int | None, ids: list[int], chosen: list[Cell]) -> list[PlanItem]:

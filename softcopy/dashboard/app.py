@@ -1,21 +1,33 @@
-"""The ingestion dashboard: coverage, plan, jobs and reconcile panels over one service
-context, linked so a started job is followed and a finished one refreshes coverage."""
+"""The ingestion dashboard: coverage, plan, jobs, reconcile and search panels over one
+service context, linked so a started job is followed and a finished one refreshes coverage.
+
+Fast to first paint: the coverage tab is built and drawn first; the other tabs are built
+when first chosen (or asked for: `dashboard.jobs`). `Dashboard.launch()`, what the Voilà
+notebook shows, returns the frame at once and imports the service, opens the home and reads
+the newest snapshot in a kernel thread, so the page and its scripts load meanwhile."""
 
 from __future__ import annotations
 
 import html
-from typing import Any
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.dashboard.coverage import CoveragePanel
-from softcopy.dashboard.jobs import JobsPanel, linked_job
-from softcopy.dashboard.plan import PlanPanel
-from softcopy.dashboard.reconcile import ReconcilePanel
-from softcopy.dashboard.search import SearchPanel
-from softcopy.ingestion import service
+if TYPE_CHECKING:
+    from softcopy.dashboard.coverage import CoveragePanel
+    from softcopy.dashboard.jobs import JobsPanel
+    from softcopy.dashboard.plan import PlanPanel
+    from softcopy.dashboard.reconcile import ReconcilePanel
+    from softcopy.dashboard.search import SearchPanel
+    from softcopy.ingestion import service
 
+log = logging.getLogger(__name__)
 TABS = ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]
 STYLE = """<style>
 .sc-dashboard { font-size: 13px; }
@@ -68,74 +80,209 @@ pre.sc-logs { max-height: 260px; overflow: auto; font-size: 11px; line-height: 1
 
 
 class Dashboard(widgets.VBox):
-    """Everything in one widget: `Dashboard(service.open_context())`, then display it."""
+    """Everything in one widget: `Dashboard(service.open_context())`, then display it; or
+    `Dashboard.launch()`, which shows at once and opens the home in a kernel thread."""
 
     home = traitlets.Unicode(read_only=True)
+    ready = traitlets.Bool(False)  # the coverage tab is drawn (or opening failed: `error`)
+    error = traitlets.Unicode("")
 
-    def __init__(self, ctx: service.Context, *, poll_interval: float = 1.0, **kwargs: Any):
+    def __init__(
+        self, ctx: service.Context | None = None, *, poll_interval: float = 1.0, **kwargs: Any
+    ):
         super().__init__(**kwargs)
+        self.ctx: service.Context | None = None
+        self.poll_interval = poll_interval
+        self._lock = threading.RLock()  # a tab chosen while the opening thread builds
+        self._panels: dict[str, Any] = {}
+        self._began = time.perf_counter()
+        # where opening went, in seconds: imports (launch only), home, coverage
+        self.timings: dict[str, float] = {}
+        self.opened = threading.Event()  # set when ready or failed
+        self.facts = widgets.HTML('<div class="sc-facts">opening the home…</div>')
+        self.facts.add_class("sc-dashboard-facts")
+        self.tabs = widgets.Tab(children=[_placeholder(name) for name in TABS], titles=TABS)
+        self.children = [widgets.HTML(f"{STYLE}<h2>softcopy · ingestion</h2>"), self.facts]
+        self.add_class("sc-dashboard")
+        if ctx is not None:
+            self._open(ctx)
+
+    @classmethod
+    def launch(cls, home: Path | str | None = None, *, poll_interval: float = 1.0) -> Dashboard:
+        """The dashboard's frame now; the service imported, the home opened (SOFTCOPY_HOME,
+        else the user data dir) and its newest snapshot drawn in a kernel thread."""
+        made = cls(poll_interval=poll_interval)
+        made._began = time.perf_counter()
+        threading.Thread(
+            target=made._open_home, args=(home,), name="softcopy-dashboard-open", daemon=True
+        ).start()
+        return made
+
+    def _open_home(self, home: Path | str | None) -> None:
+        try:
+            from softcopy.ingestion import service
+
+            self.timings["imports"] = time.perf_counter() - self._began
+            self._open(service.open_context(Path(home) if home is not None else None))
+        except Exception as error:  # shown in the page, never a silent blank
+            from softcopy.dashboard.base import describe
+            from softcopy.errors import SoftcopyError
+
+            log.exception("dashboard: opening the home failed")
+            said = describe(error) if isinstance(error, SoftcopyError) else repr(error)
+            self.error = said
+            self.facts.value = (
+                f'<div class="sc-msg sc-error">the dashboard could not open: '
+                f"{html.escape(said)}</div>"
+            )
+            self.opened.set()
+
+    def _open(self, ctx: service.Context) -> None:
+        """Build and draw the coverage tab (reading what is persisted, writing nothing), then
+        show it; a deep link (?job=N) opens the Jobs tab on that job."""
+        from softcopy.dashboard.coverage import CoveragePanel
+
+        began = time.perf_counter()
+        if "imports" in self.timings:  # launched: the home was opened in the thread
+            self.timings["home"] = began - self._began - self.timings["imports"]
         self.ctx = ctx
         self.set_trait("home", str(ctx.settings.home))
-        self.coverage = CoveragePanel(ctx, poll_interval=poll_interval)
-        self.plan = PlanPanel(ctx)
-        self.jobs = JobsPanel(ctx, poll_interval=poll_interval)
-        self.reconcile = ReconcilePanel(ctx)
-        self.search = SearchPanel(ctx)
-        self.tabs = widgets.Tab(
-            children=[self.coverage, self.plan, self.jobs, self.reconcile, self.search]
+        coverage = CoveragePanel(ctx, poll_interval=self.poll_interval)
+        coverage.observe(self._plan_selection, names="plan_request")
+        self._panels["Coverage"] = coverage
+        self._place("Coverage", coverage)
+        coverage.load()
+        self.timings["coverage"] = time.perf_counter() - began
+        opened = " · ".join(f"{what} {seconds:.2f} s" for what, seconds in self.timings.items())
+        self.facts.value = (
+            f'<div class="sc-facts" data-opened="{html.escape(opened)}">'
+            f"home {html.escape(self.home)} · {len(ctx.settings.sources)} sources</div>"
         )
-        self.tabs.titles = tuple(TABS)
-        self.children = [
-            widgets.HTML(
-                f"{STYLE}<h2>softcopy · ingestion</h2>"
-                f'<div class="sc-facts">home {html.escape(self.home)} · '
-                f"{len(ctx.settings.sources)} sources</div>"
-            ),
-            self.tabs,
-        ]
-        self.add_class("sc-dashboard")
-        widgets.dlink((self.coverage, "shown_start"), (self.plan, "range_start"))
-        widgets.dlink((self.coverage, "shown_end"), (self.plan, "range_end"))
-        self.plan.observe(self._follow, names="started_job_id")
-        self.reconcile.observe(self._follow, names="started_job_id")
-        self.jobs.observe(lambda _: self.coverage.refresh(), names="finished")
-        # a live job is drawn on the heatmap as it goes (the coverage panel polls its rows)
-        self.jobs.observe(self._live_changed, names="live")
-        self.coverage.observe(self._plan_selection, names="plan_request")
-        self.reconcile.observe(lambda _: self.coverage.refresh_marks(), names="reconciliation_id")
-        self.search.observe(self._open_day, names="wanted_day")
-        # a repair run uses the executor chosen in Plan (the faces' default until then)
-        widgets.dlink((self.plan, "executor"), (self.reconcile, "executor"))
-        self.load()
+        self.tabs.observe(self._tab_chosen, names="selected_index")
+        self.children = [*self.children[:2], self.tabs]
         linked = linked_job()  # a deep link (?job=N) opens the dashboard on that job
         if linked is not None:
             self.jobs.show(linked)
             self.show_tab("Jobs")
+        self.ready = True
+        self.opened.set()
+
+    # -- the panels, each built when first wanted -------------------------------------------
+
+    @property
+    def coverage(self) -> CoveragePanel:
+        return self._panel("Coverage")
+
+    @property
+    def plan(self) -> PlanPanel:
+        return self._panel("Plan")
+
+    @property
+    def jobs(self) -> JobsPanel:
+        return self._panel("Jobs")
+
+    @property
+    def reconcile(self) -> ReconcilePanel:
+        return self._panel("Reconcile")
+
+    @property
+    def search(self) -> SearchPanel:
+        return self._panel("Search")
+
+    def built(self) -> list[str]:
+        """The tabs built so far, in tab order."""
+        return [name for name in TABS if name in self._panels]
+
+    def _panel(self, name: str) -> Any:
+        with self._lock:
+            if name in self._panels:
+                return self._panels[name]
+            if self.ctx is None:
+                raise RuntimeError("the dashboard has not opened its home yet")
+            made = getattr(self, f"_build_{name.lower()}")(self.ctx)
+            self._panels[name] = made
+            self._place(name, made)
+            return made
+
+    def _place(self, name: str, panel: widgets.Widget) -> None:
+        children = list(self.tabs.children)
+        children[TABS.index(name)] = panel
+        self.tabs.children = children
+
+    def _build_plan(self, ctx: service.Context) -> PlanPanel:
+        from softcopy.dashboard.plan import PlanPanel
+
+        plan = PlanPanel(ctx)
+        widgets.dlink((self.coverage, "shown_start"), (plan, "range_start"))
+        widgets.dlink((self.coverage, "shown_end"), (plan, "range_end"))
+        plan.observe(self._follow, names="started_job_id")
+        plan.refresh()
+        return plan
+
+    def _build_jobs(self, ctx: service.Context) -> JobsPanel:
+        from softcopy.dashboard.jobs import JobsPanel
+
+        jobs = JobsPanel(ctx, poll_interval=self.poll_interval)
+        jobs.observe(lambda _: self.coverage.refresh(), names="finished")
+        # a live job is drawn on the heatmap as it goes (the coverage panel polls its rows)
+        jobs.observe(self._live_changed, names="live")
+        jobs.refresh()
+        return jobs
+
+    def _build_reconcile(self, ctx: service.Context) -> ReconcilePanel:
+        from softcopy.dashboard.reconcile import ReconcilePanel
+
+        reconcile = ReconcilePanel(ctx)
+        reconcile.observe(self._follow, names="started_job_id")
+        reconcile.observe(lambda _: self.coverage.refresh_marks(), names="reconciliation_id")
+        # a repair run uses the executor chosen in Plan (the faces' default until then)
+        widgets.dlink((self.plan, "executor"), (reconcile, "executor"))
+        reconcile.refresh()
+        return reconcile
+
+    def _build_search(self, ctx: service.Context) -> SearchPanel:
+        from softcopy.dashboard.search import SearchPanel
+
+        search = SearchPanel(ctx)
+        search.observe(self._open_day, names="wanted_day")
+        return search
+
+    # -- reading ------------------------------------------------------------------------------
 
     def load(self) -> None:
         """Read what is persisted and write nothing: rendering the dashboard changes no
         state (only a click does), so a stray GET of the page starts nothing."""
         self.coverage.load()
-        self.plan.refresh()
-        self.jobs.refresh()
-        self.reconcile.refresh()
+        self._refresh_built()
 
     def refresh(self) -> None:
         """Read everything again, taking a new coverage snapshot (polling resumes if a job
         is live)."""
         self.coverage.refresh()
-        self.plan.refresh()
-        self.jobs.refresh()
-        self.reconcile.refresh()
+        self._refresh_built()
+
+    def _refresh_built(self) -> None:
+        for name in ("Plan", "Jobs", "Reconcile"):  # search reads only when asked
+            if name in self._panels:
+                self._panels[name].refresh()
 
     def show_tab(self, name: str) -> None:
+        self._panel(name)
         self.tabs.selected_index = TABS.index(name)
 
     def close(self) -> None:
         """Stop polling (the jobs go on: they belong to their workers), then close."""
-        self.jobs.stop()
-        self.coverage.stop()
+        for name in ("Jobs", "Coverage"):
+            if name in self._panels:
+                self._panels[name].stop()
         super().close()
+
+    # -- links between the panels -------------------------------------------------------------
+
+    def _tab_chosen(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            with self._lock:
+                self._panel(TABS[change["new"]])
 
     def _follow(self, change: dict[str, Any]) -> None:
         if change["new"] is not None:
@@ -159,3 +306,20 @@ class Dashboard(widgets.VBox):
             day, source = change["new"]
             self.show_tab("Coverage")
             self.coverage.open_day(day, source)
+
+
+def linked_job(query: str | None = None) -> int | None:
+    """The job a dashboard URL names (`?job=N`); Voilà hands the kernel the page's query as
+    QUERY_STRING. None when it names none (or not a number)."""
+    from urllib.parse import parse_qs
+
+    query = os.environ.get("QUERY_STRING", "") if query is None else query
+    values = parse_qs(query).get("job", [])
+    return int(values[0]) if values and values[0].isdigit() else None
+
+
+def _placeholder(name: str) -> widgets.HTML:
+    """A tab not built yet: built when first chosen."""
+    made = widgets.HTML(f'<i class="sc-facts">opening {name.lower()}…</i>')
+    made.add_class("sc-tab-placeholder")
+    return made

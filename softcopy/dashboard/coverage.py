@@ -26,6 +26,7 @@ from softcopy.views.calendar import (
     PROBLEM_CODES,
     SHOWN_STATES,
     cell_code,
+    choose_unit,
     heatmap_data,
     last_job,
 )
@@ -68,6 +69,7 @@ class CoveragePanel(Panel):
         self._marks: list[tuple[str, date, Any]] = []
         self._live: dict[Any, service.LiveCell] = {}
         self._reconcile_line = ""
+        self._forget_drawings()
         self._lock = threading.RLock()  # the poller thread and callbacks both draw
         # half as often as the jobs list: a 10-year backfill holds ~30,000 cells to redraw
         self.poller = Poller(self.poll_live, poll_interval * 2)
@@ -154,13 +156,16 @@ class CoveragePanel(Panel):
         True while any job is live (the poller goes on)."""
         with self._lock:
             live = service.live_cells(self.ctx, sources=self._sources())
-            ended = bool(self._live) and not live
+            # a job ended (its cells left the live rows; another may still be live): its
+            # cells are in the ledger now, not in the snapshot drawn
+            ended = any(key not in live for key in self._live)
             self.live_cells = len(live)
-            if ended:  # the jobs ended: their cells are in the ledger now, not the snapshot
+            if ended:
                 self._live = live
                 self.refresh()
             elif live != self._live:
                 self._live = live
+                self._forget_drawings()
                 self._redraw()
             return bool(live)
 
@@ -193,6 +198,7 @@ class CoveragePanel(Panel):
             self.snapshot_id = report.snapshot.id
             self.totals = dict(report.snapshot.totals)
             self.problems.value = problems_html(report.problems, report.problems_total)
+            self._forget_drawings()
             self._redraw()
             self.say("")
             self._show_day()
@@ -204,20 +210,25 @@ class CoveragePanel(Panel):
         if report is None:
             return
         began = time.perf_counter()
-        days = [c.day for c in report.cells] + [key[1] for key in self._live]
-        today = self.ctx.today()
-        start = self.range_start or (min(days) if days else today)
-        end = self.range_end or (max(days) if days else today)
-        data = heatmap_data(
-            report.cells,
-            start=start,
-            end=end,
-            sources=list(report.snapshot.sources),
-            unit=self.unit.value,
-            marked=self._marks,
-            bad_days=[(p.source, p.day) for p in report.problems if p.day and not p.repaired],
-            live=self._live,
-        )
+        if self._span is None:
+            days = [c.day for c in report.cells] + [key[1] for key in self._live]
+            today = self.ctx.today()
+            self._span = (min(days) if days else today, max(days) if days else today)
+        start = self.range_start or self._span[0]
+        end = self.range_end or self._span[1]
+        unit = choose_unit(start, end, self.unit.value)
+        data = self._drawings.get((unit, start, end))
+        if data is None:  # built once per unit until the cells, marks or live rows change
+            data = self._drawings[(unit, start, end)] = heatmap_data(
+                report.cells,
+                start=start,
+                end=end,
+                sources=list(report.snapshot.sources),
+                unit=unit,
+                marked=self._marks,
+                bad_days=[(p.source, p.day) for p in report.problems if p.day and not p.repaired],
+                live=self._live,
+            )
         self.heatmap.data = data
         self.render_seconds = time.perf_counter() - began
         self.set_trait("shown_start", start)
@@ -231,6 +242,10 @@ class CoveragePanel(Panel):
             f"coverage {report.snapshot.seconds * 1000:.0f} ms · drawn in "
             f"{self.render_seconds * 1000:.0f} ms{live}<br>{self._reconcile_line}"
         )
+
+    def _forget_drawings(self) -> None:
+        self._drawings: dict[tuple[str, date, date], dict[str, Any]] = {}
+        self._span: tuple[date, date] | None = None  # the first and last day with cells
 
     # -- what the user does -----------------------------------------------------------------
 

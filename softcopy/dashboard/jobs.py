@@ -5,14 +5,13 @@ second; a reopened dashboard finds running jobs again because they are rows, not
 from __future__ import annotations
 
 import html
-import os
 import threading
 from typing import Any
-from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 import traitlets
 
+from softcopy.dashboard.app import linked_job  # noqa: F401  (where tests find it)
 from softcopy.dashboard.base import Panel, badge, button, guarded
 from softcopy.dashboard.job import BAR_STYLES, JobDetail
 from softcopy.dashboard.poller import Poller
@@ -23,14 +22,6 @@ from softcopy.ingestion.summary import JobSummary
 from softcopy.views.timeline import duration, plural
 
 RECENT_JOBS = 12
-
-
-def linked_job(query: str | None = None) -> int | None:
-    """The job a dashboard URL names (`?job=N`); Voilà hands the kernel the page's query as
-    QUERY_STRING. None when it names none (or not a number)."""
-    query = os.environ.get("QUERY_STRING", "") if query is None else query
-    values = parse_qs(query).get("job", [])
-    return int(values[0]) if values and values[0].isdigit() else None
 
 
 def pace_text(summary: JobSummary | None) -> tuple[str, str, str]:

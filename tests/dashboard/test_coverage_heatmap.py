@@ -137,6 +137,45 @@ def test_running_backfill_is_drawn_live_then_current(board: Dashboard) -> None:
     assert last3 - {" ", "e"} == {"c"}
 
 
+def test_a_job_that_ends_while_another_is_live_is_drawn_current(board: Dashboard) -> None:
+    """Its cells leave the live rows: a new snapshot holds them (not the old one's state)."""
+    cov, ctx = board.coverage, board.ctx
+    spans = {
+        "late": (DEMO_TODAY - timedelta(days=1), DEMO_TODAY),
+        "early": (DEMO_TODAY - timedelta(days=9), DEMO_TODAY - timedelta(days=8)),
+    }
+    made = {
+        name: service.enqueue(
+            ctx,
+            options=service.PlanOptions(
+                mode=PlanMode.backfill_range, range_start_day=first, range_end_day=last
+            ),
+        ).job
+        for name, (first, last) in spans.items()
+    }
+    assert cov.poll_live() is True
+    service.work(ctx, once=True)  # a worker runs one of them; the other stays queued
+    ended = {
+        name
+        for name, job in made.items()
+        if job is not None and service.show_job(ctx, job_id=job.job.id).job.status == "succeeded"
+    }
+    assert len(ended) == 1
+    snapshot = cov.snapshot_id
+    assert cov.poll_live() is True  # the other job is still live
+    assert cov.snapshot_id != snapshot  # the ended job's cells are read again
+
+    def drawn(name: str) -> set[str]:
+        first, last = (d.isoformat() for d in spans[name])
+        data = cov.heatmap.data
+        cols = [i for i, (a, _) in enumerate(data["columns"]) if first <= a <= last]
+        return {row["codes"][i] for row in data["rows"] for i in cols} - {" ", "e"}
+
+    (done,) = ended
+    (waiting,) = set(spans) - ended
+    assert drawn(done) == {"c"} and drawn(waiting) == {"h"}
+
+
 def test_a_lost_shard_is_outlined_after_reconcile_and_repair_selection_plans_it(
     board: Dashboard,
 ) -> None:

@@ -1,5 +1,6 @@
 """The dashboard notebook runs top to bottom in a real kernel (nbval-lax) on a demo home,
-and is saved without outputs."""
+and is saved without outputs; the dashboard it shows opens its home in a kernel thread and
+draws the newest snapshot, with only the coverage tab built."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from softcopy.ingestion import service
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "ingestion.ipynb"
 
@@ -39,3 +45,26 @@ def test_nbval_lax_runs_the_dashboard_notebook(demo_home: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "3 passed" in result.stdout
+
+
+def test_the_dashboard_opens_its_home_in_a_kernel_thread(demo_home: Path) -> None:
+    """The notebook's cells return at once (Voilà sends the page); the kernel thread opens
+    the home and draws the newest snapshot. Only the coverage tab is built; a tab is built
+    when chosen."""
+    taken = service.coverage(service.open_context(demo_home))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "assert dashboard.opened.wait(120), 'the dashboard never opened its home'\n"
+            "print(dashboard.ready, repr(dashboard.error), dashboard.built(),"
+            " dashboard.coverage.snapshot_id, len(dashboard.coverage.cells))\n"
+            "dashboard.show_tab('Jobs')\n"
+            "print(dashboard.built(), sorted(dashboard.timings))"
+        )
+    )
+    NotebookClient(notebook, timeout=240, kernel_name="python3").execute()
+    printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs).splitlines()
+    assert printed == [
+        f"True '' ['Coverage'] {taken.snapshot.id} {len(taken.cells)}",
+        "['Coverage', 'Jobs'] ['coverage', 'home', 'imports']",
+    ]

@@ -15,58 +15,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
-from playwright.sync_api import sync_playwright
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.browser
 
 from softcopy.demo import build_demo
 from softcopy.ingestion import service
+from tests.e2e import browser as web
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 CELLS = ".sc-hm-cell:not([data-stage])"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(home: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if k != "SOFTCOPY_DATABASE_URL"}
-    env |= {"SOFTCOPY_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    args = ["--port", str(free_port()), "--token", "bench-token"]
-    if os.geteuid() == 0:
-        args.append("--allow-root")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "softcopy", "serve", "--home", str(home), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    assert server.stdout is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if line.startswith("dashboard: "):
-            os.set_blocking(server.stdout.fileno(), False)
-            return server, line.split(" ", 1)[1].strip()
-        if not line and server.poll() is not None:
-            break
-    server.kill()
-    raise SystemExit("softcopy serve printed no dashboard URL")
 
 
 def timed(page, act, done: str, arg: object = None) -> float:  # type: ignore[no-untyped-def]
@@ -78,21 +39,14 @@ def timed(page, act, done: str, arg: object = None) -> float:  # type: ignore[no
 
 
 def one_session(browser, url: str, shot: Path | None) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    host = urlparse(url).netloc
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
-        ),
-    )
-    page = context.new_page()
-    page.set_default_timeout(120_000)
     out: dict[str, float] = {}
     began = time.perf_counter()
-    page.goto(url)
+    page = web.open_page(browser, url, width=1400, height=900, ready=None, timeout_ms=120_000)
     page.locator(CELLS).first.wait_for(state="visible")
     out["first paint"] = time.perf_counter() - began
+    sent = page.evaluate("() => performance.getEntriesByType('navigation')[0].responseEnd / 1000")
+    opened = page.locator(".sc-dashboard-facts [data-opened]").get_attribute("data-opened")
+    print(f"page sent by Voilà at {sent:.2f} s; in the kernel's opening thread: {opened}")
     fits = page.evaluate(
         "() => { const s = document.querySelector('.sc-hm-scroll');"
         " const svg = s.querySelector('svg');"
@@ -157,7 +111,7 @@ def one_session(browser, url: str, shot: Path | None) -> dict[str, float]:  # ty
     out["Backfill selection -> preview"] = timed(
         page,
         lambda: page.locator(".sc-btn-backfill-selection").click(),
-        "() => /cells/.test(document.querySelector('.sc-plan-preview').textContent)",
+        "() => /cells/.test(document.querySelector('.sc-plan-preview')?.textContent)",
     )
     page.locator(".lm-TabBar-tab", has_text="Coverage").click()
     snapshot = page.locator(".sc-coverage-summary").inner_text()
@@ -167,7 +121,7 @@ def one_session(browser, url: str, shot: Path | None) -> dict[str, float]:  # ty
         "(s) => document.querySelector('.sc-coverage-summary').innerText !== s",
         snapshot,
     )
-    context.close()
+    page.context.close()
     return out
 
 
@@ -190,20 +144,10 @@ def main() -> None:
         f"coverage snapshot: {len(report.cells):,} cells in {time.perf_counter() - began:.2f} s"
         f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
-    server, url = serve(home)
     runs: list[dict[str, float]] = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            for n in range(opts.runs):
-                runs.append(one_session(browser, url, opts.screenshot if n == 0 else None))
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    with web.served(home, token="bench-token") as url, web.chromium() as browser:
+        for n in range(opts.runs):
+            runs.append(one_session(browser, url, opts.screenshot if n == 0 else None))
     baseline = statistics.median(r["kernel round trip (baseline)"] for r in runs)
     print(f"\n{'what':<38} {'median s':>9} {'worst s':>8} {'x baseline':>10}  aim")
     for name in runs[0]:

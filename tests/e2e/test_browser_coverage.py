@@ -1,6 +1,7 @@
 """The interactive coverage heatmap in Debian's Chromium (Playwright) against `softcopy serve`
-on a 120-day demo home, one server for the module, at 1400x900 and at 390x844: click a cell
-and its day opens; drag to select days, Backfill selection previews them in the plan panel,
+on the session's 120-day demo home (conftest.py; test_browser_jobs shares it and keeps to
+the last 30 days, these tests to older ones), at 1400x900 and at 390x844: click a cell and
+its day opens; drag to select days, Backfill selection previews them in the plan panel,
 Run, and the selected cells go from held to current on the heatmap without pressing Show;
 on a phone every button is within the screen and only the heatmap scrolls sideways.
 Screenshots go to the test's tmp folder, and to docs/screenshots/ with
@@ -8,69 +9,31 @@ SOFTCOPY_UPDATE_SCREENSHOT=1."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.test_dashboard_browser import (  # noqa: F401  (fixtures shared, not copied)
-    REPO,
-    WAIT_MS,
-    browser,
-    dashboard_url,
-    sync_api,
-    tab,
-)
+from tests.e2e import browser as web
+from tests.e2e.conftest import SHARED_DEMO_DAYS
 
-DEMO_DAYS = 120  # wider than a phone at 3 px a day: the heatmap must scroll there
-SHOTS = REPO / "docs" / "screenshots"
+if (reason := web.missing()) is not None:
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright import sync_api
+
+DEMO_DAYS = SHARED_DEMO_DAYS
+OURS = (DEMO_DAYS - 50, DEMO_DAYS - 41)  # the days we backfill: outside test_browser_jobs'
 SOURCE_CELLS = ".sc-hm-cell:not([data-stage])"
 NO_WORK = {" ", "e"}  # no data, or no items: nothing to backfill
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from softcopy.demo import build_demo
-
-    home = tmp_path_factory.mktemp("coverage") / "home"
-    build_demo(home, days=DEMO_DAYS)
-    return home
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    yield folder
-    if os.environ.get("SOFTCOPY_UPDATE_SCREENSHOT") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        for png in folder.glob("*.png"):
-            shutil.copy(png, SHOTS / png.name)
+WAIT_MS = web.WAIT_MS
+tab = web.tab
 
 
 def open_page(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
-    """A fresh tab at this viewport; requests off this server are refused (offline)."""
-    host = urlparse(url).netloc
-    context = chromium.new_context(viewport={"width": width, "height": height})
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
-        ),
-    )
-    page = context.new_page()
-    page.js_errors = []  # uncaught errors in the page (the heatmap's module among them)
-    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-    page.set_default_timeout(WAIT_MS)
     sync_api.expect.set_options(timeout=WAIT_MS)
-    page.goto(url)
-    page.locator(".sc-btn-show").wait_for()
-    return page
+    return web.open_page(chromium, url, width=width, height=height)
 
 
 def show(page) -> None:  # type: ignore[no-untyped-def]
@@ -97,13 +60,11 @@ def drag(page, start, end) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_click_select_backfill_and_watch_cells_turn_current(
-    dashboard_url: str,  # noqa: F811
-    browser,  # noqa: F811
-    shots: Path,
+    shared_url: str, browser, shots: Path
 ) -> None:
     expect = sync_api.expect
     began = time.monotonic()
-    page = open_page(browser, dashboard_url, 1400, 900)
+    page = open_page(browser, shared_url, 1400, 900)
     show(page)
     print(f"shown at {time.monotonic() - began:.1f} s")
     notes = page.locator(f'{SOURCE_CELLS}[data-source="notes"]')
@@ -132,11 +93,11 @@ def test_click_select_backfill_and_watch_cells_turn_current(
     page.locator(".sc-btn-clear-selection").click()
     expect(page.locator(".sc-selection")).to_contain_text("no days selected")
 
-    # Drag over the last ten days of notes: the selection, then Backfill selection.
+    # Drag over ten days of notes: the selection, then Backfill selection.
     expect(page.locator(".sc-btn-backfill-selection")).to_be_disabled()
-    drag(page, notes.nth(DEMO_DAYS - 10), notes.nth(DEMO_DAYS - 1))
-    first = notes.nth(DEMO_DAYS - 10).get_attribute("data-first")
-    last = notes.nth(DEMO_DAYS - 1).get_attribute("data-first")
+    drag(page, notes.nth(OURS[0]), notes.nth(OURS[1]))
+    first = notes.nth(OURS[0]).get_attribute("data-first")
+    last = notes.nth(OURS[1]).get_attribute("data-first")
     expect(page.locator(".sc-selection")).to_contain_text(f"{first} … {last} (10 days)")
     expect(page.locator(".sc-hm-selection")).to_have_count(1)
     page.screenshot(path=shots / "coverage-desktop.png")
@@ -167,12 +128,10 @@ def test_click_select_backfill_and_watch_cells_turn_current(
 
 
 def test_phone_reaches_every_button_and_only_the_heatmap_scrolls(
-    dashboard_url: str,  # noqa: F811
-    browser,  # noqa: F811
-    shots: Path,
+    shared_url: str, browser, shots: Path
 ) -> None:
     width = 390
-    page = open_page(browser, dashboard_url, width, 844)
+    page = open_page(browser, shared_url, width, 844)
     show(page)
     scroller = page.locator(".sc-hm-scroll")
     assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")  # the heatmap scrolls

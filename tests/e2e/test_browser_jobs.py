@@ -1,53 +1,40 @@
-"""The job views in Debian's Chromium (Playwright) against `softcopy serve` on a 30-day demo
-home, one server for the module, at 1400x900 and 390x844: the server root redirects to the
-dashboard; a deep link (?job=N) opens the dashboard on that job with its title, pace, its
-timeline (Gantt) and the newest page of its log, which pages backwards and filters; a large
-queued job asks before it is cancelled and then shows its summary; on a phone the job's
-buttons are on the screen. Screenshots go to the test's tmp folder, and to
+"""The job views in Debian's Chromium (Playwright) against `softcopy serve` on the session's
+demo home (conftest.py; test_browser_coverage shares it and keeps to older days, these tests
+to the last 30 and their own jobs), at 1400x900 and 390x844: the server root redirects to
+the dashboard; a deep link (?job=N) opens the dashboard on that job with its title, pace,
+its timeline (Gantt) and the newest page of its log, which pages backwards and filters; a
+large queued job asks before it is cancelled and then shows its summary; on a phone the
+job's buttons are on the screen. Screenshots go to the test's tmp folder, and to
 docs/screenshots/ with SOFTCOPY_UPDATE_SCREENSHOT=1."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.test_dashboard_browser import (  # noqa: F401  (fixtures shared, not copied)
-    REPO,
-    WAIT_MS,
-    browser,
-    dashboard_url,
-    sync_api,
-)
+from tests.e2e import browser as web
 
-DEMO_DAYS = 30
-SHOTS = REPO / "docs" / "screenshots"
+if (reason := web.missing()) is not None:
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright import sync_api
+
+WAIT_MS = web.WAIT_MS
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from softcopy.demo import build_demo
-
-    home = tmp_path_factory.mktemp("jobs") / "home"
-    build_demo(home, days=DEMO_DAYS)  # today: the server's kernel runs on the real clock
-    return home
-
-
-@pytest.fixture(scope="module")
-def jobs(demo: Path) -> dict[str, int]:
-    """A finished 30-day backfill and a large queued one no worker takes (made here, inline,
-    so the browser only reads them)."""
+def jobs(shared_home: Path) -> dict[str, int]:
+    """A finished backfill of the last 30 days and a large queued one no worker takes (made
+    here, inline, so the browser only reads them)."""
     from softcopy.ingestion import service
     from softcopy.ingestion.states import PlanMode
 
-    ctx = service.open_context(demo)
+    ctx = service.open_context(shared_home)
     today = datetime.now(UTC).date()
 
     month = service.PlanOptions(
@@ -63,45 +50,18 @@ def jobs(demo: Path) -> dict[str, int]:
     return {"done": done.job.job.id or 0, "queued": queued.job.job.id or 0}
 
 
-@pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    yield folder
-    if os.environ.get("SOFTCOPY_UPDATE_SCREENSHOT") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        for png in folder.glob("*.png"):
-            shutil.copy(png, SHOTS / png.name)
-
-
 def open_page(chromium, url: str, width: int, height: int, ready: str):  # type: ignore[no-untyped-def]
-    """A fresh tab at this viewport; requests off this server are refused (offline)."""
-    host = urlparse(url).netloc
-    context = chromium.new_context(viewport={"width": width, "height": height})
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
-        ),
-    )
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
     sync_api.expect.set_options(timeout=WAIT_MS)
-    page.goto(url)
-    page.locator(ready).first.wait_for()
-    return page
+    return web.open_page(chromium, url, width=width, height=height, ready=ready)
 
 
 def test_root_redirect_deep_link_timeline_log_paging_and_cancel(
-    dashboard_url: str,  # noqa: F811
-    browser,  # noqa: F811
-    jobs: dict[str, int],
-    shots: Path,
+    shared_url: str, browser, jobs: dict[str, int], shots: Path
 ) -> None:
     expect = sync_api.expect
     began = time.monotonic()
-    token = dashboard_url.split("?", 1)[1]
-    root = f"{urlparse(dashboard_url).scheme}://{urlparse(dashboard_url).netloc}/?{token}"
+    token = shared_url.split("?", 1)[1]
+    root = f"{urlparse(shared_url).scheme}://{urlparse(shared_url).netloc}/?{token}"
 
     # The server root redirects to the dashboard keeping the query: the token, and a deep
     # link (?job=N) that opens the dashboard on the finished job: title, pace, timeline.
@@ -160,14 +120,11 @@ def test_root_redirect_deep_link_timeline_log_paging_and_cancel(
 
 
 def test_a_phone_reaches_every_job_button(
-    dashboard_url: str,  # noqa: F811
-    browser,  # noqa: F811
-    jobs: dict[str, int],
-    shots: Path,
+    shared_url: str, browser, jobs: dict[str, int], shots: Path
 ) -> None:
     expect = sync_api.expect
     done = jobs["done"]
-    page = open_page(browser, f"{dashboard_url}&job={done}", 390, 844, ".sc-job-title")
+    page = open_page(browser, f"{shared_url}&job={done}", 390, 844, ".sc-job-title")
     expect(page.locator(".sc-job-header")).to_contain_text(f"Job {done}")
     for name in ("resume", "cancel", "verify", "older", "newest", "next-steps"):
         found = page.locator(f".sc-job .sc-btn-{name}").first

@@ -13,49 +13,26 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"browser tests skipped: {CHROMIUM} is missing (apt-get install chromium)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="browser tests skipped: the playwright package is missing"
-)
+from tests.e2e import browser as web
 
-from softcopy.demo import build_demo  # noqa: E402
-from softcopy.ingestion import service  # noqa: E402
-from softcopy.ingestion.states import JOB_LIVE  # noqa: E402
+if (reason := web.missing()) is not None:
+    pytest.skip(reason, allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[2]
+from playwright import sync_api
+
+from softcopy.demo import build_demo
+
+REPO = web.REPO
 DEMO_DAYS = 730  # long enough that the second job is still running after a reopen
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+WAIT_MS = web.WAIT_MS
+tab = web.tab
 
 
 @pytest.fixture(scope="module")
@@ -67,75 +44,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def dashboard_url(demo: Path) -> Iterator[str]:
-    """`softcopy serve` on the demo home; the dashboard URL it prints (with its token)."""
-    env = {k: v for k, v in os.environ.items() if k != "SOFTCOPY_DATABASE_URL"}
-    env |= {"SOFTCOPY_HOME": str(demo), "PYTHONUNBUFFERED": "1"}
-    args = ["--port", str(free_port()), "--token", "browser-test-token"]
-    if os.geteuid() == 0:
-        args.append("--allow-root")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "softcopy", "serve", "--home", str(demo), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    url, seen = None, []
-    deadline = time.monotonic() + 60
-    assert server.stdout is not None
-    while url is None and time.monotonic() < deadline and server.poll() is None:
-        line = server.stdout.readline()
-        seen.append(line)
-        if line.startswith("dashboard: "):
-            url = line.split(" ", 1)[1].strip()
-    assert url, "softcopy serve printed no dashboard URL:\n" + "".join(seen[-30:])
-    os.set_blocking(server.stdout.fileno(), False)  # let the server log without blocking
-    try:
+    """Its own server: this test starts from a home with no snapshot and runs its jobs."""
+    with web.served(demo) as url:
         yield url
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        ctx = service.open_context(demo)
-        for job in service.list_jobs(ctx):
-            if job.status in JOB_LIVE and job.id is not None:
-                service.cancel(ctx, job_id=job.id, force=True)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Function-scoped: Playwright's event loop must start after, and stop before, the loop
-    pytest-jupyter's autouse fixtures make for each test."""
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
+    web.cancel_live_jobs(demo)
 
 
 def open_dashboard(browser, url: str):  # type: ignore[no-untyped-def]
-    """A fresh tab on the dashboard; requests off this server are refused (no CDN fetches)."""
-    host = urlparse(url).netloc
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if urlparse(route.request.url).netloc == host else route.abort()
-        ),
-    )
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(url)
-    page.locator(".sc-btn-show").wait_for()
-    return page
-
-
-def tab(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    page.locator(".lm-TabBar-tab", has_text=name).click()
+    return web.open_page(browser, url)
 
 
 def set_day(page, css: str, day: object) -> None:  # type: ignore[no-untyped-def]

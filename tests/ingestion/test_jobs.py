@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, select
 
 from softcopy.db import session_scope
@@ -238,6 +238,34 @@ def test_an_expired_lease_ends_the_job_fences_it_and_releases_its_cells(
         ).all()
         assert moves[-1].fields == {"before": str(leased), "after": str(ends)}
         assert jobs.expire_leases(session, now=clock(), timeout=settings.lease_timeout) == []
+
+
+def test_an_expiry_loses_to_a_heartbeat_that_lands_after_it_read_the_job(
+    settings, engine, clock
+) -> None:
+    """The worker was only slow: its heartbeat commits between expire_leases reading the
+    stale row and ending the job. The job stays running under its epoch, with its cells."""
+    wanted = cells("chat", 2)
+    job_id = claimed_job(settings, engine, wanted, clock)
+    clock.advance(settings.lease_timeout + 1)
+    beats: list[object] = []
+
+    def heartbeat_first(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if not beats and statement.lstrip().upper().startswith("UPDATE INGESTION_JOB"):
+            beats.append(clock())
+            with session_scope(engine) as other:  # the worker, on its own connection
+                fence(other, job_id=job_id, epoch=1, now=clock())
+
+    event.listen(engine, "before_cursor_execute", heartbeat_first)
+    try:
+        with session_scope(engine) as session:
+            assert jobs.expire_leases(session, now=clock(), timeout=settings.lease_timeout) == []
+    finally:
+        event.remove(engine, "before_cursor_execute", heartbeat_first)
+    assert beats == [clock()]  # the race happened
+    job = job_row(engine, job_id)
+    assert (job.status, job.lease_epoch, job.heartbeat_at) == (JobStatus.running, 1, clock())
+    assert claimed_cells(engine, job_id) == set(wanted)
 
 
 def test_an_interrupted_jobs_worker_can_no_longer_write(settings, engine, clock) -> None:

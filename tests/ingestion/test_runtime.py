@@ -228,6 +228,28 @@ def test_a_cancel_request_stops_the_job_at_the_next_day_boundary(
     assert claimed_cells(engine, job_id) == set()
 
 
+def test_ctrl_c_ends_the_job_cancelled_not_interrupted_keeping_its_checkpoints(
+    settings, engine, clock, every_day_commits
+) -> None:
+    """`interrupted` is the status of a job whose lease expired; a Ctrl-C in the foreground
+    is the user's own stop: cancelled, resumable, and the caller still sees the Ctrl-C."""
+    job_id = claimed_job(settings, engine, cells("chat", 4, [Stage.export]), clock)
+    runner = CountingRunner()
+
+    def ctrl_c_on_day_three(ctx: StageContext, stage: Stage, source: str, day: date) -> StageResult:
+        if len(runner.calls) == 2:
+            raise KeyboardInterrupt
+        return runner(ctx, stage, source, day)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(settings, job_id, 1, clock, ctrl_c_on_day_three)
+    job = job_row(engine, job_id)
+    assert (job.status, job.cells_done, job.lease_epoch) == (JobStatus.cancelled, 2, 1)
+    assert [c.day for c in checkpoints(engine, job_id)] == [DAY1, DAY1 + timedelta(days=1)]
+    assert [s.status for s in steps_of(engine, job_id)] == [StepStatus.cancelled]
+    assert claimed_cells(engine, job_id) == set()
+
+
 def test_a_cancel_seen_before_a_steps_first_day_raises_cancel_requested(
     settings, engine, clock
 ) -> None:

@@ -31,6 +31,7 @@ import json
 import random
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,8 @@ def large_shape(commits: int) -> GitShape:
 
 MAIL_MESSAGES = 20_000
 PARALLEL: int | None = None  # steps at once (None: the settings' default, one per core)
+EXECUTORS: list[str] = ["inline"]  # each backfills its own copy of the archive, in turn
+ROUNDS = 1
 
 
 def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[str, int]:
@@ -272,60 +275,87 @@ def naive_pass(settings, folder: Path) -> tuple[int, float]:  # type: ignore[no-
 # --- one archive, in a child process ----------------------------------------------------
 
 
-def measure(archive: str, years: int, large_commits: int, profile: str | None) -> dict:  # type: ignore[type-arg]
+def backfill(home: Path, executor: str, profile: str | None) -> dict[str, Any]:
+    """One backfill of the archive configured under `home` through service.run."""
     from softcopy.config import load_settings
     from softcopy.db import get_engine
     from softcopy.ingestion import service
     from softcopy.ingestion.states import JobStatus, PlanMode
+    from softcopy.memory import index
+
+    settings = load_settings(home, env={"SOFTCOPY_TIMEZONE": "UTC"})
+    noon = datetime(END.year, END.month, END.day, 12, tzinfo=UTC) + timedelta(days=1)
+    ctx = service.Context(
+        settings=settings, engine=get_engine(settings.database_url), clock=lambda: noon
+    )
+    options = service.PlanOptions(
+        mode=PlanMode.backfill_range, range_start_day=date(1990, 1, 1), range_end_day=END
+    )
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    began = time.perf_counter()
+    outcome = service.run(ctx, options=options, executor=executor, parallel=PARALLEL)
+    run_s = time.perf_counter() - began
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    assert outcome.job is not None, "nothing to do"
+    assert outcome.job.job.status is JobStatus.succeeded, outcome.job.job.error
+    items = index.count(settings.index_path)
+    index.close_all()
+    steps = len(service.show_job(ctx, job_id=outcome.job.job.id).steps)  # type: ignore[arg-type]
+    return {"cells": outcome.plan.cells, "steps": steps, "items": items, "run_s": run_s}
+
+
+def measure(  # type: ignore[type-arg]
+    archive: str, years: int, large_commits: int, profile: str | None
+) -> dict:
+    """Generate the archive once; backfill a fresh copy of it with each of EXECUTORS in
+    turn, ROUNDS times (alternating, so that the load falls on all alike); the naive pass."""
+    import os
+    import shutil
+
+    from softcopy.config import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
+        made_home = Path(tmp) / "made"
         began = time.perf_counter()
-        made = generate(home, archive, years, large_commits)
+        made = generate(made_home, archive, years, large_commits)
         generate_s = time.perf_counter() - began
-        settings = load_settings(home, env={"SOFTCOPY_TIMEZONE": "UTC"})
-        noon = datetime(END.year, END.month, END.day, 12, tzinfo=UTC) + timedelta(days=1)
-        ctx = service.Context(
-            settings=settings, engine=get_engine(settings.database_url), clock=lambda: noon
-        )
-        first = date(1990, 1, 1)
-        options = service.PlanOptions(
-            mode=PlanMode.backfill_range, range_start_day=first, range_end_day=END
-        )
-        profiler = None
-        if profile:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-        began = time.perf_counter()
-        outcome = service.run(ctx, options=options, executor="inline", parallel=PARALLEL)
-        run_s = time.perf_counter() - began
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        assert outcome.job is not None, "nothing to do"
-        assert outcome.job.job.status is JobStatus.succeeded, outcome.job.job.error
-        cells = outcome.plan.cells
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in EXECUTORS}
+        loads = [os.getloadavg()[0]]
+        for round_ in range(ROUNDS):
+            for name in EXECUTORS:
+                home = Path(tmp) / f"{name}-{round_}"
+                shutil.copytree(made_home, home, symlinks=True)
+                runs[name].append(backfill(home, name, profile and f"{profile}.{name}"))
+                loads.append(os.getloadavg()[0])
+                shutil.rmtree(home)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        from softcopy.memory import index
-
-        items = index.count(settings.index_path)
+        first = runs[EXECUTORS[0]][0]
+        settings = load_settings(made_home, env={"SOFTCOPY_TIMEZONE": "UTC"})
         naive_n, naive_s = naive_pass(settings, Path(tmp))
         figures = {
             "archive": archive,
             "years": years,
             "made": made,
             "generate_s": generate_s,
-            "cells": cells,
-            "items": items,
-            "run_s": run_s,
+            "cells": first["cells"],
+            "steps": first["steps"],
+            "items": first["items"],
+            "run_s": first["run_s"],
+            "runs": {name: [r["run_s"] for r in got] for name, got in runs.items()},
+            "loads": loads,
             "peak_mb": peak,
             "naive_items": naive_n,
             "naive_s": naive_s,
         }
         if archive == "mail":
-            figures |= rescan_figures(settings, home)
+            figures |= rescan_figures(settings, made_home)
         return figures
 
 
@@ -382,6 +412,7 @@ def child(archive: str, years: int, large_commits: int, profile: str | None) -> 
     command += ["--large-commits", str(large_commits), "--mail-messages", str(MAIL_MESSAGES)]
     if PARALLEL is not None:
         command += ["--parallel", str(PARALLEL)]
+    command += ["--executors", *EXECUTORS, "--rounds", str(ROUNDS)]
     if profile:
         command += ["--profile", profile]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -403,6 +434,18 @@ def report(rows: list[dict]) -> None:  # type: ignore[type-arg]
         )
     for f in rows:
         print(f"  {f['archive']}: generated {f['made']} in {f['generate_s']:.1f} s")
+        runs = f.get("runs", {})
+        base = statistics.median(next(iter(runs.values()))) if runs else 0.0
+        for name, seconds in runs.items():
+            median = statistics.median(seconds)
+            print(
+                f"  {name:<10} {len(seconds)} run(s): median {median:7.2f} s"
+                f" (range {min(seconds):.2f}-{max(seconds):.2f}),"
+                f" {median / max(f['steps'], 1) * 1000:6.1f} ms/step over {f['steps']} steps,"
+                f" x{median / base:.2f} the first executor's median"
+            )
+        if runs:
+            print(f"  load average at each run's end: {', '.join(f'{x:.1f}' for x in f['loads'])}")
         for r in f.get("rescans", []):
             print(
                 f"  mail rescan after appending {r['appended_messages']:>5} messages "
@@ -419,7 +462,7 @@ def report(rows: list[dict]) -> None:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    global MAIL_MESSAGES, PARALLEL
+    global MAIL_MESSAGES, PARALLEL, ROUNDS
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=["history", "large", "mail"])
     parser.add_argument("--years", nargs="*", type=int, default=[16], help="history's length")
@@ -427,10 +470,19 @@ def main() -> None:
     parser.add_argument("--mail-messages", type=int, default=MAIL_MESSAGES)
     parser.add_argument("--profile", help="write a cProfile of the backfill to this file")
     parser.add_argument("--parallel", type=int, help="steps at once (default: one per core)")
+    parser.add_argument(
+        "--executors",
+        nargs="*",
+        default=["inline"],
+        help="each runs the backfill; the first is the others' baseline (e.g. inline notebook)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="backfills per executor, alternating")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     MAIL_MESSAGES = args.mail_messages
     PARALLEL = args.parallel
+    EXECUTORS[:] = args.executors
+    ROUNDS = args.rounds
     if args.child:
         figures = measure(args.child, args.years[0], args.large_commits, args.profile)
         print(json.dumps(figures))

@@ -6,6 +6,14 @@ Starting a kernel is nearly all of what one `papermill.execute_notebook` call co
 the kernel's namespace (and execution count), so a notebook sees what it would see in a
 fresh kernel, except that modules it imports are already imported.
 
+A notebook's code cells go to the kernel in one execute request. nbclient sends one per cell
+and waits for each one's reply and idle status: a round trip through the kernel's sockets
+and threads per cell, 5-18 ms each on this machine, which was most of a small step's cost.
+A helper installed in the kernel when it starts (`CELLS_HELPER`) resets the namespace, runs
+the cells in order with IPython's `run_cell` (each as a cell of its own: its execution
+count, outputs, traceback) and publishes a marker after each; what the kernel sends between
+two markers is that cell's output. The first failing cell ends the notebook, as with nbclient.
+
     papermill in.ipynb out.ipynb --engine softcopy     # via the papermill.engine entry point
                                                        # (papermill_entry, a stand-in)
 
@@ -23,7 +31,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import queue
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,25 +41,53 @@ from typing import Any, BinaryIO
 import nbformat
 from jupyter_client import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient.exceptions import DeadKernelError
-from papermill.clientwrap import PapermillNotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.engines import Engine, NotebookExecutionManager, papermill_engines
 from papermill.log import logger
-from papermill.utils import merge_kwargs, remove_args
 
 KERNEL_NAME = "python3"  # this environment's ipykernel, run with sys.executable
-# An empty namespace and execution count 1, as in a fresh kernel. IPython's reset() also runs
-# a full gc.collect(), ~100 ms in a kernel that imported a database stack: skipped here (the
-# collector still runs on its own thresholds). It runs in a namespace of its own, which
-# reset() cannot clear from under it.
-RESET = """exec(compile('''
+CELLS_MODULE = "_softcopy_cells"  # the helper's module in the kernel (in sys.modules)
+CELL_END = "application/vnd.softcopy.cell-end+json"  # the marker's MIME type, never kept
+# Installed in every kernel the engine starts. `run` first empties the namespace and sets the
+# execution count to 1, as in a fresh kernel. IPython's reset() also runs a full
+# gc.collect(), ~100 ms in a kernel that imported a database stack: skipped here (the
+# collector still runs on its own thresholds).
+CELLS_HELPER = """
 import gc
-collect, gc.collect = gc.collect, lambda generation=2: 0
-try:
-    get_ipython().reset(new_session=True)
-finally:
-    gc.collect = collect
-''', "<softcopy-reset>", "exec"), {"get_ipython": get_ipython})"""
+import sys
+
+
+def run(cells):
+    shell = get_ipython()
+    collect, gc.collect = gc.collect, lambda generation=2: 0
+    try:
+        shell.reset(new_session=True)
+    finally:
+        gc.collect = collect
+    for index, source in cells:
+        result = shell.run_cell(source, store_history=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        error = result.error_before_exec or result.error_in_exec
+        end = {"cell": index, "execution_count": result.execution_count, "ok": error is None}
+        shell.display_pub.publish({CELL_END: end})
+        if error is not None:
+            return
+"""
+# The helper as a module of the kernel's, made in a namespace of its own: no name is left
+# in the kernel's namespace.
+_INSTALL_BODY = (
+    "import sys, types\n"
+    f"module = types.ModuleType({CELLS_MODULE!r})\n"
+    f"module.get_ipython, module.CELL_END = get_ipython, {CELL_END!r}\n"
+    f"exec(compile({CELLS_HELPER!r}, '<softcopy-cells>', 'exec'), module.__dict__)\n"
+    "sys.modules[module.__name__] = module\n"
+)
+INSTALL = (
+    f"exec(compile({_INSTALL_BODY!r}, '<softcopy-install>', 'exec'),"
+    " {'get_ipython': get_ipython})"
+)
+LIVENESS_SECONDS = 1.0  # a wait for the kernel's output this long checks that it lives
 
 
 class WarmKernel:
@@ -89,13 +127,6 @@ class WarmKernel:
         self.shutdown(now=True)
         self._start(timeout)
 
-    def reset(self) -> None:
-        """Queue a namespace reset ahead of the next notebook's cells. Nothing waits for its
-        reply: the kernel runs requests in order, and nbclient ignores replies it did not ask
-        for, so a reset costs no round trip."""
-        assert self.kc is not None
-        self.kc.execute(RESET, silent=True, store_history=False)
-
     def shutdown(self, *, now: bool = False) -> None:
         """Stop the kernel (politely unless `now`) and release its channels and files."""
         km, kc, self.km, self.kc = self.km, self.kc, None, None
@@ -133,6 +164,7 @@ class WarmKernel:
             self.shutdown(now=True)
             raise
         self.language_info = reply["content"].get("language_info", {})
+        kc.execute(INSTALL, silent=True, store_history=False)  # ahead of any notebook's cells
         self.starts += 1
 
 
@@ -140,20 +172,138 @@ async def _kernel_info(kc: Any, timeout: float) -> dict[str, Any]:
     return await kc.kernel_info(reply=True, timeout=timeout)
 
 
-class _WarmClient(PapermillNotebookClient):
-    """papermill's client, on a kernel and client that it neither starts nor stops."""
+class _Cells:
+    """A notebook's run in a warm kernel: its code cells in one execute request, each cell's
+    outputs and papermill's cell metadata filled in as the kernel's messages come."""
 
-    def execute_warm(self, language_info: dict[str, Any]) -> nbformat.NotebookNode:
-        self.reset_execution_trackers()
-        with self.setup_kernel():  # km has a kernel and kc is set: nothing to start or stop
-            self.papermill_execute_cells()
-        self.nb.metadata["language_info"] = language_info
-        self.set_widgets_metadata()
-        return self.nb
+    def __init__(
+        self,
+        nb_man: NotebookExecutionManager,
+        warm: WarmKernel,
+        *,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        log_output: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.nb_man = nb_man
+        self.nb = nb_man.nb
+        self.warm = warm
+        self.files = {"stdout": stdout_file, "stderr": stderr_file}
+        self.log_output = log_output
+        self.timeout = timeout
+        self.code = [
+            i
+            for i, cell in enumerate(self.nb.cells)
+            if cell.cell_type == "code" and cell.source.strip()
+        ]
+        self.started = 0  # the cells before this one are started (and completed)
+        self.current: int | None = None  # the code cell running now
+        self.clear_next = False  # a clear_output(wait=True) clears at the next output
+        self.failed = False
+
+    def run(self) -> None:
+        if self.code:
+            cells = [(i, self.nb.cells[i].source) for i in self.code]
+            msg_id = self.warm.kc.execute(
+                f"__import__({CELLS_MODULE!r}).run({cells!r})", silent=True, store_history=False
+            )
+            self._begin(self.code[0])
+            run_sync(self._follow)(msg_id)
+        if not self.failed:
+            self._start_until(len(self.nb.cells))
+
+    async def _follow(self, msg_id: str) -> None:
+        """Take the kernel's messages for the request until it is idle, then its reply."""
+        kc, began = self.warm.kc, time.monotonic()
+        while True:
+            try:
+                msg = await kc.get_iopub_msg(timeout=LIVENESS_SECONDS)
+            except queue.Empty:
+                km = self.warm.km
+                if km is None or not await km.is_alive():
+                    raise DeadKernelError("Kernel died") from None
+                if self.timeout is not None and time.monotonic() - began > self.timeout:
+                    await km.interrupt_kernel()
+                    cell = self.nb.cells[self.current if self.current is not None else 0]
+                    raise CellTimeoutError.error_from_timeout_and_cell(
+                        "Cell execution timed out", self.timeout, cell
+                    ) from None
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue  # e.g. the helper's installation
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status":
+                if content["execution_state"] == "idle":
+                    break
+            elif kind == "display_data" and CELL_END in content.get("data", {}):
+                self._end(content["data"][CELL_END])
+                began = time.monotonic()
+            elif self.current is not None:
+                self._output(kind, content, msg)
+        while True:  # the request's reply: taken now, it does not wait for the next notebook
+            reply = await kc.get_shell_msg(timeout=self.timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return
+
+    def _start_until(self, index: int) -> None:
+        """Start and complete the cells before `index` that do not run (markdown, empty)."""
+        for i in range(self.started, index):
+            self.nb_man.cell_start(self.nb.cells[i], i)
+            self.nb_man.cell_complete(self.nb.cells[i], cell_index=i)
+        self.started = max(self.started, index)
+
+    def _begin(self, index: int) -> None:
+        self._start_until(index)
+        cell = self.nb.cells[index]
+        self.nb_man.cell_start(cell, index)
+        cell.outputs = []
+        cell.execution_count = None
+        self.current, self.started = index, index + 1
+
+    def _end(self, end: dict[str, Any]) -> None:
+        index = end["cell"]
+        cell = self.nb.cells[index]
+        cell.execution_count = end["execution_count"]
+        if not end["ok"]:
+            self.failed = True
+            self.nb_man.cell_exception(cell, cell_index=index)
+        self.nb_man.cell_complete(cell, cell_index=index)
+        self.current = None
+        following = [i for i in self.code if i > index]
+        if end["ok"] and following:
+            self._begin(following[0])
+
+    def _output(self, kind: str, content: dict[str, Any], msg: dict[str, Any]) -> None:
+        assert self.current is not None
+        outputs = self.nb.cells[self.current].outputs
+        if kind == "clear_output":
+            if content.get("wait"):
+                self.clear_next = True
+            else:
+                outputs.clear()
+            return
+        if kind not in ("stream", "display_data", "execute_result", "error"):
+            return  # update_display_data, comm messages: not a cell's output
+        if self.clear_next:
+            outputs.clear()
+            self.clear_next = False
+        if kind == "stream":
+            name, text = content["name"], content["text"]
+            target = self.files.get(name)
+            if target is not None:
+                target.write(text)
+            if self.log_output:
+                logger.info(text.rstrip("\n"))
+            if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == name:
+                outputs[-1].text += text  # one output per run of a stream, as nbclient's
+                return
+        outputs.append(nbformat.v4.output_from_msg(msg))
 
 
 class SoftcopyEngine(Engine):
-    """papermill engine `softcopy`: nbclient execution in a kernel that outlives the notebook."""
+    """papermill engine `softcopy`: the cells in one request to a kernel that outlives the
+    notebook."""
 
     @classmethod
     def execute_managed_notebook(
@@ -170,21 +320,18 @@ class SoftcopyEngine(Engine):
     ) -> nbformat.NotebookNode:
         warm = kernel if kernel is not None else shared_kernel(kernel_name or KERNEL_NAME)
         warm.ensure(start_timeout)
-        warm.reset()
-        options = merge_kwargs(
-            remove_args(["input_path", "timeout", "startup_timeout"], **kwargs),
-            timeout=execution_timeout,
-            startup_timeout=start_timeout,
-            kernel_name=warm.kernel_name,
-            log=logger,
-            log_output=log_output,
+        cells = _Cells(
+            nb_man,
+            warm,
             stdout_file=stdout_file,
             stderr_file=stderr_file,
+            log_output=log_output,
+            timeout=execution_timeout,
         )
-        client = _WarmClient(nb_man, km=warm.km, **options)
-        client.kc = warm.kc
         try:
-            return client.execute_warm(warm.language_info)
+            cells.run()
+            nb_man.nb.metadata["language_info"] = warm.language_info
+            return nb_man.nb
         except DeadKernelError:
             warm.shutdown(now=True)  # the next notebook starts a fresh kernel
             mark_dead_kernel(nb_man.nb)  # papermill then raises it like any failed cell

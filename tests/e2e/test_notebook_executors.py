@@ -301,6 +301,37 @@ def test_the_warm_kernel_resets_the_namespace_but_keeps_imports(warm_kernel, tmp
     assert sys.executable in Path(f"/proc/{pid}/cmdline").read_text().split("\0")
 
 
+def test_the_cells_sent_together_keep_their_own_outputs_and_stop_at_a_failure(
+    warm_kernel, tmp_path
+) -> None:
+    """One request runs all the cells: each cell still gets its own outputs, count and
+    status, streams coalesced per cell; a failing cell stops the later ones unrun."""
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError) as failed:
+        run_warm(
+            warm_kernel,
+            tmp_path,
+            "print('a')\nprint('b')",
+            "from IPython.display import display\ndisplay('shown')\n6 * 7",
+            "import sys\nprint('to stderr', file=sys.stderr)\nraise ValueError('no')",
+            "print('never')",
+        )
+    assert (failed.value.cell_index, failed.value.ename) == (2, "ValueError")
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and ERROR_TAG not in c.metadata.tags]
+    assert [c.execution_count for c in cells] == [1, 2, 3, None]
+    assert [(o.output_type, o.get("text")) for o in cells[0].outputs] == [("stream", "a\nb\n")]
+    kinds = [(o.output_type, o.get("data", {}).get("text/plain")) for o in cells[1].outputs]
+    assert kinds == [("display_data", "'shown'"), ("execute_result", "42")]
+    assert [o.output_type for o in cells[2].outputs] == ["stream", "error"]
+    assert cells[2].outputs[1].evalue == "no"
+    status = [c.metadata.papermill["status"] for c in cells]
+    assert status == ["completed", "completed", "failed", "pending"]
+    assert cells[3].outputs == []
+    assert not any("softcopy" in str(o) for c in cells for o in c.outputs)  # no markers kept
+
+
 def test_a_kernel_that_dies_fails_its_notebook_and_the_next_gets_a_fresh_one(
     warm_kernel, tmp_path
 ) -> None:

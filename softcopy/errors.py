@@ -179,7 +179,7 @@ class NoSources(UserError):
 
 
 class Interrupted(SoftcopyError):
-    """A job run in the foreground was interrupted from the terminal (Ctrl-C); it was left
+    """A job run in the foreground was stopped from the terminal (Ctrl-C); it was left
     cancelled with its checkpoints, so it can be resumed."""
 
     def __init__(self, job_id: int, cells_done: int, cells_total: int) -> None:

@@ -179,7 +179,7 @@ def execute(
                 epoch,
                 clock,
                 JobStatus.cancelled,
-                "interrupted from the terminal",
+                "cancelled from the terminal (Ctrl-C)",
                 None,
             )
         raise

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, or_, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from softcopy import limits
@@ -151,93 +151,75 @@ def make_plan(
         session, cells=cells, sources=request.sources, start=start, end=end, now=now, seconds=0.0
     )
     plan.snapshot_id = snapshot.id
+    in_snapshot = request.mode is PlanMode.backfill_range and _snapshot_holds(
+        session, snapshot, plan.params, len(chosen)
+    )
+    if in_snapshot:
+        plan.params = {**plan.params, "items": ITEMS_IN_SNAPSHOT}
     session.add(plan)
     session.flush()
     plan_id = plan.id  # read once: an ORM attribute costs per row
     assert plan_id is not None
-    ids = _insert_items(session, plan_id, snapshot, request, chosen)
+    if in_snapshot:  # no row to write: the items are numbered as plan_items numbers them
+        ids = list(range(1, len(chosen) + 1))
+    else:
+        ids = _insert_items(session, plan_id, chosen)
     return Planned(plan, snapshot, _items(plan_id, ids, chosen), facts)
+
+
+ITEMS_IN_SNAPSHOT = "snapshot"
+"""A saved plan's params["items"] when its items are not rows of its own but its
+snapshot's cells of its states and stages (see `plan_items`)."""
+
+
+def _snapshot_holds(
+    session: Session, snapshot: CoverageSnapshot, params: dict[str, Any], chosen: int
+) -> bool:
+    """Do the snapshot's cells of a backfill_range plan's states and stages count the
+    chosen cells? (They are those cells, chosen by the same rule from the same cells.)"""
+    counted = select(func.count()).where(*_snapshot_items(snapshot, params))
+    return session.connection().execute(counted).scalar_one() == chosen
 
 
 ITEM_COLUMNS = ("plan_id", "source", "day", "stage", "state", "expected_digest")
 
 
-def _insert_items(
-    session: Session,
-    plan_id: int,
-    snapshot: CoverageSnapshot,
-    request: PlanRequest,
-    chosen: list[Cell],
-) -> list[int]:
-    """Write the plan's items in `chosen` order; returns their ids in that order.
-
-    A backfill_range plan takes the cells of some states and stages: its items are copied
-    from the snapshot's rows in one INSERT … SELECT per source, in the database (sending
-    33,000 rows of a ten-year plan through the driver was most of its cost). Other plans,
-    and one whose copy does not count what was chosen, send the chosen cells' rows."""
-    conn = session.connection()
+def _insert_items(session: Session, plan_id: int, chosen: list[Cell]) -> list[int]:
+    """Write the plan's items in `chosen` order; returns their ids in that order."""
     table = IngestionPlanItem
-    if request.mode is PlanMode.backfill_range:
-        _copy_items(conn, plan_id, snapshot, request, chosen)
+    coverage.insert_rows(
+        session,
+        table.__table__,  # type: ignore[arg-type]
+        ITEM_COLUMNS,
+        [(plan_id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest) for c in chosen],
+    )
     # inserted in `chosen` order, so their ids rise in it: one writer inserted them, so
     # they are (as a rule) consecutive, and need not be read one by one
-    counted = select(func.min(table.id), func.max(table.id), func.count()).where(
-        table.plan_id == plan_id
-    )
-    first, last, count = conn.execute(counted).one()
-    if count != len(chosen):  # not copied (or not as chosen): send the chosen rows
-        conn.execute(delete(table).where(table.plan_id == plan_id))  # type: ignore[arg-type]
-        coverage.insert_rows(
-            session,
-            table.__table__,  # type: ignore[arg-type]
-            ITEM_COLUMNS,
-            [
-                (plan_id, c.source, c.day, str(c.stage), str(c.state), c.expected_digest)
-                for c in chosen
-            ],
-        )
-        first, last, count = conn.execute(counted).one()
-    assert count == len(chosen)
-    if count and last - first + 1 == count:
-        return list(range(first, last + 1))
+    conn = session.connection()
+    first, last, count = conn.execute(
+        select(func.min(table.id), func.max(table.id), func.count()).where(table.plan_id == plan_id)
+    ).one()
+    if count == len(chosen) and (not count or last - first + 1 == count):
+        return list(range(first or 0, (last or 0) + 1))[: len(chosen)]
     return list(
         conn.scalars(select(table.id).where(table.plan_id == plan_id).order_by(table.id))  # type: ignore[arg-type]
     )
 
 
-def _copy_items(
-    conn: Any,
-    plan_id: int,
-    snapshot: CoverageSnapshot,
-    request: PlanRequest,
-    chosen: list[Cell],
-) -> None:
-    """Copy a backfill_range plan's items from its snapshot's rows, each source's in day
-    and stage order, sources in `chosen` order."""
+def _snapshot_items(snapshot: CoverageSnapshot, params: dict[str, Any]) -> list[Any]:
+    """WHERE clauses for the snapshot's cells a backfill_range plan with `params` takes:
+    those of its stages in the states it redoes (all but empty when forced)."""
     cell = CoverageCell
-    states = WANTED if not request.force else set(CellState) - {CellState.empty}
-    sources = list(dict.fromkeys(c.source for c in chosen))  # in chosen order
-    for source in sources:
-        rows = (
-            select(
-                literal(plan_id),
-                cell.source,
-                cell.day,
-                cell.stage,
-                cell.state,
-                cell.expected_digest,
-            )
-            .where(
-                cell.lineage == snapshot.lineage,
-                cell.source == source,
-                cell.snapshot_id <= snapshot.id,
-                or_(cell.ended_by.is_(None), cell.ended_by > snapshot.id),  # type: ignore[union-attr,operator]
-                cell.state.in_(sorted(states)),  # type: ignore[attr-defined]
-                cell.stage.in_(sorted(set(request.stages))),  # type: ignore[attr-defined]
-            )
-            .order_by(cell.day, coverage.STAGE_RANK)
-        )
-        conn.execute(insert(IngestionPlanItem).from_select(list(ITEM_COLUMNS), rows))
+    states = set(CellState) - {CellState.empty} if params.get("force") else WANTED
+    stages = params.get("stages") or [str(s) for s in Stage]
+    return [
+        cell.lineage == snapshot.lineage,
+        cell.source.in_(params.get("sources") or []),  # type: ignore[attr-defined]
+        cell.snapshot_id <= snapshot.id,
+        or_(cell.ended_by.is_(None), cell.ended_by > snapshot.id),  # type: ignore[union-attr,operator]
+        cell.state.in_(sorted(states)),  # type: ignore[attr-defined]
+        cell.stage.in_(sorted(Stage(s) for s in stages)),  # type: ignore[attr-defined]
+    ]
 
 
 def _items(plan_id: int | None, ids: list[int], chosen: list[Cell]) -> list[PlanItem]:
@@ -375,13 +357,41 @@ class PlanItem:
 
 
 def plan_items(session: Session, plan_id: int) -> list[PlanItem]:
-    table = IngestionPlanItem
-    columns = [getattr(table, name) for name in PlanItem.__slots__]  # type: ignore[attr-defined]
+    """A saved plan's items by source (in Python's order of names), day and stage.
+
+    A backfill_range plan's items are its snapshot's cells of its states and stages (a
+    plan keeps its snapshot, whose rows never change): writing them again as the plan's
+    own 33,000 rows was most of a ten-year plan's cost. Their ids are their numbers in
+    the plan, 1 to n in this order. Other plans' items are rows of their own."""
     session.flush()
-    rows = session.connection().execute(  # Core rows: no ORM loading per row
-        select(*columns).where(table.plan_id == plan_id).order_by(table.source, table.day, table.id)  # type: ignore[arg-type]
-    )
-    return [PlanItem(*row) for row in rows]
+    conn = session.connection()  # Core rows: no ORM loading per row
+    plan = session.get(IngestionPlan, plan_id)
+    snapshot = None
+    if plan is not None and plan.params.get("items") == ITEMS_IN_SNAPSHOT:
+        assert plan.snapshot_id is not None  # a plan refers to its snapshot: never pruned
+        snapshot = session.get(CoverageSnapshot, plan.snapshot_id)
+    if snapshot is None:
+        table = IngestionPlanItem
+        columns = [getattr(table, name) for name in PlanItem.__slots__]  # type: ignore[attr-defined]
+        rows = conn.execute(
+            select(*columns)
+            .where(table.plan_id == plan_id)
+            .order_by(table.source, table.day, table.id)  # type: ignore[arg-type]
+        )
+        return [PlanItem(*row) for row in rows]
+    assert plan is not None
+    cell = CoverageCell
+    where = _snapshot_items(snapshot, plan.params)
+    items: list[PlanItem] = []
+    for source in sorted(plan.params.get("sources") or []):  # chosen's order of sources
+        rows = conn.execute(
+            select(cell.source, cell.day, cell.stage, cell.state, cell.expected_digest)
+            .where(*where, cell.source == source)
+            .order_by(cell.day, coverage.STAGE_RANK)
+        )
+        start = len(items) + 1
+        items += [PlanItem(n, plan_id, *row) for n, row in enumerate(rows, start)]
+    return items
 
 
 def check_current(

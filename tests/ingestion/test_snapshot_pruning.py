@@ -10,7 +10,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from softcopy.ingestion import coverage, planner, service
-from softcopy.ingestion.models import CoverageCell, CoverageSnapshot, IngestionPlan
+from softcopy.ingestion.models import (
+    CoverageCell,
+    CoverageSnapshot,
+    IngestionPlan,
+    IngestionPlanItem,
+)
 from softcopy.ingestion.states import CellState, PlanMode, Stage
 from softcopy.memory.tables import LedgerEntry
 from tests.ingestion.test_service import BACKFILL
@@ -162,3 +167,17 @@ def test_backfill_items_are_the_chosen_cells_in_order(
     assert [(i.source, i.day, i.stage, i.state, i.expected_digest) for i in view.items] == expected
     assert service.get_plan(ctx, plan_id=view.plan.id).items == view.items  # ids too
     assert view.plan.cells == len(expected)
+    with Session(ctx.engine) as session:  # they are its snapshot's cells, not rows of its own
+        own = select(func.count()).where(IngestionPlanItem.plan_id == view.plan.id)
+        assert session.scalar(own) == 0
+    # its snapshot's rows outlive newer snapshots of changed cells and pruning
+    monkeypatch.setattr(coverage, "KEEP_SNAPSHOTS", 1)
+    for turn in range(3):
+        with Session(ctx.engine) as session:
+            entry = session.scalars(select(LedgerEntry)).first()
+            assert entry is not None
+            entry.input_digest = f"turn {turn}"
+            session.add(entry)
+            session.commit()
+        service.plan(ctx, options=options)
+    assert service.get_plan(ctx, plan_id=view.plan.id).items == view.items

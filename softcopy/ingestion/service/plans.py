@@ -48,24 +48,25 @@ def coverage(
     expire_leases(ctx)  # a dead worker's cells are not `running`
     with session_scope(ctx.engine) as session:
         began = time.perf_counter()
-        refresh_sources(ctx, session, names)
-        cells = coverage_.compute(
-            session,
-            sources=names,
-            start=range_start_day,
-            end=range_end_day,
-            model=embed_model(ctx),
-            present=artifact_presence(ctx),
-        )
-        snapshot = coverage_.persist(
-            session,
-            cells=cells,
-            sources=names,
-            start=range_start_day,
-            end=range_end_day,
-            now=ctx.clock(),
-            seconds=time.perf_counter() - began,
-        )
+        refresh_sources(ctx, session, names)  # a scan may parse much: collected as usual
+        with coverage_.gc_paused():
+            cells = coverage_.compute(
+                session,
+                sources=names,
+                start=range_start_day,
+                end=range_end_day,
+                model=embed_model(ctx),
+                present=artifact_presence(ctx),
+            )
+            snapshot = coverage_.persist(
+                session,
+                cells=cells,
+                sources=names,
+                start=range_start_day,
+                end=range_end_day,
+                now=ctx.clock(),
+                seconds=time.perf_counter() - began,
+            )
         future = coverage_.future_days(session, sources=names, today=ctx.today())
         problems, total = coverage_.problems(
             session, sources=names, start=range_start_day, end=range_end_day
@@ -123,7 +124,8 @@ def plan(ctx: Context, *, options: PlanOptions, expect_fingerprint: str | None =
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
         made = _planned(ctx, session, options, save=True, expect_fingerprint=expect_fingerprint)
-        return _view(made)
+        with coverage_.gc_paused():
+            return _view(made)
 
 
 def preview_plan(ctx: Context, *, options: PlanOptions) -> PlanView:
@@ -131,7 +133,9 @@ def preview_plan(ctx: Context, *, options: PlanOptions) -> PlanView:
     `plan.id` is None). Save it with `plan(..., expect_fingerprint=view.plan.fingerprint)`."""
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
-        return _view(_planned(ctx, session, options, save=False))
+        made = _planned(ctx, session, options, save=False)
+        with coverage_.gc_paused():
+            return _view(made)
 
 
 def get_plan(ctx: Context, *, plan_id: int) -> PlanView:
@@ -212,28 +216,29 @@ def _planned(
     expect_fingerprint: str | None = None,
 ) -> planner.Planned:
     names = source_names(ctx, options.sources)
-    refresh_sources(ctx, session, names)
-    return planner.make_plan(
-        session,
-        request=planner.PlanRequest(
-            mode=options.mode,
-            sources=names,
-            stages=options.stages or list(Stage),
-            range_start_day=options.range_start_day,
-            range_end_day=options.range_end_day,
-            lookback_days=options.lookback_days,
-            force=options.force,
-            reconciliation_id=options.reconciliation_id,
-            allow_shrink=options.allow_shrink,
-            skip_bad_records=options.skip_bad_records,
-        ),
-        model=embed_model(ctx),
-        today=ctx.today(),
-        now=ctx.clock(),
-        present=artifact_presence(ctx),
-        save=save,
-        expect_fingerprint=expect_fingerprint,
-    )
+    refresh_sources(ctx, session, names)  # a scan may parse much: collected as usual
+    with coverage_.gc_paused():
+        return planner.make_plan(
+            session,
+            request=planner.PlanRequest(
+                mode=options.mode,
+                sources=names,
+                stages=options.stages or list(Stage),
+                range_start_day=options.range_start_day,
+                range_end_day=options.range_end_day,
+                lookback_days=options.lookback_days,
+                force=options.force,
+                reconciliation_id=options.reconciliation_id,
+                allow_shrink=options.allow_shrink,
+                skip_bad_records=options.skip_bad_records,
+            ),
+            model=embed_model(ctx),
+            today=ctx.today(),
+            now=ctx.clock(),
+            present=artifact_presence(ctx),
+            save=save,
+            expect_fingerprint=expect_fingerprint,
+        )
 
 
 def options_of(saved: IngestionPlan) -> PlanOptions:

@@ -6,14 +6,14 @@ fencing, heartbeats, logs) and coverage/plan time over ten years of days. The ba
 run in the same process, is the least a durable per-day record can cost: one row inserted
 and committed per cell through the same database engine.
 
-    .venv/bin/python bench/control_plane.py [--coverage-only]
+    .venv/bin/python bench/control_plane.py [--coverage-only] [--years 1,5,10,20]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -202,10 +202,22 @@ def coverage_and_plans(root: Path) -> list[str]:
 
 
 def main() -> None:
+    global YEARS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--coverage-only", action="store_true", help="only the coverage and plan figures"
+    )
+    parser.add_argument(
+        "--years",
+        default=",".join(map(str, YEARS)),
+        help="archive sizes for the coverage and plan figures, in years (default %(default)s)",
+    )
+    args = parser.parse_args()
+    YEARS = tuple(int(y) for y in args.years.split(","))
     EXECUTORS.register("noop", lambda: executors.InlineExecutor(stage_runner=noop))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        if "--coverage-only" in sys.argv:  # the coverage and plan figures alone
+        if args.coverage_only:  # the coverage and plan figures alone
             print("\n".join(coverage_and_plans(root)))
             return
 

@@ -102,6 +102,10 @@ def seaweedfs_s3(folder: Path) -> Iterator[S3Server]:
     ports = {server: (free[2 * i], free[2 * i + 1]) for i, server in enumerate(PORTS)}
     command = [binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}"]
     command += ["-filer", "-s3", f"-s3.config={identities}", "-metricsPort=0"]
+    # no server on a fixed port (two sessions at once, as pytest-xdist's workers are, would
+    # collide: the Iceberg and Lance catalogs listen on 8181 and 9101 by default), and no
+    # anonymous statistics sent out (the master's telemetry is on by default)
+    command += ["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
     # small volumes (files that grow as written), and room for many: each bucket is a
     # collection of its own volumes, and a test makes a bucket of its own
     command += ["-master.volumeSizeLimitMB=64", "-volume.max=1000"]
@@ -119,18 +123,21 @@ def seaweedfs_s3(folder: Path) -> Iterator[S3Server]:
 
 
 def _wait_ready(store: S3Server, folder: Path, process: subprocess.Popen[bytes]) -> None:
-    """Until the S3 gateway answers an (unsigned, so refused) request with an S3 error, which
-    it does once the filer behind it is up; or fail with the log. Cheap polls: an S3 client
-    would back off for seconds."""
+    """Until our `weed` answers on the S3 port (an anonymous request: refused, with its
+    Server header), which it does once the filer behind it is up; or fail with the log.
+    Another program that took the port first would answer too: the header tells them
+    apart. Cheap polls: an S3 client would back off for seconds."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:
             urllib.request.urlopen(store.endpoint, timeout=2).close()
-            return
-        except urllib.error.HTTPError:  # 403 to an anonymous caller: it is serving
-            return
+            server = "SeaweedFS"  # a 2xx to an anonymous caller: only with open access
+        except urllib.error.HTTPError as refused:  # 403 to an anonymous caller
+            server = refused.headers.get("Server", "")
         except OSError:
-            pass
+            server = ""
+        if "SeaweedFS" in server and process.poll() is None:
+            return
         if process.poll() is not None or time.monotonic() > deadline:
             why = "weed ended" if process.poll() is not None else "no answer in time"
             tail = (folder / "weed.log").read_text(errors="replace")[-3000:]

@@ -47,7 +47,7 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
         text=True,
         env=os.environ | {"SOFTCOPY_HOME": str(home)},
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 150  # the first kernel starts slowly under load
     while True:  # at least one checkpoint written, and the job not done
         with Session(engine) as session:
             if session.scalar(select(func.count()).select_from(Checkpoint)):
@@ -55,7 +55,7 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
         assert run.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+    _, err = run.communicate(timeout=90)
     with Session(engine) as session:
         job = session.scalars(select(IngestionJob)).one()
         done = session.scalar(select(func.count()).select_from(Checkpoint))

@@ -1,10 +1,11 @@
 """The ingestion dashboard: coverage, plan, jobs, reconcile and search panels over one
 service context, linked so a started job is followed and a finished one refreshes coverage.
 
-Fast to first paint: the coverage tab is built and drawn first; the other tabs are built
-when first chosen (or asked for: `dashboard.jobs`). `Dashboard.launch()`, what the Voilà
-notebook shows, returns the frame at once and imports the service, opens the home and reads
-the newest snapshot in a kernel thread, so the page and its scripts load meanwhile."""
+Fast to first paint: the coverage tab is built and drawn first, then Plan (where a heatmap
+selection goes); the other tabs are built when first chosen (or asked for: `dashboard.jobs`).
+`Dashboard.launch()`, what the Voilà notebook shows, returns the frame at once and imports
+the service, opens the home and reads the newest snapshot in a kernel thread, so the page
+and its scripts load meanwhile."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ class Dashboard(widgets.VBox):
         self.opened = threading.Event()  # set when ready or failed
         self.facts = widgets.HTML('<div class="sc-facts">opening the home…</div>')
         self.facts.add_class("sc-dashboard-facts")
-        self.tabs = widgets.Tab(children=[_placeholder(name) for name in TABS], titles=TABS)
+        self.tabs = widgets.Tab(children=[_tab_box(name) for name in TABS], titles=TABS)
         self.children = [widgets.HTML(f"{STYLE}<h2>softcopy · ingestion</h2>"), self.facts]
         self.add_class("sc-dashboard")
         if ctx is not None:
@@ -159,12 +160,15 @@ class Dashboard(widgets.VBox):
             f"home {html.escape(self.home)} · {len(ctx.settings.sources)} sources</div>"
         )
         self.tabs.observe(self._tab_chosen, names="selected_index")
-        self.children = [*self.children[:2], self.tabs]
         linked = linked_job()  # a deep link (?job=N) opens the dashboard on that job
-        if linked is not None:
-            self.jobs.show(linked)
+        if linked is not None:  # before the tabs are shown: a browser drawing them picks
+            self.jobs.show(linked)  # the first tab if the choice comes after
             self.show_tab("Jobs")
+        self.children = [*self.children[:2], self.tabs]
         self.ready = True
+        # the tab a heatmap selection opens, built now the heatmap is drawn, so Backfill
+        # selection waits for the planner alone (it reads nothing: a few widgets)
+        self._panel("Plan")
         self.opened.set()
 
     # -- the panels, each built when first wanted -------------------------------------------
@@ -205,9 +209,9 @@ class Dashboard(widgets.VBox):
             return made
 
     def _place(self, name: str, panel: widgets.Widget) -> None:
-        children = list(self.tabs.children)
-        children[TABS.index(name)] = panel
-        self.tabs.children = children
+        """Into its tab's box: the tabs' own children never change once shown (a browser
+        redraws the whole tab bar on that, and loses the chosen tab)."""
+        self.tabs.children[TABS.index(name)].children = [panel]
 
     def _build_plan(self, ctx: service.Context) -> PlanPanel:
         from softcopy.dashboard.plan import PlanPanel
@@ -318,8 +322,8 @@ def linked_job(query: str | None = None) -> int | None:
     return int(values[0]) if values and values[0].isdigit() else None
 
 
-def _placeholder(name: str) -> widgets.HTML:
-    """A tab not built yet: built when first chosen."""
-    made = widgets.HTML(f'<i class="sc-facts">opening {name.lower()}…</i>')
-    made.add_class("sc-tab-placeholder")
+def _tab_box(name: str) -> widgets.VBox:
+    """A tab's box: its panel once built (when first chosen), a line until then."""
+    made = widgets.VBox([widgets.HTML(f'<i class="sc-facts">opening {name.lower()}…</i>')])
+    made.add_class("sc-tab")
     return made

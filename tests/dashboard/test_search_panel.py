@@ -41,7 +41,7 @@ def test_the_dashboard_has_a_search_tab(ctx: service.Context) -> None:
     board = Dashboard(ctx, poll_interval=0)
     try:
         board.show_tab("Search")
-        assert board.tabs.children[board.tabs.selected_index] is board.search
+        assert board.tabs.children[board.tabs.selected_index].children == (board.search,)
     finally:
         board.close()
 

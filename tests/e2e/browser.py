@@ -138,9 +138,17 @@ def open_page(  # type: ignore[no-untyped-def]
     page.js_errors = []
     page.on("pageerror", lambda error: page.js_errors.append(str(error)))
     page.set_default_timeout(timeout_ms)
-    page.goto(url)
+    began = time.monotonic()
+    page.goto(url)  # Voilà sends the page; the kernel's thread is still opening the home
     if ready is not None:
-        page.locator(ready).first.wait_for()
+        # the budget a page had when Voilà sent it only once the home was open: one wait
+        # for the page, one for what is ready
+        left = 2 * timeout_ms - (time.monotonic() - began) * 1000
+        try:
+            page.locator(ready).first.wait_for(timeout=max(left, timeout_ms / 10))
+        except Exception as error:
+            facts = page.locator(".sc-dashboard-facts").all_inner_texts()
+            raise AssertionError(f"{ready} never showed; the dashboard says {facts}") from error
     return page
 
 

@@ -1,6 +1,6 @@
 """The dashboard notebook runs top to bottom in a real kernel (nbval-lax) on a demo home,
 and is saved without outputs; the dashboard it shows opens its home in a kernel thread and
-draws the newest snapshot, with only the coverage tab built."""
+draws the newest snapshot, with only the coverage and plan tabs built."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def test_nbval_lax_runs_the_dashboard_notebook(demo_home: Path) -> None:
 
 def test_the_dashboard_opens_its_home_in_a_kernel_thread(demo_home: Path) -> None:
     """The notebook's cells return at once (Voilà sends the page); the kernel thread opens
-    the home and draws the newest snapshot. Only the coverage tab is built; a tab is built
-    when chosen."""
+    the home and draws the newest snapshot. Coverage and Plan are built; another tab is
+    built when chosen."""
     taken = service.coverage(service.open_context(demo_home))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(
@@ -65,6 +65,6 @@ def test_the_dashboard_opens_its_home_in_a_kernel_thread(demo_home: Path) -> Non
     NotebookClient(notebook, timeout=240, kernel_name="python3").execute()
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs).splitlines()
     assert printed == [
-        f"True '' ['Coverage'] {taken.snapshot.id} {len(taken.cells)}",
-        "['Coverage', 'Jobs'] ['coverage', 'home', 'imports']",
+        f"True '' ['Coverage', 'Plan'] {taken.snapshot.id} {len(taken.cells)}",
+        "['Coverage', 'Plan', 'Jobs'] ['coverage', 'home', 'imports']",
     ]

@@ -4,6 +4,10 @@ over three years, with the hashing embedder, on SQLite.
 Prints items/s per stage and end to end, and peak memory. Each size runs in its own child
 process (so peak RSS is that run's alone); the one-year run is the baseline the three-year
 run is compared with: throughput should hold and memory should stay flat as days grow.
+Each child then indexes the same archive twice by a naive single pass (parse everything
+with the source kinds' parsers, hash-embed, one FTS5 insert transaction; no ledger, no
+per-day artifacts): the ratio stages / naive is printed as the range over the two, beside
+the load average.
 
     .venv/bin/python bench/pipeline.py [--items 100000] [--years 3]
     .venv/bin/python bench/pipeline.py --parallel-check [--items 32000] [--chunk-days 5]
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -133,8 +138,75 @@ def generate(home: Path, items: int, years: int) -> dict[str, int]:
     return counts
 
 
+def naive_items(settings) -> list:  # type: ignore[no-untyped-def]
+    """Every item of the archive, read in one pass per source by the source kinds' own
+    parsers (no scan index, no per-day reads): each JSONL line once, one split of the mbox,
+    each note file once."""
+    from softcopy.errors import BadRecord
+    from softcopy.memory.items import MemoryItem
+    from softcopy.memory.sources import jsonl, mbox, open_source
+
+    items = []
+    for config in settings.sources.values():
+        source = open_source(config, settings.timezone)
+        if isinstance(source, jsonl.JsonlSource):
+            for unit, _ in source.units():
+                with source._file(unit).open("rb") as lines:
+                    for line in lines:
+                        r = source._parse(unit, line)
+                        items.append(
+                            MemoryItem(
+                                item_id=r.item_id,
+                                source=source.name,
+                                ts=r.ts,
+                                day=r.day,
+                                title=r.title,
+                                text=r.text,
+                                meta=r.meta,
+                            )
+                        )
+        elif isinstance(source, mbox.MboxSource):
+            for _unit, file in source._files():
+                for n, (_, _, raw) in enumerate(mbox._messages(file), 1):
+                    items.append(
+                        mbox._read_message(file, f"message {n}", raw, source.name, source.tz)
+                    )
+        else:
+            for unit, _ in source.units():
+                items += list(source.load(unit, [unit]))
+    return [item for item in items if not isinstance(item, BadRecord)]
+
+
+def naive_pass(settings, folder: Path) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """The same archive indexed by one naive pass: parse everything, hash-embed, insert into
+    FTS5 and a vector table in one transaction; no control plane, no per-day artifacts."""
+    import sqlite3
+
+    from softcopy.memory.embedders import HashingEmbedder
+
+    began = time.perf_counter()
+    items = naive_items(settings)
+    vectors = HashingEmbedder().embed([f"{i.title}\n{i.text}" for i in items])
+    path = folder / "naive.sqlite"
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE VIRTUAL TABLE docs USING fts5(item_id, title, text)")
+        conn.execute("CREATE TABLE vec (item_id TEXT PRIMARY KEY, v BLOB)")
+        conn.executemany(
+            "INSERT INTO docs VALUES (?, ?, ?)", [(i.item_id, i.title, i.text) for i in items]
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO vec VALUES (?, ?)",
+            [(i.item_id, v.tobytes()) for i, v in zip(items, vectors, strict=True)],
+        )
+    conn.close()
+    return len(items), time.perf_counter() - began
+
+
 def measure(items: int, years: int) -> dict[str, float]:
-    """Generate, then time each stage over every source (run in a child process)."""
+    """Generate, then time each stage over every source (run in a child process), then two
+    naive passes over the same archive (its baseline: the two give its range)."""
     from softcopy.config import load_settings
     from softcopy.db import get_engine
     from softcopy.ingestion.states import Stage
@@ -160,7 +232,30 @@ def measure(items: int, years: int) -> dict[str, float]:
             total += seconds
         figures["total_s"] = total
         figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # after the stages, so that the peak above is theirs (the naive pass holds everything)
+        naive = [naive_pass(settings, home), naive_pass(settings, home)]
+        assert all(n == items for n, _ in naive), (naive, items)
+        figures["naive_s"] = [s for _, s in naive]  # type: ignore[assignment]
+        figures["load"] = os.getloadavg()[0]
         return figures
+
+
+def timeline(view) -> str:  # type: ignore[no-untyped-def]
+    """Where a job's time went, from its steps' rows: the steps' own time (summed: what one
+    slot would need), the first step's start and the last one's end from the job's."""
+    job, steps = view.job, view.steps
+    began = [s.started_at for s in steps if s.started_at]
+    ended = [s.finished_at for s in steps if s.finished_at]
+    busy = sum((s.finished_at - s.started_at).total_seconds() for s in steps if s.finished_at)
+    wall = (max(ended) - min(began)).total_seconds()
+    slowest = max((s.finished_at - s.started_at).total_seconds() for s in steps if s.finished_at)
+    lead = (min(began) - job.started_at).total_seconds()
+    tail = (job.finished_at - max(ended)).total_seconds()
+    return (
+        f"{len(steps)} steps: {busy:.2f} s of step time in {wall:.2f} s from the first step's"
+        f" start to the last one's end (x{busy / wall:.2f} at once), slowest step"
+        f" {slowest:.2f} s; job start to first step {lead:.2f} s, last step to job end {tail:.2f} s"
+    )
 
 
 def parallel_check(items: int, chunk_days: int) -> None:
@@ -214,6 +309,7 @@ def parallel_check(items: int, chunk_days: int) -> None:
                 f" {seconds:6.2f} s = {items / seconds:9,.0f} items/s"
                 f"   (load average {os.getloadavg()[0]:.1f})"
             )
+            print("  " + timeline(outcome.job))
     one, two = min(timings[1]), min(timings[2])
     print(f"parallel 1 {one:.2f} s, parallel 2 {two:.2f} s: speed-up x{one / two:.2f}")
 
@@ -246,7 +342,7 @@ def main() -> None:
     full = child(args.items, args.years)
     print(
         f"{'run':<22}{'items':>9}{'days':>6}{'export/s':>11}{'embed/s':>10}{'publish/s':>11}"
-        f"{'end-to-end/s':>14}{'peak MB':>9}"
+        f"{'end-to-end/s':>14}{'peak MB':>9}{'naive/s':>17}{'x naive':>13}{'load':>6}"
     )
     for name, f in (("baseline (1 year)", baseline), (f"full ({args.years} years)", full)):
         rate = {s: f["items"] / f[f"{s}_s"] for s in ("export", "embed", "publish")}
@@ -254,6 +350,9 @@ def main() -> None:
             f"{name:<22}{int(f['items']):>9}{int(f['days']):>6}{rate['export']:>11,.0f}"
             f"{rate['embed']:>10,.0f}{rate['publish']:>11,.0f}"
             f"{f['items'] / f['total_s']:>14,.0f}{f['peak_rss_mb']:>9,.0f}"
+            f"{f['items'] / max(f['naive_s']):>8,.0f}-{f['items'] / min(f['naive_s']):<8,.0f}"
+            f"{f['total_s'] / max(f['naive_s']):>6.1f}-{f['total_s'] / min(f['naive_s']):<6.1f}"
+            f"{f['load']:>6.1f}"
         )
     speed = (full["items"] / full["total_s"]) / (baseline["items"] / baseline["total_s"])
     memory = full["peak_rss_mb"] / baseline["peak_rss_mb"]

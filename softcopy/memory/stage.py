@@ -98,17 +98,22 @@ class StageContext:
     def record(self, result: StageResult) -> None:
         """The stage's result as its ledger entry: now, or at the step's group commit."""
         if self.pending is None:
-            ledger.record(self.session, result, done_by=self.done_by, now=self.clock())
+            entry = ledger.record(self.session, result, done_by=self.done_by, now=self.clock())
+            # the later stages of this run read it as their upstream entry from now on
+            for (source, _), entries in self._upstream.items():
+                if source == result.source:
+                    entries[(result.day, result.stage)] = entry
         else:
             self.pending.ledger.append(ledger.row(result, done_by=self.done_by, now=self.clock()))
 
     def upstream(self, source: str, day: date, stage: Stage, wanted_by: Stage) -> Any:
         """The ledger entry of an upstream stage, which must describe a good run. For the
-        days a job's step has ahead, whose upstream steps are over, the entries are read
-        once (one query for the step)."""
+        days the caller has ahead (a job's step, whose upstream steps are over; the runner's
+        days), the entries are read once, one query for them all; in the runner, what a stage
+        records afterwards replaces its entry there (`record`)."""
         ahead = self.days_ahead.get(source, ())
         entry = None
-        if self.pending is not None and day in ahead:
+        if day in ahead:
             key = (source, wanted_by)
             if key not in self._upstream:
                 stages = [s for s in Stage if list(Stage).index(s) < list(Stage).index(wanted_by)]

@@ -10,13 +10,15 @@ per-day artifacts): the ratio stages / naive is printed as the range over the tw
 the load average.
 
     .venv/bin/python bench/pipeline.py [--items 100000] [--years 3]
-    .venv/bin/python bench/pipeline.py --parallel-check [--items 32000] [--chunk-days 5]
+    .venv/bin/python bench/pipeline.py --parallel-check [--items 32000] [--chunk-days 5] \
+        [--rounds 3]
 
 `--parallel-check`: a CPU-bound job through the control plane (service.run, inline
 executor) — the hashing embed of a dense archive (--items chat messages over 30 days, a
 thirtieth of them each day, in steps of --chunk-days days) — with 1 step at a time, then
-with 2 (the second slot in a step process), each on a cleared embedding cache, beside the
-machine's load average; prints the speed-up.
+with 2 (the second slot in a step process), alternating --rounds times, each on a cleared
+embedding cache, beside the machine's load average; prints each job's step timeline (from
+its steps' rows) and the speed-up of the medians.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -243,7 +246,7 @@ def measure(items: int, years: int) -> dict[str, float]:
 def timeline(view) -> str:  # type: ignore[no-untyped-def]
     """Where a job's time went, from its steps' rows: the steps' own time (summed: what one
     slot would need), the first step's start and the last one's end from the job's."""
-    job, steps = view.job, view.steps
+    job, steps = view.job, [s.step for s in view.steps]
     began = [s.started_at for s in steps if s.started_at]
     ended = [s.finished_at for s in steps if s.finished_at]
     busy = sum((s.finished_at - s.started_at).total_seconds() for s in steps if s.finished_at)
@@ -254,11 +257,18 @@ def timeline(view) -> str:  # type: ignore[no-untyped-def]
     return (
         f"{len(steps)} steps: {busy:.2f} s of step time in {wall:.2f} s from the first step's"
         f" start to the last one's end (x{busy / wall:.2f} at once), slowest step"
-        f" {slowest:.2f} s; job start to first step {lead:.2f} s, last step to job end {tail:.2f} s"
+        f" {slowest:.2f} s; job start to first step {lead:.2f} s, last step to job end"
+        f" {tail:.2f} s; steps (start s, seconds): "
+        + ", ".join(
+            f"({(s.started_at - job.started_at).total_seconds():.1f},"
+            f" {(s.finished_at - s.started_at).total_seconds():.2f})"
+            for s in sorted(steps, key=lambda s: s.started_at)
+            if s.started_at and s.finished_at
+        )
     )
 
 
-def parallel_check(items: int, chunk_days: int) -> None:
+def parallel_check(items: int, chunk_days: int, rounds: int = 1) -> None:
     """Embed the same dense archive with 1, then 2 parallel steps; print both and the ratio."""
     import os
 
@@ -292,7 +302,7 @@ def parallel_check(items: int, chunk_days: int) -> None:
         )
         assert exported.job is not None and exported.job.job.status is JobStatus.succeeded
         timings = {}
-        for parallel in (1, 2):
+        for parallel in (1, 2) * rounds:  # alternating: the load falls on both alike
             with session_scope(ctx.engine) as session:
                 cache.clear(session)  # every run embeds every item
             options = service.PlanOptions(
@@ -310,8 +320,13 @@ def parallel_check(items: int, chunk_days: int) -> None:
                 f"   (load average {os.getloadavg()[0]:.1f})"
             )
             print("  " + timeline(outcome.job))
-    one, two = min(timings[1]), min(timings[2])
-    print(f"parallel 1 {one:.2f} s, parallel 2 {two:.2f} s: speed-up x{one / two:.2f}")
+    one, two = statistics.median(timings[1]), statistics.median(timings[2])
+    print(
+        f"parallel 1 median {one:.2f} s ({min(timings[1]):.2f}-{max(timings[1]):.2f}),"
+        f" parallel 2 median {two:.2f} s ({min(timings[2]):.2f}-{max(timings[2]):.2f}):"
+        f" speed-up x{one / two:.2f} (round by round:"
+        f" {', '.join(f'x{a / b:.2f}' for a, b in zip(timings[1], timings[2], strict=True))})"
+    )
 
 
 def main() -> None:
@@ -321,9 +336,12 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--parallel-check", action="store_true", help="see the docstring")
     parser.add_argument("--chunk-days", type=int, default=5, help="--parallel-check's step size")
+    parser.add_argument("--rounds", type=int, default=1, help="--parallel-check's runs of each")
     args = parser.parse_args()
     if args.parallel_check:
-        parallel_check(args.items if args.items != 100_000 else 32_000, args.chunk_days)
+        parallel_check(
+            args.items if args.items != 100_000 else 32_000, args.chunk_days, args.rounds
+        )
         return
     if args.child:
         print(json.dumps(measure(args.items, args.years)))

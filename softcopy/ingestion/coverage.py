@@ -732,10 +732,13 @@ def _fetch(conn: Any, statement: Any) -> list[Any]:
 
 
 CODE = hashlib.sha256(
-    Path(__file__).read_bytes() + repr(embed_input_digest.__code__.co_code).encode()
+    Path(__file__).read_bytes()
+    + repr(embed_input_digest.__code__.co_code).encode()
+    + repr([*map(str, Stage), *map(str, CellState), EMPTY_DIGEST]).encode()
 ).hexdigest()
-"""This module's code (and the embed digest's): a digest of a source's inputs includes it,
-so cells computed by changed code are never taken for those the old code persisted."""
+"""This module's code, the embed digest's, the stages' and states' names: a digest of a
+source's inputs includes it, so cells computed by changed code are never taken for those
+the old code persisted."""
 
 
 def _inputs_digest(

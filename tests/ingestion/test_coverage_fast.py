@@ -18,6 +18,7 @@ from softcopy.ingestion.coverage import Cell
 from softcopy.ingestion.models import (
     CellClaim,
     CoverageCell,
+    CoverageHead,
     CoverageSnapshot,
     IngestionJob,
     IngestionPlan,
@@ -309,3 +310,33 @@ def test_pruning_keeps_every_kept_snapshot_whole(
             for c in taken[snapshot_id]
         }
         assert rows(session) == len(needed)  # no row is kept that no snapshot has
+
+
+def test_a_source_of_changed_inputs_or_code_is_compared_row_by_row(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot takes a source's head rows as its cells only when they were computed
+    from the same inputs by the same code; otherwise it compares them row by row (writing
+    none when the cells are the same) and the head then names the new inputs."""
+    rng = random.Random(3)
+    with Session(engine) as session:
+        fill(session, rng, 30, a_job(session))
+
+        def now() -> list[Cell]:
+            return coverage.compute(session, sources=SOURCES, start=None, end=None, model=MODEL)
+
+        def heads() -> dict[str, str]:
+            return dict(session.execute(select(CoverageHead.source, CoverageHead.digest)).all())
+
+        first = now()
+        snapshot(session, first)
+        taken, written = heads(), rows(session)
+        monkeypatch.setattr(coverage, "CODE", "other code")
+        again = now()
+        assert again == first
+        assert again.inputs != first.inputs  # type: ignore[attr-defined]
+        made = snapshot(session, again)
+        assert rows(session) == written  # the same cells: no row written
+        assert heads() != taken and all(heads()[s].startswith(again.inputs[s]) for s in SOURCES)  # type: ignore[attr-defined]
+        assert coverage.snapshot_cells(session, made) == again
+        assert made.fingerprint == coverage.fingerprint(list(again))

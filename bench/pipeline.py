@@ -17,8 +17,9 @@ the load average.
 executor) — the hashing embed of a dense archive (--items chat messages over 30 days, a
 thirtieth of them each day, in steps of --chunk-days days) — with 1 step at a time, then
 with 2 (the second slot in a step process), alternating --rounds times, each on a cleared
-embedding cache, beside the machine's load average; prints each job's step timeline (from
-its steps' rows) and the speed-up of the medians.
+embedding cache, beside the machine's load average and what two processes get on it in
+the same run (`cpu_ceiling`: pure-Python work in 2 processes vs 1); prints each job's step
+timeline (from its steps' rows) and the speed-up of the medians.
 """
 
 from __future__ import annotations
@@ -268,6 +269,27 @@ def timeline(view) -> str:  # type: ignore[no-untyped-def]
     )
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def cpu_ceiling(n: int = 3_000_000) -> float:
+    """What two processes get on this machine now: the same pure-Python work (four pieces)
+    in 2 processes vs 1, as a speed-up; on two idle cores about x2."""
+    import multiprocessing
+
+    seconds = {}
+    for procs in (1, 2):
+        began = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            pool.map(_spin, [n] * 4)
+        seconds[procs] = time.perf_counter() - began
+    return seconds[1] / seconds[2]
+
+
 def parallel_check(items: int, chunk_days: int, rounds: int = 1) -> None:
     """Embed the same dense archive with 1, then 2 parallel steps; print both and the ratio."""
     import os
@@ -301,8 +323,12 @@ def parallel_check(items: int, chunk_days: int, rounds: int = 1) -> None:
             parallel=2,  # also starts the forkserver the step processes come from
         )
         assert exported.job is not None and exported.job.job.status is JobStatus.succeeded
-        timings = {}
+        timings: dict[int, list[float]] = {}
+        ceilings = []
         for parallel in (1, 2) * rounds:  # alternating: the load falls on both alike
+            if parallel == 1:
+                ceilings.append(cpu_ceiling())
+                print(f"machine: 2 processes of pure-Python work vs 1: x{ceilings[-1]:.2f}")
             with session_scope(ctx.engine) as session:
                 cache.clear(session)  # every run embeds every item
             options = service.PlanOptions(
@@ -312,7 +338,8 @@ def parallel_check(items: int, chunk_days: int, rounds: int = 1) -> None:
             outcome = service.run(ctx, options=options, parallel=parallel, chunk_days=chunk_days)
             seconds = time.perf_counter() - began
             assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
-            timings.setdefault(parallel, []).append(seconds)
+            timings.setdefault(parallel, [])
+            timings[parallel].append(seconds)
             print(
                 f"embed {items:,} items over {days} days (steps of {chunk_days} days),"
                 f" parallel {parallel}:"
@@ -325,7 +352,9 @@ def parallel_check(items: int, chunk_days: int, rounds: int = 1) -> None:
         f"parallel 1 median {one:.2f} s ({min(timings[1]):.2f}-{max(timings[1]):.2f}),"
         f" parallel 2 median {two:.2f} s ({min(timings[2]):.2f}-{max(timings[2]):.2f}):"
         f" speed-up x{one / two:.2f} (round by round:"
-        f" {', '.join(f'x{a / b:.2f}' for a, b in zip(timings[1], timings[2], strict=True))})"
+        f" {', '.join(f'x{a / b:.2f}' for a, b in zip(timings[1], timings[2], strict=True))});"
+        f" the machine's ceiling in the same run: x{statistics.median(ceilings):.2f}"
+        f" ({min(ceilings):.2f}-{max(ceilings):.2f})"
     )
 
 

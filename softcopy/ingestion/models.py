@@ -81,8 +81,10 @@ class CoverageCell(SQLModel, table=True):
 
 
 class CoverageHead(SQLModel, table=True):
-    """Per (lineage, source), a digest of its newest cell rows (those not ended): a snapshot
-    whose cells of the source digest the same writes none of them."""
+    """Per (lineage, source), what its newest cell rows (those not ended) were computed from:
+    `digest` is "key/fingerprint", the key a digest of the cells' inputs (day, ledger and
+    claim rows, missing artifacts, the model, the code) or of the cells themselves. A
+    snapshot whose source has the same key writes none of its cells."""
 
     __tablename__ = "coverage_head"
     lineage: str = Field(primary_key=True)

@@ -33,6 +33,7 @@ import contextlib
 import os
 import queue
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +55,7 @@ CELL_END = "application/vnd.softcopy.cell-end+json"  # the marker's MIME type, n
 # collector still runs on its own thresholds).
 CELLS_HELPER = """
 import gc
+import os
 import sys
 
 
@@ -64,29 +66,48 @@ def run(cells):
         shell.reset(new_session=True)
     finally:
         gc.collect = collect
-    for index, source in cells:
-        result = shell.run_cell(source, store_history=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        error = result.error_before_exec or result.error_in_exec
-        end = {"cell": index, "execution_count": result.execution_count, "ok": error is None}
-        shell.display_pub.publish({CELL_END: end})
-        if error is not None:
-            return
+    progress = os.open(PROGRESS, os.O_WRONLY)
+    try:
+        for index, source in cells:
+            if not run_one(shell, progress, index, source):
+                return
+    finally:
+        os.close(progress)
+
+
+def run_one(shell, progress, index, source):
+    os.pwrite(progress, b"%10d" % index, 0)  # outlives a kill, unlike a message on its way
+    result = shell.run_cell(source, store_history=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    error = result.error_before_exec or result.error_in_exec
+    end = {"cell": index, "execution_count": result.execution_count, "ok": error is None}
+    shell.display_pub.publish({CELL_END: end})
+    return error is None
 """
 # The helper as a module of the kernel's, made in a namespace of its own: no name is left
 # in the kernel's namespace.
+# It writes the index of the cell it starts to a progress file: a kernel killed by a cell
+# drops the IOPub messages it had not sent yet (the previous cell's end among them), and the
+# file still names the cell that killed it.
 _INSTALL_BODY = (
     "import sys, types\n"
     f"module = types.ModuleType({CELLS_MODULE!r})\n"
     f"module.get_ipython, module.CELL_END = get_ipython, {CELL_END!r}\n"
+    "module.PROGRESS = PROGRESS\n"
     f"exec(compile({CELLS_HELPER!r}, '<softcopy-cells>', 'exec'), module.__dict__)\n"
     "sys.modules[module.__name__] = module\n"
 )
-INSTALL = (
-    f"exec(compile({_INSTALL_BODY!r}, '<softcopy-install>', 'exec'),"
-    " {'get_ipython': get_ipython})"
-)
+
+
+def install(progress: Path) -> str:
+    """The code that installs the helper in a kernel, writing its progress to `progress`."""
+    return (
+        f"exec(compile({_INSTALL_BODY!r}, '<softcopy-install>', 'exec'),"
+        f" {{'get_ipython': get_ipython, 'PROGRESS': {str(progress)!r}}})"
+    )
+
+
 LIVENESS_SECONDS = 1.0  # a wait for the kernel's output this long checks that it lives
 
 
@@ -110,6 +131,7 @@ class WarmKernel:
         self.language_info: dict[str, Any] = {}
         self.starts = 0  # how many kernels this has started (tests and benchmarks read it)
         self._log: BinaryIO | None = None
+        self.progress: Path | None = None  # the kernel writes the index of its running cell
 
     @property
     def pid(self) -> int | None:
@@ -135,6 +157,9 @@ class WarmKernel:
         if km is not None:
             with contextlib.suppress(RuntimeError):  # it may be gone already
                 run_sync(km.shutdown_kernel)(now=now)
+        if self.progress is not None:
+            self.progress.unlink(missing_ok=True)
+            self.progress = None
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -164,7 +189,12 @@ class WarmKernel:
             self.shutdown(now=True)
             raise
         self.language_info = reply["content"].get("language_info", {})
-        kc.execute(INSTALL, silent=True, store_history=False)  # ahead of any notebook's cells
+        # beside the kernel's log when it has one (a killed worker leaves it there, not in /tmp)
+        folder = self.log_path.parent if self.log_path is not None else None
+        handle, name = tempfile.mkstemp(prefix="softcopy-cells-", suffix=".txt", dir=folder)
+        os.close(handle)
+        self.progress = Path(name)
+        kc.execute(install(self.progress), silent=True, store_history=False)  # ahead of cells
         self.starts += 1
 
 
@@ -203,6 +233,8 @@ class _Cells:
         self.failed = False
 
     def run(self) -> None:
+        if self.warm.progress is not None:
+            self.warm.progress.write_bytes(b"")  # nothing from an earlier notebook
         if self.code:
             cells = [(i, self.nb.cells[i].source) for i in self.code]
             msg_id = self.warm.kc.execute(
@@ -245,6 +277,16 @@ class _Cells:
             reply = await kc.get_shell_msg(timeout=self.timeout)
             if reply["parent_header"].get("msg_id") == msg_id:
                 return
+
+    def died_in(self, progress: Path | None) -> None:
+        """After the kernel died: the cells its progress file says it completed before the
+        one it was running count as completed (their end markers were lost with it)."""
+        try:
+            running = int(progress.read_bytes()) if progress is not None else None
+        except (OSError, ValueError):  # no cell started
+            running = None
+        while self.current is not None and running is not None and self.current < running:
+            self._end({"cell": self.current, "execution_count": None, "ok": True})
 
     def _start_until(self, index: int) -> None:
         """Start and complete the cells before `index` that do not run (markdown, empty)."""
@@ -333,6 +375,7 @@ class SoftcopyEngine(Engine):
             nb_man.nb.metadata["language_info"] = warm.language_info
             return nb_man.nb
         except DeadKernelError:
+            cells.died_in(warm.progress)
             warm.shutdown(now=True)  # the next notebook starts a fresh kernel
             mark_dead_kernel(nb_man.nb)  # papermill then raises it like any failed cell
             return nb_man.nb

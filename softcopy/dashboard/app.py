@@ -198,6 +198,12 @@ class Dashboard(widgets.VBox):
         return [name for name in TABS if name in self._panels]
 
     def _panel(self, name: str) -> Any:
+        # a built panel without the lock: a panel's poller thread asks for one (the jobs
+        # panel's 'finished' wants Coverage) while holding its own lock, which the thread
+        # building another panel under this lock may be waiting for
+        built = self._panels.get(name)
+        if built is not None:
+            return built
         with self._lock:
             if name in self._panels:
                 return self._panels[name]

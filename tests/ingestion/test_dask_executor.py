@@ -250,12 +250,13 @@ def test_sigkill_the_coordinator_then_resume_elsewhere_fences_its_tasks(
     job_id = queue(dask_ctx)
     day_log = tmp_path / "days"
     env = os.environ | {"SOFTCOPY_LEASE_TIMEOUT": "2"}
-    coordinator = subprocess.Popen(
-        [sys.executable, "-c", COORDINATOR, str(job_id), str(day_log)],
-        cwd=Path(__file__).parents[2],  # where `tests` imports from
-        env=env,
-        stderr=(tmp_path / "coordinator.err").open("w"),
-    )
+    with (tmp_path / "coordinator.err").open("w") as err:  # the child keeps its own copy
+        coordinator = subprocess.Popen(
+            [sys.executable, "-c", COORDINATOR, str(job_id), str(day_log)],
+            cwd=Path(__file__).parents[2],  # where `tests` imports from
+            env=env,
+            stderr=err,
+        )
 
     def two_days() -> bool:
         assert coordinator.poll() is None, (tmp_path / "coordinator.err").read_text()

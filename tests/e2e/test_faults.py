@@ -389,7 +389,11 @@ def test_a_sigkilled_worker_is_interrupted_once_its_lease_is_stale(
     home = tmp_path / "home"
     build_demo(home, days=DAYS, today=DEMO_TODAY)
     env = {"SOFTCOPY_HOME": str(home), "SOFTCOPY_DATABASE_URL": database_url}
-    started = softcopy("ingestion", "run", *BACKFILL_ARGS, "--detach", "--json", env=env)
+    # steps of one day: each commits on its own, so the kill lands mid-job (with a week's
+    # steps a group commit wrote most checkpoints at once, and the rest could finish
+    # before the kill arrived)
+    args = (*BACKFILL_ARGS, "--chunk-days", "1", "--detach", "--json")
+    started = softcopy("ingestion", "run", *args, env=env)
     assert started.returncode == 0, started.stderr
     detached = json.loads(started.stdout)
     job_id, pid = detached["job"]["job"]["id"], detached["worker_pid"]
@@ -406,8 +410,8 @@ def test_a_sigkilled_worker_is_interrupted_once_its_lease_is_stale(
     killed_at = checkpoints(database_url, job_id)
     ctx.clock = lambda: utcnow() + timedelta(seconds=ctx.settings.lease_timeout + 1)
     view = service.show_job(ctx, job_id=job_id)  # a read, past the lease: expiry applies
-    assert view.job.status is JobStatus.interrupted, view.job
     assert killed_at < view.job.cells_total, "the worker finished before the kill"
+    assert view.job.status is JobStatus.interrupted, view.job
     assert job_view(job_id, env)["status"] == "interrupted"  # persisted, for every face
     resume_and_verify(job_id, env, home, reference)
 

@@ -33,12 +33,12 @@ from softcopy.cli.ingestion_options import (
     plan_options,
     sourced,
 )
-from softcopy.cli.job_render import plural
 from softcopy.errors import UserError
 from softcopy.ingestion import service
 from softcopy.ingestion.models import ReconciliationFinding
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
 from softcopy.ingestion.states import CellState, FindingKind, PlanMode, Stage
+from softcopy.views.timeline import plural
 
 PROBLEM_LINES = 10  # coverage prints this many source problems, then "and N more"
 

@@ -8,21 +8,7 @@ from softcopy.cli.common import console
 from softcopy.ingestion import leases
 from softcopy.ingestion.service import JobView, ResumeCheck
 from softcopy.ingestion.states import JobStatus, Stage
-
-
-def plural(n: int, word: str) -> str:
-    """'1 cell', '2 cells', '1,821 rows'."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
-def duration(seconds: float) -> str:
-    """'42s', '3m 05s', '2h 07m'."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+from softcopy.views.timeline import duration, plural
 
 
 def next_command(view: JobView, resume: ResumeCheck | None = None) -> str | None:

@@ -30,7 +30,6 @@ import argparse
 import json
 import random
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -226,52 +225,6 @@ def generate(home: Path, archive: str, years: int, large_commits: int) -> dict[s
 # --- the naive pass ---------------------------------------------------------------------
 
 
-def naive_items(settings) -> list:  # type: ignore[no-untyped-def]
-    """Every item of every configured source, read in one pass per source by the kinds'
-    own parsers: one `git log` of all refs, one split of each mbox, each note file once."""
-    from softcopy.errors import BadRecord
-    from softcopy.memory.sources import git, mbox, open_source
-
-    items = []
-    for config in settings.sources.values():
-        source = open_source(config, settings.timezone)
-        if isinstance(source, git.GitSource):
-            out = source._git("log", git._FORMAT, *git._ALL_REFS, "--")
-            items += [got for _, got in source._records(out.stdout)]
-        elif isinstance(source, mbox.MboxSource):
-            for _unit, file in source._files():
-                for n, (_, _, raw) in enumerate(mbox._messages(file), 1):
-                    items.append(
-                        mbox._read_message(file, f"message {n}", raw, source.name, source.tz)
-                    )
-        else:
-            for unit, _ in source.units():
-                items += list(source.load(unit, [unit]))
-    return [item for item in items if not isinstance(item, BadRecord)]
-
-
-def naive_pass(settings, folder: Path) -> tuple[int, float]:  # type: ignore[no-untyped-def]
-    """Parse everything, hash-embed, insert into FTS5 in one transaction; (items, seconds)."""
-    from softcopy.memory.embedders import HashingEmbedder
-
-    began = time.perf_counter()
-    items = naive_items(settings)
-    vectors = HashingEmbedder().embed([f"{i.title}\n{i.text}" for i in items])
-    conn = sqlite3.connect(folder / "naive.sqlite")
-    with conn:
-        conn.execute("CREATE VIRTUAL TABLE docs USING fts5(item_id, title, text)")
-        conn.execute("CREATE TABLE vec (item_id TEXT PRIMARY KEY, v BLOB)")
-        conn.executemany(
-            "INSERT INTO docs VALUES (?, ?, ?)", [(i.item_id, i.title, i.text) for i in items]
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO vec VALUES (?, ?)",
-            [(i.item_id, v.tobytes()) for i, v in zip(items, vectors, strict=True)],
-        )
-    conn.close()
-    return len(items), time.perf_counter() - began
-
-
 # --- one archive, in a child process ----------------------------------------------------
 
 
@@ -338,6 +291,8 @@ def measure(  # type: ignore[type-arg]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         first = runs[EXECUTORS[0]][0]
         settings = load_settings(made_home, env={"SOFTCOPY_TIMEZONE": "UTC"})
+        from naive import naive_pass  # bench/naive.py, beside this script
+
         naive_n, naive_s = naive_pass(settings, Path(tmp))
         figures = {
             "archive": archive,

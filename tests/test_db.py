@@ -84,6 +84,33 @@ def test_a_database_made_by_the_first_migration_upgrades_with_its_rows(database_
         assert entry is not None and entry.items == 3 and entry.output_digest == "out"
 
 
+def test_the_head_read_from_the_scripts_text_is_alembics_head(database_url: str) -> None:
+    """get_engine decides 'already at head' without importing alembic: the head it reads
+    from the scripts' text is the one alembic computes, and a schema below it still
+    upgrades (the previous test); at head, a new process's check imports no alembic."""
+    import subprocess
+    import sys
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from softcopy.db import _at_head, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", "softcopy:migrations")
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    engine = get_engine(database_url)
+    assert _at_head(engine)
+    probe = (
+        "import sys; from softcopy.db import get_engine; get_engine(sys.argv[1]); "
+        "print('alembic' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe, database_url], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "False"
+
+
 def test_migrations_match_the_models(database_url: str) -> None:
     """Every table change ships as a migration: the migrated schema equals the models."""
     from alembic.autogenerate import compare_metadata

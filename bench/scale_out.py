@@ -67,7 +67,7 @@ def pg_schema(pg: str) -> Iterator[str]:
 # --- 1. the same job on inline and on dask ----------------------------------------------------
 
 
-def make_archive(root: Path, archive: str, items: int) -> tuple[Path, date, date]:
+def make_archive(root: Path, archive: str, items: int, years: int) -> tuple[Path, date, date]:
     """Sources of one archive under `root` (kept between runs); its day range."""
     sources = root / f"sources-{archive}"
     if archive == "dense":
@@ -77,7 +77,7 @@ def make_archive(root: Path, archive: str, items: int) -> tuple[Path, date, date
         return sources, date(2025, 11, 1), date(2026, 10, 31)
     import real_shape
 
-    real_shape.generate(sources, "history", 4, 0)
+    real_shape.generate(sources, "history", years, 0)
     return sources, date(1990, 1, 1), real_shape.END
 
 
@@ -120,7 +120,9 @@ def run_job(  # type: ignore[type-arg]
     return {"seconds": seconds, "cells": outcome.plan.cells, "steps": len(outcome.job.steps)}
 
 
-def jobs_bench(pg: str, archives: list[str], items: int, parallel: int, chunk_days: int) -> None:
+def jobs_bench(
+    pg: str, archives: list[str], items: int, years: int, parallel: int, chunk_days: int
+) -> None:
     import distributed
 
     from softcopy.ingestion import dask_executor
@@ -129,11 +131,11 @@ def jobs_bench(pg: str, archives: list[str], items: int, parallel: int, chunk_da
         f"\n## the same export+embed job: inline vs dask "
         f"(parallel = {parallel}, steps of {chunk_days} days)"
     )
-    print(f"{'archive':<9}{'cells':>7}{'steps':>7}{'run':<22}{'seconds':>9}{'ms/cell':>9}")
+    print(f"{'archive':<9}{'cells':>7}{'steps':>7}  {'run':<20}{'seconds':>9}{'ms/cell':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for archive in archives:
-            sources, first, last = make_archive(root, archive, items)
+            sources, first, last = make_archive(root, archive, items, years)
             env = {"SOFTCOPY_PARALLEL": str(parallel)}
             rows: dict[str, dict] = {}  # type: ignore[type-arg]
             with pg_schema(pg) as url:
@@ -161,7 +163,7 @@ def jobs_bench(pg: str, archives: list[str], items: int, parallel: int, chunk_da
                     dask_executor.close_clients()
             for name, row in rows.items():
                 print(
-                    f"{archive:<9}{row['cells']:>7}{row['steps']:>7}{name:<22}"
+                    f"{archive:<9}{row['cells']:>7}{row['steps']:>7}  {name:<20}"
                     f"{row['seconds']:>9.2f}{row['seconds'] / row['cells'] * 1000:>9.2f}"
                 )
             one, two = rows["dask, 1 worker"], rows["dask, 2 worker"]
@@ -387,6 +389,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=["jobs", "pg", "dask", "s3"])
     parser.add_argument("--archives", nargs="*", default=["dense", "history"])
     parser.add_argument("--items", type=int, default=40_000)
+    parser.add_argument(
+        "--years", type=int, default=16, help="length of the real-shaped history (16: the real one)"
+    )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--chunk-days", type=int, default=30)
     parser.add_argument("--writers", nargs="*", type=int, default=[1, 2, 4, 8, 16])
@@ -394,7 +399,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     if "jobs" in args.only:
-        jobs_bench(args.pg, args.archives, args.items, args.parallel, args.chunk_days)
+        jobs_bench(args.pg, args.archives, args.items, args.years, args.parallel, args.chunk_days)
     if "pg" in args.only:
         pg_bench(args.pg, args.writers)
     if "dask" in args.only:

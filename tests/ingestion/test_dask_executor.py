@@ -347,3 +347,24 @@ def test_no_scheduler_set_is_refused_naming_the_setting(tmp_path: Path) -> None:
     ctx = service.Context(settings=settings, engine=get_engine(settings.database_url))
     with pytest.raises(Exception, match="set dask_scheduler = 'tcp://host:8786'"):
         service.enqueue(ctx, options=BACKFILL, executor="dask")
+
+
+def test_a_task_asks_the_stop_event_at_most_every_poll_and_stays_stopped() -> None:
+    now = [0.0]
+    asked: list[float] = []
+    stopped = [False]
+
+    def is_set() -> bool:
+        asked.append(now[0])
+        return stopped[0]
+
+    check = dask_executor._at_most_every(0.25, is_set, clock=lambda: now[0])
+    assert check() is False and asked == [0.0]  # the first day asks
+    now[0] = 0.1
+    assert check() is False and asked == [0.0]  # a day later, within the period: no round trip
+    now[0] = 0.3
+    stopped[0] = True
+    assert check() is True and asked == [0.0, 0.3]
+    stopped[0] = False  # an Event is never cleared by the coordinator; the answer is kept
+    now[0] = 5.0
+    assert check() is True and asked == [0.0, 0.3]

@@ -7,7 +7,6 @@ from collections import defaultdict
 from datetime import date, datetime
 
 from sqlalchemy import Insert, Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from softcopy import limits
@@ -315,9 +314,14 @@ def held_cells(session: Session, sources: list[str]) -> dict[tuple[str, date, St
 
 
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite or PostgreSQL)."""
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite or PostgreSQL;
+    each dialect's module is imported when used: a SQLite home never loads PostgreSQL's)."""
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table).on_conflict_do_nothing()
 
 

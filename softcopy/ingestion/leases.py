@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psutil
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -43,6 +42,8 @@ class WorkerIdentity:
 
 
 def this_worker() -> WorkerIdentity:
+    import psutil  # here and below: a process that only reads leases (the dashboard) needs none
+
     return WorkerIdentity(socket.gethostname(), os.getpid(), psutil.Process().create_time())
 
 
@@ -123,6 +124,8 @@ def worker_is_gone(job: IngestionJob) -> bool:
     or the process with its pid started at another time (the pid was reused)."""
     if job.worker_pid is None or job.worker_host != socket.gethostname():
         return False
+    import psutil
+
     try:
         process = psutil.Process(job.worker_pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -142,6 +145,8 @@ def is_the_worker(job: IngestionJob) -> bool:
         return False
     if job.worker_host != socket.gethostname():
         return False
+    import psutil
+
     try:
         started = psutil.Process(job.worker_pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):

@@ -19,7 +19,6 @@ from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import scan
 from softcopy.memory.artifacts import artifacts, export_key, stage_key
-from softcopy.memory.indexes import open_index
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.sources import open_source
 from softcopy.memory.tables import LedgerEntry, SourceDay, SourceItem
@@ -122,6 +121,8 @@ def _source_findings(
             select(SourceDay).where(SourceDay.source == source, *within(SourceDay.day, start, end))
         )
     }
+    from softcopy.memory.indexes import open_index  # numpy: not for reading findings
+
     indexed = {
         day: value
         for (_, day), value in open_index(settings).day_digests(source).items()

@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlmodel import Session
 
 from softcopy.errors import StageFailed, StorageFault
@@ -41,6 +40,7 @@ from softcopy.memory.stages import Stage
 from softcopy.memory.tables import LedgerEntry
 
 if TYPE_CHECKING:
+    import numpy as np
     from fsspec import AbstractFileSystem
 
     from softcopy.config import Settings
@@ -313,10 +313,14 @@ def read_checked(settings: Settings, entry: LedgerEntry, wanted_by: Stage) -> by
 
 
 def vectors_to_bytes(matrix: np.ndarray) -> bytes:
+    import numpy as np  # here: reading coverage (the dashboard's first paint) needs none
+
     buffer = io.BytesIO()
     np.save(buffer, matrix.astype(np.float32), allow_pickle=False)
     return buffer.getvalue()
 
 
 def vectors_from_bytes(data: bytes) -> np.ndarray:
+    import numpy as np
+
     return np.load(io.BytesIO(data), allow_pickle=False)

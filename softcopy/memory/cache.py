@@ -8,9 +8,9 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from softcopy.memory.ledger import dialect_insert
 from softcopy.memory.tables import EmbeddingCacheEntry as Entry
 
 BATCH = 500
@@ -78,9 +78,8 @@ def store_rows(session: Session, rows: list[dict[str, object]]) -> None:
     """Insert `row`s, or mark the vector used where (model, hash) is there already (another
     step may have stored it meanwhile: the vector is the same)."""
     table = Entry.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     for start in range(0, len(rows), BATCH):
-        statement = dialect.insert(table)
+        statement = dialect_insert(session, table)
         statement = statement.on_conflict_do_update(
             index_elements=["model", "content_hash"],
             set_={"used_at": statement.excluded.used_at},

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, Row
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from softcopy.memory import scan
@@ -75,6 +74,18 @@ def row(result: StageResult, *, done_by: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def dialect_insert(session: Session, table: Any) -> Insert:
+    """The session's dialect's INSERT (it has ON CONFLICT), its module imported when used: a
+    SQLite home never loads PostgreSQL's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write many `row`s in one statement batch, each replacing its (source, day, stage)
     entry: what `record` does for one, without reading the entries first (a job's group
@@ -82,8 +93,7 @@ def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     table = LedgerEntry.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    statement: Insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    statement: Insert = dialect_insert(session, table)
     keys = [c.name for c in table.primary_key.columns]
     statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
         index_elements=keys,

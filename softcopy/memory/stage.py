@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -17,10 +17,12 @@ from softcopy.db import utcnow
 from softcopy.errors import BadRecord, StageFailed
 from softcopy.memory import ledger, scan
 from softcopy.memory.artifacts import export_key, vectors_key
-from softcopy.memory.embedders import Embedder, get_embedder
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.sources import Source, open_source
 from softcopy.memory.stages import Stage
+
+if TYPE_CHECKING:
+    from softcopy.memory.embedders import Embedder
 
 
 @dataclass
@@ -93,6 +95,8 @@ class StageContext:
 
     @property
     def embedder(self) -> Embedder:
+        from softcopy.memory.embedders import get_embedder  # numpy: imported when a stage runs
+
         return self.embedder_override or get_embedder(self.settings.embedder)
 
     def record(self, result: StageResult) -> None:

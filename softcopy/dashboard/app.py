@@ -123,8 +123,9 @@ class Dashboard(widgets.VBox):
         try:
             from softcopy.ingestion import service
 
+            open_context = service.open_context  # imports what opening a home needs, no more
             self.timings["imports"] = time.perf_counter() - self._began
-            self._open(service.open_context(Path(home) if home is not None else None))
+            self._open(open_context(Path(home) if home is not None else None))
         except Exception as error:  # shown in the page, never a silent blank
             from softcopy.dashboard.base import describe
             from softcopy.errors import SoftcopyError

@@ -1,5 +1,9 @@
 """What every service call needs (settings, the database, a clock) and the small helpers
-the use cases share."""
+the use cases share.
+
+The helpers import what they call (the job table's code, the sources, the artifacts) when
+called: opening a context and reading a coverage snapshot (the dashboard's first paint)
+loads neither numpy nor psutil nor the runtime."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -17,17 +21,13 @@ from sqlmodel import Session
 
 from softcopy.config import Settings, load_settings
 from softcopy.db import get_engine, session_scope, utcnow
-from softcopy.ingestion import jobs, runtime
-from softcopy.ingestion.coverage import Presence
 from softcopy.ingestion.models import (
     IngestionJob,
     IngestionPlan,
 )
-from softcopy.memory import artifacts, scan
-from softcopy.memory.embedders import get_embedder
-from softcopy.memory.sources import open_source
 
-Progress = runtime.Progress
+if TYPE_CHECKING:
+    from softcopy.ingestion.coverage import Presence
 
 
 @dataclass
@@ -64,11 +64,16 @@ def newest(
 
 def expire_leases(ctx: Context) -> list[int]:
     """End jobs whose worker is gone, in a transaction of its own (see jobs.expire_leases)."""
+    from softcopy.ingestion import jobs
+
     with session_scope(ctx.engine) as session:
         return jobs.expire_leases(session, now=ctx.clock(), timeout=ctx.settings.lease_timeout)
 
 
 def refresh_sources(ctx: Context, session: Session, names: list[str]) -> None:
+    from softcopy.memory import scan
+    from softcopy.memory.sources import open_source
+
     for name in names:
         scan.refresh(session, open_source(ctx.settings.source(name), ctx.settings.timezone))
 
@@ -79,8 +84,12 @@ def source_names(ctx: Context, sources: list[str] | None) -> list[str]:
 
 def artifact_presence(ctx: Context) -> Presence:
     """How coverage tells which current cells' artifacts are still in place."""
+    from softcopy.memory import artifacts
+
     return partial(artifacts.present_days, ctx.settings)
 
 
 def embed_model(ctx: Context) -> str:
+    from softcopy.memory.embedders import get_embedder
+
     return get_embedder(ctx.settings.embedder).name

@@ -30,9 +30,9 @@ from softcopy.ingestion.models import (
     IngestionPlan,
     Verification,
 )
+from softcopy.ingestion.runtime import Progress
 from softcopy.ingestion.service.context import (
     Context,
-    Progress,
     artifact_presence,
     embed_model,
     expire_leases,

@@ -243,6 +243,25 @@ def test_the_shortlist_over_many_vectors_finds_what_exact_search_finds(
     assert min(overlap) >= 0.8 and np.mean(overlap) >= 0.95, overlap
 
 
+def test_the_vector_sides_products_are_the_matrix_products() -> None:
+    """index.matvec (numpy's own loop, not BLAS's threads) is `@`, for the layouts the
+    vector side gives it: whole rows, picked rows, and the basis transposed."""
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(3000, 96)).astype(np.float32)
+    basis = rng.normal(size=(96, 16)).astype(np.float32)
+    vector = rng.normal(size=96).astype(np.float32)
+    picked = matrix[rng.integers(0, 3000, 500)]
+    for m, v in (
+        (matrix, vector),
+        (picked, vector),
+        (basis.T, vector),
+        (matrix @ basis, basis.T @ vector),
+    ):
+        got = index.matvec(m, v)
+        assert got.dtype == np.float32 and got.shape == (len(m),)
+        np.testing.assert_allclose(got, m @ v, rtol=1e-5, atol=1e-4)
+
+
 def test_a_large_index_leaves_words_most_items_hold_out_of_the_text_side(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -365,6 +365,22 @@ def s3_bench(options: dict[str, Any], size: int = 8_000, puts: int = 300, thread
                     list(pool.map(write, [f"k{n}/{what[0]}/{i}.jsonl" for i in range(puts)]))
                 rate = puts / (time.perf_counter() - began)
                 print(f"{n:>3} at once: {rate:>7,.0f} {what}/s")
+    # which of an artifact write's five requests binds: each alone, 1 and `threads` at once
+    print("the requests of one artifact write, each alone:")
+    requests = {
+        "PUT": lambda key: fs.pipe_file(f"{bucket}/r/{key}", body),
+        "HEAD": lambda key: fs.info(f"{bucket}/r/{key}"),
+        "COPY": lambda key: fs.copy(f"{bucket}/r/{key}", f"{bucket}/r/{key}.copy"),
+        "DELETE": lambda key: fs.rm_file(f"{bucket}/r/{key}.copy"),
+    }
+    for what, request in requests.items():
+        rates = []
+        for n in (1, threads):
+            began = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(request, [f"{n}-{i}" for i in range(puts)]))
+            rates.append(f"{puts / (time.perf_counter() - began):>6,.0f}/s with {n}")
+        print(f"  {what:<7}" + ", ".join(rates))
     fs.rm(bucket, recursive=True)
 
 

@@ -27,6 +27,7 @@ def firefox(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")  # keep what follows in the -wal, as a browser does
+    db.execute("PRAGMA locking_mode=EXCLUSIVE")  # Firefox's: no other reader while it runs
     db.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT, title TEXT)")
     db.execute(
         "CREATE TABLE moz_historyvisits (id INTEGER PRIMARY KEY, from_visit INTEGER,"
@@ -70,8 +71,11 @@ def read(src: BrowserSource) -> Iterator[MemoryItem]:
 
 def test_firefox_visits_from_a_snapshot_including_the_wal(tmp_path: Path) -> None:
     path = tmp_path / "places.sqlite"
-    with closing(firefox(path)):  # still open, as the browser keeps it
+    with closing(firefox(path)):  # still open and locked, as the browser keeps it
         assert (tmp_path / "places.sqlite-wal").stat().st_size > 0
+        live = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0)
+        with closing(live), pytest.raises(sqlite3.OperationalError, match="locked"):
+            live.execute("SELECT count(*) FROM moz_historyvisits")  # the live file: no
         src = BrowserSource(name="web", path=tmp_path, tz=TZ, options={})
         scan = src.scan_unit("places.sqlite")
         items = sorted(read(src), key=lambda i: i.ts)

@@ -41,6 +41,9 @@ class Kit:
     grow: Callable[[Path], None]  # one new item on March 3, one item edited
     spoil: Callable[[Path], None] | None  # a bad record whose day is March 2
     undate: Callable[[Path], None]  # a bad record whose day cannot be told
+    # how messages name them: the file and the place in it, as the format says it
+    spoiled_at: str
+    undated_at: str
 
 
 # --- slack ------------------------------------------------------------------------------
@@ -79,6 +82,8 @@ SLACK = Kit(
     slack_grow,
     lambda p: slack_edit(p, "general/2024-03-02.json", lambda m: m.append(slack_msg(2, "clash"))),
     lambda p: slack_edit(p, "general/2024-03-02.json", lambda m: m.append({"text": "when?"})),
+    "general/2024-03-02.json:[1]: the id",
+    "general/2024-03-02.json:[1]: no ts",
 )
 
 
@@ -123,6 +128,8 @@ TELEGRAM = Kit(
         ),
     ),
     lambda p: tg_edit(p, lambda m: m.append({"id": 9, "type": "message", "text": "no date"})),
+    "result.json:chats.list[0].messages[3]: no message id",
+    "result.json:chats.list[0].messages[3]: no date",
 )
 
 
@@ -167,6 +174,8 @@ CHATGPT = Kit(
         p,
         lambda d: d.append(gpt.conversation("c9", None, gpt.node("x", None, "user", ["?"], None))),
     ),
+    "conversations.json:[2].mapping.c2-0: the id",
+    "conversations.json:[2].mapping.x: no create_time",
 )
 
 
@@ -200,6 +209,8 @@ MAILDIR = Kit(
     maildir_grow,
     None,  # every bad message of a Maildir is undated: its Date is what is missing
     lambda box: (box / "new" / "x.M9.host").write_bytes(b"From: a@example.com\n\nno date\n"),
+    "",
+    "Mail/new/x.M9.host: no Date header",
 )
 
 
@@ -254,6 +265,8 @@ BROWSER = Kit(
     ),
     lambda p: places(p, [(5, "https://c.example/", "second day, other title", us(2))]),
     lambda p: places(p, [(6, "https://e.example/", "no time", None)]),
+    "places.sqlite:moz_historyvisits id 5: the id",
+    "places.sqlite:moz_historyvisits id 6: no visit time",
 )
 
 KITS = {
@@ -341,7 +354,8 @@ def test_a_bad_record_fails_its_day_strictly_and_is_skipped_when_asked(
     spoil(path)
     outcome = backfill(ctx, kind)
     assert outcome.job is not None and outcome.job.job.status is JobStatus.failed
-    assert "2024-03-02" in (outcome.job.job.error or "")
+    error = outcome.job.job.error or ""
+    assert "2024-03-02" in error and f"/{KITS[kind].spoiled_at}" in error, error
     summary = run_stages(
         settings=ctx.settings,
         engine=ctx.engine,
@@ -361,6 +375,8 @@ def test_an_undated_record_fails_no_day_and_is_a_source_problem(home: Path, kind
     ran_ok(backfill(ctx, kind))
     report = service.coverage(ctx, sources=[kind])
     assert [(p.source, p.day, p.repaired) for p in report.problems] == [(kind, None, False)]
+    (problem,) = report.problems
+    assert f"/{KITS[kind].undated_at}" in f"{problem.location}: {problem.reason}"
     strict = run_stages(
         settings=ctx.settings,
         engine=ctx.engine,

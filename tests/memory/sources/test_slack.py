@@ -181,6 +181,22 @@ def test_ids_and_stamps_survive_a_rescan_and_an_edit(tmp_path: Path) -> None:
     assert all(dict(src.units())[u] != s for u, s in after.items())
 
 
+def test_a_new_export_zip_rereads_only_the_days_that_changed(tmp_path: Path) -> None:
+    """Each export is a new zip (new mtime and offsets): a day's stamp is its member's
+    CRC and size, so an incremental scan re-reads only the days whose JSON changed."""
+    folder = write_export(tmp_path / "export")
+    src = source(zip_of(folder, tmp_path / "export.zip"))
+    before = dict(src.units())
+    messages = [*DAY2, {"type": "message", "user": "U1", "text": "new", "ts": ts("2024-03-02", 10)}]
+    (folder / "random/2024-03-02.json").write_text(json.dumps(messages))
+    (folder / "random/2024-03-03.json").write_text(json.dumps(DAY2))
+    (tmp_path / "export.zip").unlink()
+    after = dict(source(zip_of(folder, tmp_path / "export.zip")).units())
+    assert after["general/2024-03-01.json"] == before["general/2024-03-01.json"]
+    assert after["random/2024-03-02.json"] != before["random/2024-03-02.json"]
+    assert set(after) - set(before) == {"random/2024-03-03.json"}
+
+
 def test_bad_input_names_file_and_place(tmp_path: Path) -> None:
     days = {
         "general/2024-03-01.json": [

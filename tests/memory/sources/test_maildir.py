@@ -107,6 +107,20 @@ def test_date_falls_back_to_the_delivery_time_in_the_name(tmp_path: Path) -> Non
     assert "no Date header, and no date in Received headers" in str(bad)
 
 
+def test_the_day_is_the_configured_timezones(tmp_path: Path) -> None:
+    """A Date header's instant and a delivery time (Unix seconds, UTC) both fall on their
+    calendar day in the configured timezone: 23:30 UTC is the next day in Berlin."""
+    root = maildir(tmp_path / "mail")
+    late = PLAIN.replace(b"Fri, 01 Mar 2024 10:00:00 +0000", b"Fri, 01 Mar 2024 18:30:00 -0500")
+    (root / "cur" / "1709287200.M1P1.host:2,S").write_bytes(late)
+    (root / "new" / "1709335800.M2P2.host").write_bytes(NOTHING)
+    got = read(MaildirSource(name="mail", path=root, tz=ZoneInfo("Europe/Berlin"), options={}))
+    header, delivered = got["1709287200.M1P1.host"], got["1709335800.M2P2.host"]
+    assert isinstance(header, MemoryItem) and isinstance(delivered, MemoryItem)
+    assert header.ts == delivered.ts == datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
+    assert header.day == delivered.day == date(2024, 3, 2)
+
+
 def test_a_vanished_message_and_a_missing_folder(tmp_path: Path) -> None:
     root = tree(tmp_path)
     src = source(root)

@@ -1,21 +1,25 @@
 """Where a step's days run. `inline` runs the stage functions in the worker process;
 the notebook executors (papermill, a warm kernel) run the same `runtime.run_step_days`
 inside a kernel. They are found by name in the `softcopy.executors` registry
-(softcopy.registry, filled from entry points as papermill fills its engines)."""
+(softcopy.registry, filled from entry points as papermill fills its engines).
+
+Naming executors (`executor_names`, `DEFAULT_EXECUTOR`: the dashboard's Plan tab, built
+right after the first paint) imports no stage code: the runtime and the stage functions
+(numpy, the embedders) are imported when an inline step runs, and `run_stage` and
+`run_step_days`, still importable from here, on first use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from softcopy.config import Settings
 from softcopy.errors import UnknownExecutor
-from softcopy.ingestion.runtime import run_step_days
 
 # the step protocol, re-exported: callers that register or wrap an executor use these
 from softcopy.ingestion.steps import StageRunner as StageRunner
 from softcopy.ingestion.steps import StepExecutor as StepExecutor
 from softcopy.ingestion.steps import StepTicket as StepTicket
-from softcopy.memory.pipeline import run_stage
 from softcopy.registry import EXECUTORS
 
 # What the faces (CLI, API, dashboard) run jobs with: a warm kernel per job that keeps an
@@ -32,10 +36,14 @@ class InlineExecutor:
     # further slot a step process of its own to run them in (scheduler.ProcessSlot)
     in_process = True
 
-    def __init__(self, stage_runner: StageRunner = run_stage) -> None:
+    def __init__(self, stage_runner: StageRunner | None = None) -> None:
+        if stage_runner is None:  # the stage functions (pipeline.run_stage)
+            from softcopy.memory.pipeline import run_stage as stage_runner
         self.stage_runner = stage_runner
 
     def run_step(self, ticket: StepTicket, on_day: Callable[[], None] | None = None) -> str | None:
+        from softcopy.ingestion.runtime import run_step_days
+
         run_step_days(ticket, stage_runner=self.stage_runner, on_day=on_day)
         return None
 
@@ -66,3 +74,16 @@ def check_executor(name: str, settings: Settings) -> None:
 
 def executor_names() -> list[str]:
     return EXECUTORS.names()
+
+
+def __getattr__(name: str) -> Any:
+    """`run_stage` and `run_step_days`, imported on first use (see the module's doc)."""
+    if name == "run_stage":
+        from softcopy.memory.pipeline import run_stage
+
+        return run_stage
+    if name == "run_step_days":
+        from softcopy.ingestion.runtime import run_step_days
+
+        return run_step_days
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

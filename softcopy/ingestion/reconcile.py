@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert, select
 from sqlmodel import Session
@@ -18,7 +18,7 @@ from softcopy.ingestion import coverage, jobs, leases
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import scan
-from softcopy.memory.artifacts import artifacts, export_key, stage_key
+from softcopy.memory.artifacts import artifacts, export_key, meant_for, stage_key
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.sources import open_source
 from softcopy.memory.tables import LedgerEntry, SourceDay, SourceItem
@@ -66,6 +66,7 @@ def reconcile(
         findings += _source_findings(session, settings, source, start, end)
     findings += _future_findings(session, settings, sources, start, end, now)
     findings += _problem_findings(session, sources, start, end)
+    findings += _leftover_findings(settings, sources, start, end, now)
     run = ReconciliationRun(
         created_at=now,
         sources=sources,
@@ -210,6 +211,51 @@ def _future_findings(
                 )
             )
     return findings
+
+
+# a temporary artifact older than this belongs to a write that died: writes take seconds
+LEFTOVER_AGE = timedelta(hours=1)
+
+
+def _leftover_findings(
+    settings: Settings, sources: list[str], start: date | None, end: date | None, now: datetime
+) -> list[Finding]:
+    """Temporary artifacts that writes which died left behind (a worker killed between its
+    temporary write and the rename or copy to the final key): never read, so removed here,
+    as dead leases are ended; one finding per source says how many and the oldest."""
+    store = artifacts(settings)
+    findings = []
+    for source in sources:
+        left: dict[str, datetime] = {}
+        for stage in (Stage.export, Stage.embed):
+            folder = stage_key(stage, source, date.min).split("/")[:2]
+            for key, when in store.leftovers("/".join(folder), now - LEFTOVER_AGE).items():
+                day = _day_of(meant_for(key))
+                if day is None or not ((start and day < start) or (end and day > end)):
+                    left[key] = when
+        if not left:
+            continue
+        for key in left:
+            store.delete(key)
+        oldest = min(left.values()).astimezone(settings.timezone)
+        findings.append(
+            Finding(
+                FindingKind.leftover_temporary,
+                f"removed {len(left)} temporary artifact{'s' if len(left) != 1 else ''} that "
+                f"writes which died left behind (the oldest from {oldest:%Y-%m-%d %H:%M}); "
+                "no day lost anything: a day is done only once its final artifact is in place",
+                source,
+            )
+        )
+    return findings
+
+
+def _day_of(key: str) -> date | None:
+    """The day of an artifact key (`…/<YYYY>/<YYYY-MM-DD>.<ext>`)."""
+    try:
+        return date.fromisoformat(key.rsplit("/", 1)[-1].split(".", 1)[0])
+    except ValueError:
+        return None
 
 
 PROBLEM_FINDINGS = 100  # per source; one more finding counts the rest

@@ -121,3 +121,4 @@ class FindingKind(StrEnum):
     unclaimed_job = "unclaimed_job"  # a queued job no worker claimed within the lease timeout
     future_dated = "future_dated"  # a source has items dated after today (a bad clock, a typo)
     source_problem = "source_problem"  # a record the scan could not read, or read repaired
+    leftover_temporary = "leftover_temporary"  # a dead write's temporary artifact (removed)

@@ -27,7 +27,7 @@ import re
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 BLOCK = 1 << 20  # bytes hashed at a time
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+# the temporary name of a write in progress, in the key's folder: `.<name>.<random>.tmp`
+# (mkstemp's on a local root, a uuid on an object store); never a final key's name
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
 # object stores: one connection attempt, and a short wait, before "unreachable"
 _CHECK_CLIENT = {"connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 1}}
 
@@ -116,6 +119,40 @@ class Artifacts:
         except FileNotFoundError:
             return None
         return h.hexdigest()
+
+    def leftovers(self, folder: str, before: datetime) -> dict[str, datetime]:
+        """The temporary keys under `folder` (recursively) that writes which died left behind,
+        last changed before `before`, with that time: a write in progress is younger. The
+        final key each was meant for is its name without the dot and the suffix."""
+        found: dict[str, datetime] = {}
+        base = self.path(folder)
+        if self.local:
+            for parent, _, files in os.walk(base):
+                for name in files:
+                    if _TEMPORARY.match(name):
+                        path = os.path.join(parent, name)
+                        with contextlib.suppress(FileNotFoundError):
+                            when = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+                            found[path] = when
+        else:
+            try:
+                listed = self._guarded(folder, lambda: self.fs.find(base, detail=True))
+            except FileNotFoundError:
+                listed = {}
+            for path, info in listed.items():
+                when = info.get("LastModified") or info.get("mtime")
+                if _TEMPORARY.match(path.rsplit("/", 1)[-1]) and isinstance(when, datetime):
+                    found[path] = when if when.tzinfo else when.replace(tzinfo=UTC)
+        prefix = f"{self.root}/"
+        return {path.removeprefix(prefix): when for path, when in found.items() if when < before}
+
+    def delete(self, key: str) -> None:
+        """Remove the object at `key` (gone already is fine)."""
+        if self.local:
+            Path(self.path(key)).unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self._guarded(key, lambda: self.fs.rm_file(self.path(key)))
 
     def names(self, folder: str) -> set[str]:
         """The names in the folder (key prefix) `folder`; none when it does not exist."""
@@ -255,6 +292,13 @@ def _checking_fs(fs: AbstractFileSystem) -> AbstractFileSystem:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def meant_for(key: str) -> str:
+    """The final key a temporary key (`Artifacts.leftovers`) was written for."""
+    folder, _, name = key.rpartition("/")
+    match = _TEMPORARY.match(name)
+    return f"{folder}/{match['name']}" if match else key
 
 
 def _write_local(path: Path, data: bytes) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,33 @@ def test_verify_finds_and_reconcile_repairs_deleted_and_corrupted_objects(
     assert service.verify(ctx, job_id=repaired.job.job.id).ok  # type: ignore[arg-type]
     assert service.reconcile(ctx).run.findings_count == 0
     assert {key: fs.cat_file(key) for key in before} == before  # the same bytes again
+
+
+def test_reconcile_removes_temporary_objects_that_dead_writes_left_in_the_bucket(
+    homes: Path, s3_server: Any, bucket: str
+) -> None:
+    ctx = demo(homes / "home", f"s3://{bucket}/a", s3_server.options)
+    assert service.run(ctx, options=BACKFILL).job is not None
+    fs = s3_server.fs()
+    final = f"{bucket}/a/{export_key('chat', START)}"
+    folder, name = final.rsplit("/", 1)
+    dead = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"  # as Artifacts.write names its PUT
+    fs.pipe_file(dead, b"half a shard")
+    keys = set(fs.find(f"{bucket}/a")) - {dead}
+    written = datetime.now(UTC)
+
+    ctx.clock = lambda: written + timedelta(minutes=10)  # a write may still be going on
+    assert service.reconcile(ctx).run.findings_count == 0
+    assert fs.exists(dead)
+
+    ctx.clock = lambda: written + timedelta(hours=2)
+    report = service.reconcile(ctx)
+    assert [(f.kind, f.source) for f in report.findings] == [
+        (FindingKind.leftover_temporary, "chat")
+    ]
+    assert "removed 1 temporary artifact " in report.findings[0].detail
+    assert not fs.exists(dead)
+    assert set(fs.find(f"{bucket}/a")) == keys  # every final object kept
 
 
 def test_an_object_write_publishes_only_bytes_it_verified(

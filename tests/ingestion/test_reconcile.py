@@ -6,6 +6,7 @@ and an unclaimed queued job are findings without a cell."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
@@ -243,3 +244,44 @@ def test_an_unclaimed_queued_job_is_found_and_left_queued(settings, engine, cloc
     ]
     assert "is queued, unclaimed for 12 min" in found[0].detail
     assert job_row(engine, waiting).status is JobStatus.queued and repair == set()
+
+
+def leftover(final: Path, age: timedelta, clock: Clock) -> Path:
+    """A temporary file beside `final`, as a write that died between its temporary write and
+    the rename leaves it, last changed `age` before the clock's now."""
+    path = final.with_name(f".{final.name}.k3x9q2ab.tmp")
+    path.write_bytes(b'{"half": ')
+    stamp = (clock() - age).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_temporary_artifacts_that_dead_writes_left_are_removed_and_told(
+    settings, engine, clock, job_id
+) -> None:
+    old_export = leftover(export_path(settings, "notes", D1), timedelta(hours=2), clock)
+    old_vectors = leftover(vectors_path(settings, "notes", D2), timedelta(hours=3), clock)
+    writing = leftover(export_path(settings, "notes", D3), timedelta(minutes=1), clock)
+    kept = (export_path(settings, "notes", D1), vectors_path(settings, "notes", D2))
+    finals = {p: p.read_bytes() for p in kept}
+    _, found, repair = reconciled(settings, engine, clock)
+    assert [(f.kind, f.source, f.day, f.stage) for f in found] == [
+        (FindingKind.leftover_temporary, "notes", None, None)
+    ]
+    oldest = (clock() - timedelta(hours=3)).astimezone(settings.timezone)
+    assert "removed 2 temporary artifacts" in found[0].detail
+    assert f"the oldest from {oldest:%Y-%m-%d %H:%M}" in found[0].detail
+    assert repair == set()  # no day lost anything: nothing to redo
+    assert not old_export.exists() and not old_vectors.exists()
+    assert writing.exists()  # a write may still be going on: an hour's grace
+    assert {p: p.read_bytes() for p in finals} == finals
+    _, again, _ = reconciled(settings, engine, clock)
+    assert again == []
+
+
+def test_a_leftover_of_a_day_before_the_range_is_left_alone(
+    settings, engine, clock, job_id
+) -> None:
+    before = leftover(export_path(settings, "notes", D1), timedelta(hours=2), clock)
+    _, found, _ = reconciled(settings, engine, clock, start=D2)
+    assert found == [] and before.exists()

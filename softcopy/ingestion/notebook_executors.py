@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 from collections.abc import Callable
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
@@ -44,6 +45,16 @@ STEP_NOTEBOOKS = ("notebooks", "steps")
 # while waiting for execute reply." after a Ctrl-C. Every such error also comes back as an
 # exception, which the step reports; a handler the application configures still gets them.
 logging.getLogger("papermill").addHandler(logging.NullHandler())
+
+
+def skip_iri_formats() -> None:
+    """Let jsonschema (nbformat's validator, imported with papermill) go without its "iri"
+    format checks: when `rfc3987_syntax` is installed, jsonschema imports it, which builds
+    38 lark grammars, ~2.7 s of the worker's first notebook step here (jupyter_server
+    issue 1559). No notebook schema uses that format; a process that imported jsonschema
+    already keeps what it has."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # import -> ImportError
 
 
 class NotebookStepFailed(StepFailed):
@@ -87,6 +98,7 @@ class PapermillExecutor:
     name = "papermill"
 
     def run_step(self, ticket: StepTicket, on_day: Callable[[], None] | None = None) -> str:
+        skip_iri_formats()
         import papermill
         from nbclient.exceptions import DeadKernelError
         from papermill.exceptions import PapermillExecutionError

@@ -115,3 +115,26 @@ def test_a_step_notebook_never_holds_a_database_password(home: Path, monkeypatch
     assert step_settings(str(home), plain, job_id=1, step_id=2).database_url == plain
     with pytest.raises(UserError, match="needs its parameters"):
         step_settings("", "", job_id=0, step_id=0)
+
+
+def test_a_notebook_step_imports_papermill_without_the_iri_grammars() -> None:
+    """The worker's first notebook step does not build rfc3987_syntax's grammars (~2.7 s);
+    nbformat still validates notebooks, and still rejects an invalid one."""
+    probe = (
+        "import sys\n"
+        "from softcopy.ingestion.notebook_executors import skip_iri_formats\n"
+        "skip_iri_formats()\n"
+        "import papermill, nbformat\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])\n"
+        "nbformat.validate(nb)\n"
+        "nb.cells[0]['outputs'] = 'not a list'\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+        "print('rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["rejected", "False"]

@@ -3,8 +3,9 @@ Chromium, Edge, Brave), told apart by their tables.
 
 A running browser holds its history database open (Firefox locks it exclusively), and
 the newest visits sit in the `-wal` file beside it. So the file and its `-wal` are first
-copied to a temporary folder, and the copy is opened read-only with the stdlib `sqlite3`;
-the live file is never opened. The copy is removed once read.
+copied to a temporary folder (again while either changed during the copy: a checkpoint
+between the two would tear it), and the copy is opened read-only with the stdlib
+`sqlite3`; the live file is never opened. The copy is removed once read.
 
 - Unit: the database file; its stamp is mtime and size of the file and of its `-wal`.
 - Item: one visit (a page opened at a time); id `browser:` plus a hash of the URL and the
@@ -36,6 +37,7 @@ KIND = "browser"
 FILE_NAMES = ("places.sqlite", "History")  # what a profile folder holds
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOWS_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+SNAPSHOT_TRIES = 5
 
 # (browser, table of visits, query: visit row id, time, url, title, visit kind)
 _SCHEMAS = (
@@ -126,10 +128,7 @@ def _snapshot_rows(file: Path) -> tuple[str, str, list[tuple[Any, ...]], datetim
     """(browser, visits table, visit rows, epoch) read from a copy of the file and its -wal."""
     with tempfile.TemporaryDirectory(prefix="softcopy-history-") as scratch:
         copy = Path(scratch) / "history.sqlite"
-        shutil.copyfile(file, copy)
-        wal = file.with_name(file.name + "-wal")
-        if wal.is_file():
-            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        _copy_snapshot(file, copy)
         connection = sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)
         try:
             # Titles are whatever pages said: bytes that are not UTF-8 become U+FFFD.
@@ -142,6 +141,28 @@ def _snapshot_rows(file: Path) -> tuple[str, str, list[tuple[Any, ...]], datetim
         finally:
             connection.close()
     raise _NoSchema("neither a Firefox places.sqlite nor a Chromium History database")
+
+
+def _copy_snapshot(file: Path, copy: Path) -> None:
+    """Copy the database and its -wal as one moment of them: the browser may write, or move
+    the -wal's pages into the database, between the two copies, and a database copied
+    before a checkpoint with a -wal copied after it lacks what the checkpoint moved. So
+    the copy is made again (up to SNAPSHOT_TRIES times) until both files' stamps are the
+    same after it as before."""
+    wal = file.with_name(file.name + "-wal")
+    for _ in range(SNAPSHOT_TRIES):
+        before = _stamps(file, wal)
+        shutil.copyfile(file, copy)
+        copy.with_name(copy.name + "-wal").unlink(missing_ok=True)
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        if _stamps(file, wal) == before:
+            return
+    # still being written: read the last copy; a torn one is one bad record, not a crash
+
+
+def _stamps(*files: Path) -> tuple[str, ...]:
+    return tuple(file_stamp(f) if f.is_file() else "-" for f in files)
 
 
 SOURCE = BrowserSource

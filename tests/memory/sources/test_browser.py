@@ -4,6 +4,7 @@ microseconds since 1601), both in WAL mode with recent visits still in the -wal 
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -15,6 +16,7 @@ import pytest
 
 from softcopy.errors import ConfigError
 from softcopy.memory.items import MemoryItem
+from softcopy.memory.sources import browser
 from softcopy.memory.sources.browser import BrowserSource
 
 TZ = ZoneInfo("Europe/London")
@@ -89,6 +91,33 @@ def test_firefox_visits_from_a_snapshot_including_the_wal(tmp_path: Path) -> Non
     assert items[0].text == "Example\nhttps://example.org/"
     (undated,) = scan.problems
     assert str(undated) == f"{path}:moz_historyvisits id 3: no visit time" and undated.day is None
+
+
+def test_a_checkpoint_between_the_two_copies_is_copied_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser moves the -wal's pages into the database right after the database was
+    copied: that copy beside the emptied -wal would lack every visit the -wal held, so
+    the snapshot is taken again, and holds them all."""
+    path = tmp_path / "places.sqlite"
+    copies: list[str] = []
+    real_copy = shutil.copyfile
+    with closing(firefox(path)) as db:
+
+        def copy_then_checkpoint(src: Path, dst: Path) -> object:
+            done = real_copy(src, dst)
+            copies.append(Path(src).name)
+            if len(copies) == 1:  # the browser, between the database's copy and the -wal's
+                db.execute("INSERT INTO moz_historyvisits VALUES (4, 0, 1, ?, 1)", (UNIX_US + 9,))
+                db.commit()
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return done
+
+        monkeypatch.setattr(browser.shutil, "copyfile", copy_then_checkpoint)
+        src = BrowserSource(name="web", path=path, tz=TZ, options={})
+        scan = src.scan_unit("places.sqlite")
+    assert len(scan.refs) == 3 and len(scan.problems) == 1  # 3 dated visits, 1 undated
+    assert copies[:2] == ["places.sqlite", "places.sqlite-wal"] and len(copies) == 4
 
 
 def test_chromium_epoch_and_bytes_that_are_not_utf8(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Each new source kind through the control plane, on the SQLite and PostgreSQL legs: a
 backfill that verifies and reconciles clean, an incremental rescan after an append and an
-edit, and bad input under both policies (a strict job fails the bad record's day; an
-undated record fails no day; `skip_bad_records` skips both and counts them)."""
+edit, and bad input under both policies (a strict job fails the bad record's day, naming
+file and place; resumed with `skip_bad_records` it finishes, verifies and counts the skip;
+an undated record fails no day, and a lenient run skips and counts it too)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session
 
 from softcopy.config import add_source
 from softcopy.ingestion import service
 from softcopy.ingestion.states import JobStatus, PlanMode, Stage
+from softcopy.memory import ledger
 from softcopy.memory.runner import run_stages
 from softcopy.memory.stage import export_path
 from tests.memory.sources import test_chatgpt as gpt
@@ -356,6 +359,17 @@ def test_a_bad_record_fails_its_day_strictly_and_is_skipped_when_asked(
     assert outcome.job is not None and outcome.job.job.status is JobStatus.failed
     error = outcome.job.job.error or ""
     assert "2024-03-02" in error and f"/{KITS[kind].spoiled_at}" in error, error
+    # the control plane's lenient policy: the job resumed skipping bad records finishes,
+    # verifies, and the day holds its readable item only
+    assert outcome.job.job.id is not None
+    resumed = service.resume(ctx, job_id=outcome.job.job.id, skip_bad_records=True)
+    assert resumed.job.status is JobStatus.succeeded, resumed.job.error
+    assert service.verify(ctx, job_id=outcome.job.job.id).ok
+    (second,) = exported(ctx, kind)[date(2024, 3, 2)]
+    assert "second day" in second and "other" not in second and "clash" not in second
+    with Session(ctx.engine) as session:  # counted in the day's ledger entry
+        entry = ledger.get(session, source=kind, day=date(2024, 3, 2), stage=Stage.export)
+    assert entry is not None and entry.skipped == 1
     summary = run_stages(
         settings=ctx.settings,
         engine=ctx.engine,

@@ -577,8 +577,12 @@ def _principal_directions(matrix: np.ndarray) -> np.ndarray:
     sample: the same index gives the same basis)."""
     step = max(1, len(matrix) // 8192)
     sample = matrix[::step].astype(np.float64)
-    _, _, vt = np.linalg.svd(sample, full_matrices=False)
-    return np.ascontiguousarray(vt[:REDUCED_DIM].T.astype(np.float32))
+    # The sample's right singular vectors, as the eigenvectors of its dim x dim Gram matrix
+    # (eigh: ascending): the SVD also made the 8k x dim left ones, 0.55 s at best against
+    # 38 ms for 8k x 384, and up to 15 s on the busy 2-core machine, in a process's second
+    # search.
+    _, vectors = np.linalg.eigh(sample.T @ sample)
+    return np.ascontiguousarray(vectors[:, ::-1][:, :REDUCED_DIM].astype(np.float32))
 
 
 def _hit(conn: sqlite3.Connection, doc_id: int, score: float, query: Query, why: Score) -> Hit:

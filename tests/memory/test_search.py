@@ -243,6 +243,21 @@ def test_the_shortlist_over_many_vectors_finds_what_exact_search_finds(
     assert min(overlap) >= 0.8 and np.mean(overlap) >= 0.95, overlap
 
 
+def test_the_principal_directions_are_the_samples_top_singular_vectors() -> None:
+    """Made from the Gram matrix's eigenvectors (cheap), they span what the SVD's top
+    REDUCED_DIM right singular vectors span, strongest first."""
+    rng = np.random.default_rng(5)
+    scales = np.linspace(3.0, 0.1, 96)  # a clear spectrum: every direction its own weight
+    matrix = rng.normal(size=(4000, 96)) * scales @ np.linalg.qr(rng.normal(size=(96, 96)))[0]
+    matrix = matrix.astype(np.float32)
+    basis = index._principal_directions(matrix)
+    _, _, vt = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
+    top = vt[: index.REDUCED_DIM].T
+    assert basis.shape == (96, index.REDUCED_DIM) and basis.dtype == np.float32
+    np.testing.assert_allclose(basis @ basis.T, top @ top.T, atol=1e-3)
+    np.testing.assert_allclose(np.abs(np.sum(basis[:, :5] * top[:, :5], axis=0)), 1, atol=1e-4)
+
+
 def test_the_vector_sides_products_are_the_matrix_products() -> None:
     """index.matvec (numpy's own loop, not BLAS's threads) is `@`, for the layouts the
     vector side gives it: whole rows, picked rows, and the basis transposed."""

@@ -29,6 +29,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -121,61 +122,96 @@ def run_job(  # type: ignore[type-arg]
 
 
 def jobs_bench(
-    pg: str, archives: list[str], items: int, years: int, parallel: int, chunk_days: int
+    pg: str,
+    archives: list[str],
+    items: int,
+    years: int,
+    parallel: int,
+    chunk_days: int,
+    rounds: int = 1,
 ) -> None:
-    import distributed
-
-    from softcopy.ingestion import dask_executor
-
+    """Each archive's job with inline, dask on 1 worker and dask on 2, in turn, `rounds`
+    times: the ratios are the medians of each round's (a shared machine's load moves
+    between rounds more than within one)."""
     print(
         f"\n## the same export+embed job: inline vs dask "
-        f"(parallel = {parallel}, steps of {chunk_days} days)"
+        f"(parallel = {parallel}, steps of {chunk_days} days, {rounds} round(s))"
     )
     print(f"{'archive':<9}{'cells':>7}{'steps':>7}  {'run':<20}{'seconds':>9}{'ms/cell':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for archive in archives:
             sources, first, last = make_archive(root, archive, items, years)
-            env = {"SOFTCOPY_PARALLEL": str(parallel)}
-            rows: dict[str, dict] = {}  # type: ignore[type-arg]
-            with pg_schema(pg) as url:
-                home = fresh_home(root, sources, f"{archive}-inline")
-                rows["inline"] = run_job(home, url, first, last, "inline", env, chunk_days)
-            for workers in (1, 2):
-                with (
-                    distributed.LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address=":0",
-                    ) as cluster,
-                    pg_schema(pg) as url,
-                ):
-                    home = fresh_home(root, sources, f"{archive}-dask{workers}")
-                    dask_env = env | {"SOFTCOPY_DASK_SCHEDULER": cluster.scheduler_address}
-                    # warm the workers' imports, as a long-lived cluster would have them
-                    client = dask_executor.client_for(cluster.scheduler_address)
-                    client.run(_warm)
-                    rows[f"dask, {workers} worker"] = run_job(
-                        home, url, first, last, "dask", dask_env, chunk_days
+            speedups, costs = [], []
+            for _ in range(rounds):
+                rows = {
+                    name: _timed_run(
+                        root, sources, archive, pg, first, last, parallel, chunk_days, workers
                     )
-                    dask_executor.close_clients()
-            for name, row in rows.items():
-                print(
-                    f"{archive:<9}{row['cells']:>7}{row['steps']:>7}  {name:<20}"
-                    f"{row['seconds']:>9.2f}{row['seconds'] / row['cells'] * 1000:>9.2f}"
-                )
-            one, two = rows["dask, 1 worker"], rows["dask, 2 worker"]
-            local = rows["inline"]
-            # inline runs `parallel` steps at once on this machine's cores: the dask run
-            # that uses as many (2 workers) is the like-for-like one
+                    for name, workers in (
+                        ("inline", 0),
+                        ("dask, 1 worker", 1),
+                        ("dask, 2 workers", 2),
+                    )
+                }
+                for name, row in rows.items():
+                    print(
+                        f"{archive:<9}{row['cells']:>7}{row['steps']:>7}  {name:<20}"
+                        f"{row['seconds']:>9.2f}{row['seconds'] / row['cells'] * 1000:>9.2f}"
+                    )
+                one, two, local = rows["dask, 1 worker"], rows["dask, 2 workers"], rows["inline"]
+                speedups.append(one["seconds"] / two["seconds"])
+                # inline runs `parallel` steps at once on this machine's cores: the dask run
+                # that uses as many (2 workers) is the like-for-like one
+                costs.append((two["seconds"] - local["seconds"]) / local["cells"] * 1000)
             print(
-                f"{archive}: 2 workers vs 1: x{one['seconds'] / two['seconds']:.2f}; "
+                f"{archive}: 2 workers vs 1: x{statistics.median(speedups):.2f} "
+                f"(rounds: {', '.join(f'x{x:.2f}' for x in speedups)}); "
                 f"dask (2 workers) vs inline (parallel {parallel}): "
-                f"{(two['seconds'] - local['seconds']) / local['cells'] * 1000:+.2f} ms/cell "
-                f"(x{two['seconds'] / local['seconds']:.2f})"
+                f"{statistics.median(costs):+.2f} ms/cell"
             )
+
+
+def _timed_run(  # type: ignore[type-arg]
+    root: Path,
+    sources: Path,
+    archive: str,
+    pg: str,
+    first: date,
+    last: date,
+    parallel: int,
+    chunk_days: int,
+    workers: int,
+) -> dict:
+    """One fresh job: inline (`workers` 0) or dask on a LocalCluster of `workers` processes."""
+    import distributed
+
+    from softcopy.ingestion import dask_executor
+
+    env = {"SOFTCOPY_PARALLEL": str(parallel)}
+    if not workers:
+        with pg_schema(pg) as url:
+            home = fresh_home(root, sources, f"{archive}-inline")
+            return run_job(home, url, first, last, "inline", env, chunk_days)
+    with (
+        distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        pg_schema(pg) as url,
+    ):
+        home = fresh_home(root, sources, f"{archive}-dask{workers}")
+        dask_env = env | {"SOFTCOPY_DASK_SCHEDULER": cluster.scheduler_address}
+        # warm the workers' imports, as a long-lived cluster would have them
+        client = dask_executor.client_for(cluster.scheduler_address)
+        client.run(_warm)
+        try:
+            return run_job(home, url, first, last, "dask", dask_env, chunk_days)
+        finally:
+            dask_executor.close_clients()
 
 
 def _warm() -> None:
@@ -409,13 +445,24 @@ def main() -> None:
         "--years", type=int, default=16, help="length of the real-shaped history (16: the real one)"
     )
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="inline, dask 1, dask 2 in turn, this many times"
+    )
     parser.add_argument("--chunk-days", type=int, default=30)
     parser.add_argument("--writers", nargs="*", type=int, default=[1, 2, 4, 8, 16])
     parser.add_argument("--s3-endpoint")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     if "jobs" in args.only:
-        jobs_bench(args.pg, args.archives, args.items, args.years, args.parallel, args.chunk_days)
+        jobs_bench(
+            args.pg,
+            args.archives,
+            args.items,
+            args.years,
+            args.parallel,
+            args.chunk_days,
+            args.rounds,
+        )
     if "pg" in args.only:
         pg_bench(args.pg, args.writers)
     if "dask" in args.only:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from softcopy.ingestion import service
 
 log = logging.getLogger(__name__)
+# held by the opening thread while it makes widgets; the page's request for every widget's
+# state waits for it (see serialise_state_requests)
+MAKING = threading.Lock()
 TABS = ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]
 STYLE = """<style>
 .sc-dashboard { font-size: 13px; }
@@ -114,6 +117,7 @@ class Dashboard(widgets.VBox):
         else the user data dir) and its newest snapshot drawn in a kernel thread."""
         made = cls(poll_interval=poll_interval)
         made._began = time.perf_counter()
+        serialise_state_requests()
         threading.Thread(
             target=made._open_home, args=(home,), name="softcopy-dashboard-open", daemon=True
         ).start()
@@ -125,7 +129,9 @@ class Dashboard(widgets.VBox):
 
             open_context = service.open_context  # imports what opening a home needs, no more
             self.timings["imports"] = time.perf_counter() - self._began
-            self._open(open_context(Path(home) if home is not None else None))
+            ctx = open_context(Path(home) if home is not None else None)
+            with MAKING:
+                self._open(ctx)
         except Exception as error:  # shown in the page, never a silent blank
             from softcopy.dashboard.base import describe
             from softcopy.errors import SoftcopyError
@@ -317,6 +323,30 @@ class Dashboard(widgets.VBox):
             day, source = change["new"]
             self.show_tab("Coverage")
             self.coverage.open_day(day, source)
+
+
+def serialise_state_requests() -> None:
+    """Make the kernel answer the page's request for every widget's state only while no
+    widget is being made in the opening thread (which holds MAKING).
+
+    ipywidgets answers it (`request_states`, when Voilà's page connects) on the kernel's
+    thread by iterating its registry of widgets without a lock; a widget made meanwhile
+    in the opening thread breaks the answer ("dictionary changed size during iteration"),
+    and the page waits 4 s, then asks widget by widget and misses the ones made after it
+    asked: a page drawn ~10 s late, or without some of its rows. Installed once, before
+    the page can connect (the handler is bound when the page opens its control channel);
+    a no-op if this ipywidgets has no such handler."""
+    handler = widgets.Widget.__dict__.get("_handle_control_comm_msg")
+    if not isinstance(handler, classmethod) or getattr(handler.__func__, "serialised", False):
+        return
+    answer_unlocked = handler.__func__
+
+    def answer(cls: type[widgets.Widget], msg: dict[str, Any]) -> None:
+        with MAKING:
+            answer_unlocked(cls, msg)
+
+    answer.serialised = True  # type: ignore[attr-defined]
+    widgets.Widget._handle_control_comm_msg = classmethod(answer)  # type: ignore[assignment]
 
 
 def linked_job(query: str | None = None) -> int | None:

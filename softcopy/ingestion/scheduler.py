@@ -51,6 +51,15 @@ from softcopy.ingestion.steps import (
 )
 
 PROCESS_START_TIMEOUT = 120.0  # seconds a step process may take to start (imports)
+# What the forkserver imports once for every step process it forks: the runtime (with the
+# stage functions) and the embedders. Naming `executors` alone no longer does since it
+# imports them on first use (the dashboard's first paint), so each is listed here.
+FORKSERVER_PRELOAD = [
+    "softcopy.ingestion.executors",
+    "softcopy.ingestion.runtime",
+    "softcopy.memory.pipeline",
+    "softcopy.memory.embedders",
+]
 _PR_SET_PDEATHSIG = 1
 
 
@@ -358,7 +367,7 @@ def _context() -> multiprocessing.context.BaseContext:
     process per slot (the coordinator itself is never forked)."""
     with _context_lock:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["softcopy.ingestion.executors"])
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
         return context
 
 

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # held by the opening thread while it makes widgets; the page's request for every widget's
 # state waits for it (see serialise_state_requests)
 MAKING = threading.Lock()
+# set once the kernel has answered a page's request for every widget's state; under Voilà
+# the opening thread makes its widgets after that (at most PAGE_WAIT_SECONDS after opening)
+PAGE_ASKED = threading.Event()
+PAGE_WAIT_SECONDS = 5.0
 TABS = ["Coverage", "Plan", "Jobs", "Reconcile", "Search"]
 STYLE = """<style>
 .sc-dashboard { font-size: 13px; }
@@ -130,6 +134,7 @@ class Dashboard(widgets.VBox):
             open_context = service.open_context  # imports what opening a home needs, no more
             self.timings["imports"] = time.perf_counter() - self._began
             ctx = open_context(Path(home) if home is not None else None)
+            _before_the_page_asks()
             with MAKING:
                 self._open(ctx)
         except Exception as error:  # shown in the page, never a silent blank
@@ -344,9 +349,26 @@ def serialise_state_requests() -> None:
     def answer(cls: type[widgets.Widget], msg: dict[str, Any]) -> None:
         with MAKING:
             answer_unlocked(cls, msg)
+        PAGE_ASKED.set()
 
     answer.serialised = True  # type: ignore[attr-defined]
     widgets.Widget._handle_control_comm_msg = classmethod(answer)  # type: ignore[assignment]
+
+
+def _before_the_page_asks() -> None:
+    """Under Voilà, wait (a bounded time) for the page to have its widgets' states before
+    making the first tabs: widgets whose messages reach Voilà's page while it is still
+    loading that answer were drawn without some of their children (a coverage tab without
+    its first row), or not at all. Their imports are done first, while the page loads.
+    Elsewhere (JupyterLab, a script) nothing waits: no page asks at this moment."""
+    if not os.environ.get("SERVER_SOFTWARE", "").startswith("voila"):
+        return
+    import softcopy.dashboard.coverage
+    import softcopy.dashboard.plan  # noqa: F401
+    from softcopy.ingestion import service
+
+    service.latest_coverage  # noqa: B018 (its module, imported now)
+    PAGE_ASKED.wait(PAGE_WAIT_SECONDS)
 
 
 def linked_job(query: str | None = None) -> int | None:

@@ -116,7 +116,7 @@ RUN_REQUEST = _object(
             "deprecated": True,
             "description": "The old name of executor, accepted for one release.",
         },
-        "chunk_days": limits.CHUNK_DAYS.schema(description="Days per step."),
+        "chunk_days": limits.CHUNK_DAYS.schema(description="Days with work per step."),
         "parallel": limits.PARALLEL.schema(
             description="Steps run at once (default: the home's `parallel` setting, else one"
             " per core)."

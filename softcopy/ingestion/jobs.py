@@ -359,8 +359,10 @@ def _give_up_cells(
 def split_steps(
     items: list[IngestionPlanItem], chunk_days: int
 ) -> list[tuple[Stage, str, list[date]]]:
-    """Steps: per source, windows of `chunk_days` consecutive days; in each window
-    export before embed before publish."""
+    """Steps: per source, chunks of `chunk_days` days that have work (a cell of any stage),
+    in order; in each chunk export before embed before publish. A sparse source (a commit
+    every other day) gets as many days of work per step as a dense one, not a step per
+    calendar window holding one or two: what a step costs is per step, not per day."""
     by_source: dict[str, dict[Stage, set[date]]] = defaultdict(lambda: defaultdict(set))
     for item in items:
         by_source[item.source][item.stage].add(item.day)
@@ -377,12 +379,5 @@ def split_steps(
 
 
 def _chunks(days: list[date], size: int) -> list[list[date]]:
-    """Windows of at most `size` consecutive calendar days (days without work inside a
-    window cost nothing, so they do not split it)."""
-    chunks: list[list[date]] = []
-    for day in days:
-        if chunks and (day - chunks[-1][0]).days < size:
-            chunks[-1].append(day)
-        else:
-            chunks.append([day])
-    return chunks
+    """`days` (sorted) in runs of at most `size`, however far apart they are."""
+    return [days[i : i + size] for i in range(0, len(days), size)]

@@ -140,9 +140,9 @@ class Artifacts:
             except FileNotFoundError:
                 listed = {}
             for path, info in listed.items():
-                when = info.get("LastModified") or info.get("mtime")
-                if _TEMPORARY.match(path.rsplit("/", 1)[-1]) and isinstance(when, datetime):
-                    found[path] = when if when.tzinfo else when.replace(tzinfo=UTC)
+                when = _modified(info)
+                if _TEMPORARY.match(path.rsplit("/", 1)[-1]) and when is not None:
+                    found[path] = when
         prefix = f"{self.root}/"
         return {path.removeprefix(prefix): when for path, when in found.items() if when < before}
 
@@ -292,6 +292,27 @@ def _checking_fs(fs: AbstractFileSystem) -> AbstractFileSystem:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# where fsspec file systems put an object's last change in `info`: s3fs, the local one,
+# adlfs (Azure), gcsfs (an ISO string)
+_MODIFIED = ("LastModified", "mtime", "last_modified", "updated")
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    """When an object listed by fsspec last changed (aware), or None when it does not say."""
+    for field in _MODIFIED:
+        value = info.get(field)
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
 
 
 def meant_for(key: str) -> str:

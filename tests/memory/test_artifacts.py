@@ -8,7 +8,7 @@ import errno
 import hashlib
 import os
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -150,3 +150,28 @@ def test_a_backfill_into_another_local_folder(
     assert not (demo_home / "export").exists()
     assert sorted(p.name for p in (elsewhere / "export").iterdir()) == ["mail", "notes"]
     assert service.verify(ctx, job_id=outcome.job.job.id).ok  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("info", "expected"),
+    [
+        (
+            {"LastModified": datetime(2026, 5, 1, 9, tzinfo=UTC)},
+            datetime(2026, 5, 1, 9, tzinfo=UTC),
+        ),
+        ({"mtime": 1_777_626_000.0}, datetime.fromtimestamp(1_777_626_000.0, UTC)),
+        ({"last_modified": datetime(2026, 5, 1, 9)}, datetime(2026, 5, 1, 9, tzinfo=UTC)),
+        (
+            {"updated": "2026-05-01T09:00:00.123Z"},
+            datetime(2026, 5, 1, 9, 0, 0, 123000, tzinfo=UTC),
+        ),
+        ({"updated": "yesterday"}, None),
+        ({"size": 3}, None),
+    ],
+)
+def test_when_an_object_last_changed_is_read_from_each_stores_listing(
+    info: dict[str, object], expected: datetime | None
+) -> None:
+    """S3 (LastModified), local (mtime), Azure (last_modified) and GCS (updated, a string):
+    reconcile finds a dead write's temporary object on any of them."""
+    assert artifacts_._modified(info) == expected

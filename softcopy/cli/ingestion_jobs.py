@@ -72,7 +72,11 @@ def run(
     engine: EngineAlias = None,
     chunk_days: Annotated[
         int,
-        typer.Option("--chunk-days", callback=bounded(limits.CHUNK_DAYS), help="Days with work per step (days without any are skipped, not counted)."),
+        typer.Option(
+            "--chunk-days",
+            callback=bounded(limits.CHUNK_DAYS),
+            help="Days with work per step (days without any are skipped, not counted).",
+        ),
     ] = DEFAULT_CHUNK_DAYS,
     replan: Annotated[bool, typer.Option("--replan", help="Re-plan a stale saved plan.")] = False,
     detach: Detach = False,

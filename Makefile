@@ -37,8 +37,8 @@ chromium:
 	else echo "no /usr/bin/chromium and not root: browser tests will be skipped"; fi
 
 test: $(STAMP) chromium
-	$(BIN)/ruff check softcopy tests bench
-	$(BIN)/ruff format --check softcopy tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 	$(BIN)/python -m pytest -n 3 -m "not serial"  # 3 workers: most test time is waiting
 	$(BIN)/python -m pytest -m serial  # tests that stop a server the others share

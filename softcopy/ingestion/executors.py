@@ -5,13 +5,11 @@ inside a kernel. They are found by name in the `softcopy.executors` registry
 
 Naming executors (`executor_names`, `DEFAULT_EXECUTOR`: the dashboard's Plan tab, built
 right after the first paint) imports no stage code: the runtime and the stage functions
-(numpy, the embedders) are imported when an inline step runs, and `run_stage` and
-`run_step_days`, still importable from here, on first use."""
+(numpy, the embedders) are imported when an inline step runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from softcopy.config import Settings
 from softcopy.errors import UnknownExecutor
@@ -28,6 +26,13 @@ from softcopy.registry import EXECUTORS
 DEFAULT_EXECUTOR = "notebook"
 
 
+def _default_runner() -> StageRunner:
+    """The stage functions (`pipeline.run_stage`), imported when an executor is made."""
+    from softcopy.memory.pipeline import run_stage
+
+    return run_stage
+
+
 class InlineExecutor:
     """Runs the days in this process: the default worker executor, and the reference."""
 
@@ -37,9 +42,9 @@ class InlineExecutor:
     in_process = True
 
     def __init__(self, stage_runner: StageRunner | None = None) -> None:
-        if stage_runner is None:  # the stage functions (pipeline.run_stage)
-            from softcopy.memory.pipeline import run_stage as stage_runner
-        self.stage_runner = stage_runner
+        self.stage_runner: StageRunner = (
+            stage_runner if stage_runner is not None else _default_runner()
+        )
 
     def run_step(self, ticket: StepTicket, on_day: Callable[[], None] | None = None) -> str | None:
         from softcopy.ingestion.runtime import run_step_days
@@ -74,16 +79,3 @@ def check_executor(name: str, settings: Settings) -> None:
 
 def executor_names() -> list[str]:
     return EXECUTORS.names()
-
-
-def __getattr__(name: str) -> Any:
-    """`run_stage` and `run_step_days`, imported on first use (see the module's doc)."""
-    if name == "run_stage":
-        from softcopy.memory.pipeline import run_stage
-
-        return run_stage
-    if name == "run_step_days":
-        from softcopy.ingestion.runtime import run_step_days
-
-        return run_step_days
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

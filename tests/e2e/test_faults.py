@@ -272,7 +272,8 @@ SLOW_CLI = textwrap.dedent(
     """
     import os, sys, time
     from softcopy.cli.main import main
-    from softcopy.ingestion.executors import InlineExecutor, run_stage
+    from softcopy.ingestion.executors import InlineExecutor
+    from softcopy.memory.pipeline import run_stage
     from softcopy.registry import EXECUTORS
 
     pause = float(os.environ["SLOW_STAGE_SECONDS"])

@@ -235,7 +235,8 @@ SLOW_WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from softcopy.ingestion import service
-    from softcopy.ingestion.executors import InlineExecutor, run_stage
+    from softcopy.ingestion.executors import InlineExecutor
+    from softcopy.memory.pipeline import run_stage
     from softcopy.registry import EXECUTORS
 
     marker = Path(sys.argv[2])

@@ -43,7 +43,7 @@ from softcopy.db import dispose_engines, get_engine
 from softcopy.demo import build_demo
 from softcopy.errors import Conflict
 from softcopy.ingestion import executors, leases, runtime, service
-from softcopy.ingestion.executors import InlineExecutor, StepTicket, run_stage
+from softcopy.ingestion.executors import InlineExecutor, StepTicket
 from softcopy.ingestion.models import CellClaim, Checkpoint, IngestionJob, JobStep
 from softcopy.ingestion.states import (
     JOB_LEASED,
@@ -55,6 +55,7 @@ from softcopy.ingestion.states import (
 )
 from softcopy.ingestion.transitions import LeaseLost
 from softcopy.memory import index
+from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
 from softcopy.registry import EXECUTORS
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from softcopy.db import session_scope
 from softcopy.errors import Conflict, NotFound
 from softcopy.ingestion import runtime, service
-from softcopy.ingestion.executors import InlineExecutor, run_stage
+from softcopy.ingestion.executors import InlineExecutor
 from softcopy.ingestion.models import Checkpoint, IngestionJob, LogRecord
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import (
@@ -28,6 +28,7 @@ from softcopy.ingestion.states import (
     StepStatus,
 )
 from softcopy.memory import index
+from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult, export_path, vectors_path
 from softcopy.registry import EXECUTORS
 from tests.conftest import DEMO_TODAY

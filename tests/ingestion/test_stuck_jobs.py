@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from softcopy.db import session_scope
 from softcopy.errors import Conflict, DatabaseFault
 from softcopy.ingestion import runtime, service
-from softcopy.ingestion.executors import InlineExecutor, run_stage
+from softcopy.ingestion.executors import InlineExecutor
 from softcopy.ingestion.models import CellClaim, IngestionJob, LogRecord
 from softcopy.ingestion.states import (
     CellState,
@@ -35,6 +35,7 @@ from softcopy.ingestion.states import (
     StepStatus,
 )
 from softcopy.memory import index
+from softcopy.memory.pipeline import run_stage
 from softcopy.memory.stage import StageContext, StageResult
 from softcopy.registry import EXECUTORS
 from tests.conftest import DEMO_TODAY

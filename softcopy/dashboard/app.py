@@ -134,7 +134,10 @@ class Dashboard(widgets.VBox):
             open_context = service.open_context  # imports what opening a home needs, no more
             self.timings["imports"] = time.perf_counter() - self._began
             ctx = open_context(Path(home) if home is not None else None)
-            _before_the_page_asks()
+            self.timings["home"] = time.perf_counter() - self._began - self.timings["imports"]
+            if _before_the_page_asks():  # the tabs' imports, then the page's state request
+                done = sum(self.timings.values())
+                self.timings["page"] = time.perf_counter() - self._began - done
             with MAKING:
                 self._open(ctx)
         except Exception as error:  # shown in the page, never a silent blank
@@ -156,8 +159,6 @@ class Dashboard(widgets.VBox):
         from softcopy.dashboard.coverage import CoveragePanel
 
         began = time.perf_counter()
-        if "imports" in self.timings:  # launched: the home was opened in the thread
-            self.timings["home"] = began - self._began - self.timings["imports"]
         self.ctx = ctx
         self.set_trait("home", str(ctx.settings.home))
         coverage = CoveragePanel(ctx, poll_interval=self.poll_interval)
@@ -355,20 +356,23 @@ def serialise_state_requests() -> None:
     widgets.Widget._handle_control_comm_msg = classmethod(answer)  # type: ignore[assignment]
 
 
-def _before_the_page_asks() -> None:
+def _before_the_page_asks() -> bool:
     """Under Voilà, wait (a bounded time) for the page to have its widgets' states before
     making the first tabs: widgets whose messages reach Voilà's page while it is still
     loading that answer were drawn without some of their children (a coverage tab without
     its first row), or not at all. Their imports are done first, while the page loads.
-    Elsewhere (JupyterLab, a script) nothing waits: no page asks at this moment."""
+    Elsewhere (JupyterLab, a script) nothing waits: no page asks at this moment. True
+    when it waited. (Voilà's progressive rendering, off in `softcopy serve`, asks no such
+    thing: this would wait the whole PAGE_WAIT_SECONDS.)"""
     if not os.environ.get("SERVER_SOFTWARE", "").startswith("voila"):
-        return
+        return False
     import softcopy.dashboard.coverage
     import softcopy.dashboard.plan  # noqa: F401
     from softcopy.ingestion import service
 
     service.latest_coverage  # noqa: B018 (its module, imported now)
     PAGE_ASKED.wait(PAGE_WAIT_SECONDS)
+    return True
 
 
 def linked_job(query: str | None = None) -> int | None:

@@ -22,15 +22,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, event, types
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import DateTime, Table, event, types
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, create_engine
 
 from softcopy.errors import ConfigError, DatabaseFault, StorageFault
 from softcopy.faults import fault_translator
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # default; `?timeout=<seconds>` in a sqlite URL overrides it
 PG_CONNECT_TIMEOUT_S = 10  # default; `?connect_timeout=<seconds>` in the URL overrides it
@@ -82,6 +85,22 @@ def within(column: Any, start: Any | None, end: Any | None) -> list[Any]:
     if end is not None:
         clauses.append(column <= end)
     return clauses
+
+
+def dialect_insert(
+    bind: Engine | Connection | str, table: Table
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ON CONFLICT in the dialect of `bind` (an engine, a connection, or a
+    dialect's name), its module imported when used: a SQLite home never loads PostgreSQL's
+    dialect."""
+    name = bind if isinstance(bind, str) else bind.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def get_engine(url: str) -> Engine:

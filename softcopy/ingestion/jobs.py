@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import Insert, Table, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from softcopy import limits
+from softcopy.db import dialect_insert
 from softcopy.errors import Conflict, NotFound
 from softcopy.ingestion import leases, logs, planner
 from softcopy.ingestion.models import (
@@ -290,7 +291,8 @@ def _claim_cells(
     # No savepoint: on SQLite, pysqlite's SAVEPOINT as a transaction's first write commits
     # on RELEASE, so a use case that failed later would leave its claims behind. A claim a
     # concurrent job won is skipped here and counted below; the refusal rolls back the rest.
-    claim = _insert_ignoring_conflicts(session, CellClaim.__table__)  # type: ignore[attr-defined]
+    table = CellClaim.__table__  # type: ignore[attr-defined]
+    claim = dialect_insert(session.get_bind(), table).on_conflict_do_nothing()
     for begin in range(0, len(rows), 2000):
         session.execute(claim, rows[begin : begin + 2000])
     ours = session.scalar(
@@ -311,18 +313,6 @@ def held_cells(session: Session, sources: list[str]) -> dict[tuple[str, date, St
         .where(CellClaim.source.in_(sources), IngestionJob.status.in_(JOB_LIVE))  # type: ignore[attr-defined]
     )
     return {(source, day, Stage(stage)): job_id for source, day, stage, job_id in rows}
-
-
-def _insert_ignoring_conflicts(session: Session, table: Table) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite or PostgreSQL;
-    each dialect's module is imported when used: a SQLite home never loads PostgreSQL's)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _held(claim: CellClaim, status: JobStatus) -> Conflict:

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
-from softcopy.memory.ledger import dialect_insert
+from softcopy.db import dialect_insert
 from softcopy.memory.tables import EmbeddingCacheEntry as Entry
 
 BATCH = 500
@@ -79,10 +79,10 @@ def store_rows(session: Session, rows: list[dict[str, object]]) -> None:
     step may have stored it meanwhile: the vector is the same)."""
     table = Entry.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), BATCH):
-        statement = dialect_insert(session, table)
-        statement = statement.on_conflict_do_update(
+        base = dialect_insert(session.get_bind(), table)
+        statement = base.on_conflict_do_update(
             index_elements=["model", "content_hash"],
-            set_={"used_at": statement.excluded.used_at},
+            set_={"used_at": base.excluded.used_at},
         )
         session.execute(statement, rows[start : start + BATCH])
 

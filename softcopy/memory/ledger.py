@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, Row
+from sqlalchemy import Row
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from softcopy.db import dialect_insert
 from softcopy.memory import scan
 from softcopy.memory.stages import Outcome, Stage
 from softcopy.memory.tables import LedgerEntry
@@ -74,18 +75,6 @@ def row(result: StageResult, *, done_by: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def dialect_insert(session: Session, table: Any) -> Insert:
-    """The session's dialect's INSERT (it has ON CONFLICT), its module imported when used: a
-    SQLite home never loads PostgreSQL's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table)
-
-
 def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write many `row`s in one statement batch, each replacing its (source, day, stage)
     entry: what `record` does for one, without reading the entries first (a job's group
@@ -93,11 +82,11 @@ def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     table = LedgerEntry.__table__  # type: ignore[attr-defined]
-    statement: Insert = dialect_insert(session, table)
+    base = dialect_insert(session.get_bind(), table)
     keys = [c.name for c in table.primary_key.columns]
-    statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
+    statement = base.on_conflict_do_update(
         index_elements=keys,
-        set_={k: statement.excluded[k] for k in rows[0] if k not in keys},  # type: ignore[attr-defined]
+        set_={k: base.excluded[k] for k in rows[0] if k not in keys},
     )
     session.execute(statement, rows)
 

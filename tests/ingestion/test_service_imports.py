@@ -4,6 +4,8 @@ loads neither numpy, psutil, alembic, the runtime nor the other database's diale
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -57,4 +59,30 @@ def test_every_public_name_resolves_to_its_module() -> None:
         value = getattr(service, name)
         module = service._MODULE_OF[name]
         assert getattr(sys.modules[module], name) is value
-    assert set(dir(service)) >= set(service.__all__)
+    # each name is kept in the package after its first use (the next is a plain attribute)
+    assert set(service.__all__) <= set(vars(service))
+
+
+def test_the_type_checking_imports_are_the_lazy_names() -> None:
+    """What type checkers see (the imports under `if TYPE_CHECKING:`) is what `__getattr__`
+    serves (`_WHERE`), and each module of `_WHERE` defines its names."""
+    tree = ast.parse(Path(service.__file__ or "").read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+    imported: dict[str, list[str]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.module is not None
+        imported.setdefault(node.module, []).extend(
+            alias.asname or alias.name for alias in node.names
+        )
+    assert imported == service._WHERE
+    names = [name for names in service._WHERE.values() for name in names]
+    assert len(names) == len(set(names))  # no name served from two modules
+    for module, names in service._WHERE.items():
+        defined = vars(importlib.import_module(module))
+        assert [name for name in names if name not in defined] == [], module

@@ -112,7 +112,12 @@ def publish_end(shell, data):
     thread.schedule(lambda: pub.session.send(pub.pub_socket, msg, ident=pub.topic))
     done = threading.Event()
     thread.schedule(done.set)  # after the marker's send is queued behind the streams'
-    done.wait(10)
+    if not done.wait(10):  # the kernel's log (its stderr: the kernel log file), not a cell's
+        shell.kernel.log.warning(
+            "softcopy: cell %s's end marker sent without waiting for the IOPub thread (busy"
+            " for 10 s): the next cell's first output may be counted as this cell's",
+            data[CELL_END]["cell"],
+        )
 """
 # The helper as a module of the kernel's, made in a namespace of its own: no name is left
 # in the kernel's namespace.
@@ -301,7 +306,7 @@ class _Cells:
                 self._end(content["data"][CELL_END])
                 began = time.monotonic()
             elif self.current is not None:
-                self._output(kind, content, msg)
+                self._output(kind, content)
         while True:  # the request's reply: taken now, it does not wait for the next notebook
             reply = await kc.get_shell_msg(timeout=self.timeout)
             if reply["parent_header"].get("msg_id") == msg_id:
@@ -345,7 +350,7 @@ class _Cells:
         if end["ok"] and following:
             self._begin(following[0])
 
-    def _output(self, kind: str, content: dict[str, Any], msg: dict[str, Any]) -> None:
+    def _output(self, kind: str, content: dict[str, Any]) -> None:
         assert self.current is not None
         outputs = self.nb.cells[self.current].outputs
         if kind == "clear_output":

@@ -6,16 +6,13 @@ server that does not answer is one line before anything is written."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import psycopg
@@ -35,6 +32,7 @@ from softcopy.memory.indexes import open_index
 from softcopy.memory.items import MemoryItem
 from softcopy.memory.runner import run_stages
 from softcopy.memory.search import search
+from tests.memory import search_bench
 
 PG_URL = os.environ.get("SOFTCOPY_TEST_DATABASE_URL")
 pytestmark = [
@@ -43,7 +41,6 @@ pytestmark = [
 ]
 TODAY = date(2026, 3, 31)
 DAYS = 40
-ROOT = Path(__file__).resolve().parents[2]
 # queries beside the labelled set that exercise each operator of the query language
 OPERATORS = [
     '"release plan"',
@@ -57,17 +54,6 @@ OPERATORS = [
     "budget since:2026-03-15 until:2026-03-25",
     '"quarterly budget review" servers',
 ]
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "search_quality", ROOT / "bench/search_quality.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("search_quality", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _schema_url() -> Iterator[str]:
@@ -128,7 +114,7 @@ def test_the_same_hits_in_the_same_order_as_sqlite(both: tuple[Settings, Setting
     embedded, team = both
     assert open_index(team).count() == open_index(embedded).count() > 100
     assert open_index(team).day_digests() == open_index(embedded).day_digests()
-    queries = [case.query for case in _bench().CASES] + OPERATORS
+    queries = [case.query for case in search_bench.load().CASES] + OPERATORS
     answered = 0
     for query in queries:
         want, got = search(embedded, query=query, k=10), search(team, query=query, k=10)
@@ -149,7 +135,7 @@ def test_the_same_hits_in_the_same_order_as_sqlite(both: tuple[Settings, Setting
 def test_each_side_alone_agrees_too(both: tuple[Settings, Settings]) -> None:
     embedded, team = both
     embedder = HashingEmbedder()
-    for case in _bench().CASES[:12]:
+    for case in search_bench.load().CASES[:12]:
         vector = embedder.embed([case.query])[0]
         for part in ("text", "vector"):
             args = {"query": case.query, "query_vector": vector, "k": 10, "parts": (part,)}
@@ -160,7 +146,7 @@ def test_each_side_alone_agrees_too(both: tuple[Settings, Settings]) -> None:
 
 def test_the_floor_gives_nothing_for_noise(both: tuple[Settings, Settings]) -> None:
     _, team = both
-    bench = _bench()
+    bench = search_bench.load()
     for query in [*bench.NOISE, *bench.HELD_OUT]:
         assert search(team, query=query) == [], query
 

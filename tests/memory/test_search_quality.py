@@ -5,33 +5,16 @@ hits, and the noise queries the floors were calibrated on give no hit in any mod
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from softcopy.config import Settings
 from softcopy.memory import index
+from tests.memory import search_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "search_quality", ROOT / "bench/search_quality.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("search_quality", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = search_bench.load()
 
 
 @pytest.fixture(scope="module")

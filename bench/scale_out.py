@@ -82,13 +82,15 @@ def make_archive(root: Path, archive: str, items: int, years: int) -> tuple[Path
     return sources, date(1990, 1, 1), real_shape.END
 
 
-def fresh_home(root: Path, sources: Path, name: str) -> Path:
-    """A new home whose softcopy.toml reads the archive's sources where they are."""
+def fresh_home(root: Path, sources: Path, name: str, embedder: str = "hashing") -> Path:
+    """A new home whose softcopy.toml reads the archive's sources where they are, embedding
+    with `embedder`."""
     home = root / name
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
     toml = (sources / "softcopy.toml").read_text()
-    (home / "softcopy.toml").write_text(toml.replace('path = "', f'path = "{sources}/'))
+    toml = toml.replace('path = "', f'path = "{sources}/')
+    (home / "softcopy.toml").write_text(f'embedder = "{embedder}"\n{toml}')
     return home
 
 
@@ -129,13 +131,15 @@ def jobs_bench(
     parallel: int,
     chunk_days: int,
     rounds: int = 1,
+    embedder: str = "hashing",
 ) -> None:
     """Each archive's job with inline, dask on 1 worker and dask on 2, in turn, `rounds`
     times: the ratios are the medians of each round's (a shared machine's load moves
     between rounds more than within one)."""
     print(
         f"\n## the same export+embed job: inline vs dask "
-        f"(parallel = {parallel}, steps of {chunk_days} days, {rounds} round(s))"
+        f"(parallel = {parallel}, steps of {chunk_days} days, {embedder} embedder, "
+        f"{rounds} round(s))"
     )
     print(f"{'archive':<9}{'cells':>7}{'steps':>7}  {'run':<20}{'seconds':>9}{'ms/cell':>9}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +150,16 @@ def jobs_bench(
             for _ in range(rounds):
                 rows = {
                     name: _timed_run(
-                        root, sources, archive, pg, first, last, parallel, chunk_days, workers
+                        root,
+                        sources,
+                        archive,
+                        pg,
+                        first,
+                        last,
+                        parallel,
+                        chunk_days,
+                        workers,
+                        embedder,
                     )
                     for name, workers in (
                         ("inline", 0),
@@ -182,6 +195,7 @@ def _timed_run(  # type: ignore[type-arg]
     parallel: int,
     chunk_days: int,
     workers: int,
+    embedder: str,
 ) -> dict:
     """One fresh job: inline (`workers` 0) or dask on a LocalCluster of `workers` processes."""
     import distributed
@@ -191,7 +205,7 @@ def _timed_run(  # type: ignore[type-arg]
     env = {"SOFTCOPY_PARALLEL": str(parallel)}
     if not workers:
         with pg_schema(pg) as url:
-            home = fresh_home(root, sources, f"{archive}-inline")
+            home = fresh_home(root, sources, f"{archive}-inline", embedder)
             return run_job(home, url, first, last, "inline", env, chunk_days)
     with (
         distributed.LocalCluster(
@@ -203,20 +217,24 @@ def _timed_run(  # type: ignore[type-arg]
         ) as cluster,
         pg_schema(pg) as url,
     ):
-        home = fresh_home(root, sources, f"{archive}-dask{workers}")
+        home = fresh_home(root, sources, f"{archive}-dask{workers}", embedder)
         dask_env = env | {"SOFTCOPY_DASK_SCHEDULER": cluster.scheduler_address}
         # warm the workers' imports, as a long-lived cluster would have them
         client = dask_executor.client_for(cluster.scheduler_address)
-        client.run(_warm)
+        client.run(_warm, embedder)
         try:
             return run_job(home, url, first, last, "dask", dask_env, chunk_days)
         finally:
             dask_executor.close_clients()
 
 
-def _warm() -> None:
+def _warm(embedder: str) -> None:
+    """A worker's imports and its embedder's model loaded, as a long-lived cluster has them."""
     import softcopy.ingestion.runtime
     import softcopy.memory.pipeline  # noqa: F401
+    from softcopy.memory.embedders import get_embedder
+
+    get_embedder(embedder).embed(["warm"])
 
 
 # --- 2. PostgreSQL checkpoint writes with N writers ------------------------------------------
@@ -446,6 +464,11 @@ def main() -> None:
     )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument(
+        "--embedder",
+        default="hashing",
+        help="the jobs' embedder: hashing (default), or semantic (a real model: CPU-bound)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="inline, dask 1, dask 2 in turn, this many times"
     )
     parser.add_argument("--chunk-days", type=int, default=30)
@@ -462,6 +485,7 @@ def main() -> None:
             args.parallel,
             args.chunk_days,
             args.rounds,
+            args.embedder,
         )
     if "pg" in args.only:
         pg_bench(args.pg, args.writers)

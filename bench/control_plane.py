@@ -165,7 +165,7 @@ def coverage_and_plans(root: Path) -> list[str]:
     ]
     for years in YEARS:
         days = round(years * 365.25)
-        ctx = context(make_home(root, days))
+        ctx = context(make_home(root / "curve", days))
         service.coverage(ctx)  # the first scan of the sources: not what is measured
         fresh, fresh_s = median_time(lambda: service.coverage(ctx))  # noqa: B023
         whole = backfill(ctx, days)

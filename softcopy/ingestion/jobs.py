@@ -33,7 +33,7 @@ from softcopy.ingestion.states import (
 )
 from softcopy.ingestion.transitions import IllegalTransition, LeaseLost, move_job, move_step
 
-DEFAULT_CHUNK_DAYS = 7
+DEFAULT_CHUNK_DAYS = 30
 
 
 def get_job(session: Session, job_id: int) -> IngestionJob:

@@ -42,7 +42,8 @@ def jobs(shared_home: Path) -> dict[str, int]:
         range_start_day=today - timedelta(days=29),
         range_end_day=today,
     )
-    done = service.run(ctx, options=month, executor="inline")
+    # weekly steps: several bars a row in the timeline, and over 200 log rows to page
+    done = service.run(ctx, options=month, executor="inline", chunk_days=7)
     month.force = True  # the same cells again: a job as large, waiting for a worker
     queued = service.enqueue(ctx, options=month, executor="inline")
     assert done.job is not None and queued.job is not None

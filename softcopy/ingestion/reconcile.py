@@ -18,7 +18,13 @@ from softcopy.ingestion import coverage, jobs, leases
 from softcopy.ingestion.models import ReconciliationFinding, ReconciliationRun
 from softcopy.ingestion.states import FindingKind, Stage
 from softcopy.memory import scan
-from softcopy.memory.artifacts import artifacts, export_key, meant_for, stage_key
+from softcopy.memory.artifacts import (
+    artifacts,
+    export_key,
+    meant_for,
+    stage_folder,
+    stage_key,
+)
 from softcopy.memory.items import EMPTY_DIGEST
 from softcopy.memory.sources import open_source
 from softcopy.memory.tables import LedgerEntry, SourceDay, SourceItem
@@ -228,8 +234,8 @@ def _leftover_findings(
     for source in sources:
         left: dict[str, datetime] = {}
         for stage in (Stage.export, Stage.embed):
-            folder = stage_key(stage, source, date.min).split("/")[:2]
-            for key, when in store.leftovers("/".join(folder), now - LEFTOVER_AGE).items():
+            folder = stage_folder(stage, source)
+            for key, when in store.leftovers(folder, now - LEFTOVER_AGE).items():
                 day = _day_of(meant_for(key))
                 if day is None or not ((start and day < start) or (end and day > end)):
                     left[key] = when

@@ -75,6 +75,11 @@ def stage_key(stage: Stage, source: str, day: date) -> str:
     return (export_key if Stage(stage) is Stage.export else vectors_key)(source, day)
 
 
+def stage_folder(stage: Stage, source: str) -> str:
+    """The folder (key prefix) of all a source's artifacts of a stage, every year."""
+    return f"{'export' if Stage(stage) is Stage.export else 'vectors'}/{source}"
+
+
 @dataclass(frozen=True)
 class Artifacts:
     """The artifact root of a configuration: a local folder or an fsspec file system."""

@@ -30,7 +30,7 @@ import fcntl
 import queue
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ from softcopy.ingestion.states import (
     STEP_DONE,
     JobStatus,
     LogLevel,
+    PlanMode,
     StepStatus,
 )
 from softcopy.ingestion.steps import (
@@ -81,7 +82,7 @@ from softcopy.ingestion.steps import (
 from softcopy.ingestion.transitions import fence, move_job, move_step
 from softcopy.memory import ledger
 from softcopy.memory.pipeline import run_stage
-from softcopy.memory.stage import PendingWrites, StageContext, StageResult
+from softcopy.memory.stage import PendingWrites, ShrinkGuard, StageContext, StageResult
 from softcopy.memory.stages import Stage
 
 Clock = Callable[[], datetime]
@@ -389,13 +390,15 @@ def run_step_days(
             raise StepFailed(ticket.step_id, None, f"step {ticket.step_id} not found")
         pending = PendingWrites()
         lease = _LeaseProof(session, ticket)
+        plan = _plan_of(session, ticket.job_id)
         ctx = StageContext(
             settings=ticket.settings,
             session=session,
             done_by=f"job:{ticket.job_id}",
             clock=clock,
             before_write=lease.check,
-            skip_bad_records=_skips_bad_records(session, ticket.job_id),
+            skip_bad_records=bool(plan.params.get("skip_bad_records")),
+            shrink_guard=shrink_guard(plan, ticket.settings),
             pending=pending,
         )
         done = set(
@@ -534,12 +537,28 @@ class _Group:
         return cancel
 
 
-def _skips_bad_records(session: Session, job_id: int) -> bool:
-    """The plan option: skip (and count) a day's unreadable records instead of failing it."""
+def _plan_of(session: Session, job_id: int) -> IngestionPlan:
+    """The job's plan, whose options its days follow: skip (and count) a day's unreadable
+    records instead of failing it; remove published items (see `shrink_guard`)."""
     plan = session.scalar(
         select(IngestionPlan).join(IngestionJob).where(IngestionJob.id == job_id)  # type: ignore[arg-type]
     )
-    return bool(plan is not None and plan.params.get("skip_bad_records"))
+    assert plan is not None, f"job {job_id} has a plan"  # a foreign key, never null
+    return plan
+
+
+def shrink_guard(plan: IngestionPlan, settings: Settings) -> ShrinkGuard | None:
+    """What publish may remove in the plan's job: anything if the plan allows shrinking;
+    else what the planner let through when it made the plan (planner.shrinks), checked
+    again on each day as it is published, against what the source holds then. A queued
+    job claimed after its source was truncated, or a source cut while its job runs, so
+    fails the day (resume refuses it the same way) instead of emptying the index."""
+    if plan.params.get("allow_shrink"):
+        return None
+    if plan.mode is PlanMode.catch_up_recent:  # its lookback window, from the day it was made
+        made = plan.created_at.astimezone(settings.timezone).date()
+        return ShrinkGuard(made - timedelta(days=plan.params["lookback_days"]))
+    return ShrinkGuard(None)
 
 
 def _still_ours(session: Session, ticket: StepTicket) -> None:

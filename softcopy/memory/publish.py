@@ -32,6 +32,8 @@ def run(ctx: StageContext, source: str, day: date) -> StageResult:
         raise StageFailed(
             Stage.publish, source, day, f"{len(items)} items but {len(vectors)} vectors"
         )
+    if ctx.shrink_guard is not None:
+        ctx.shrink_guard.check(source, day, ctx.published(source, day), len(items))
     ctx.before_write()
     open_index(ctx.settings).replace_day(source=source, day=day, items=items, vectors=vectors)
     result = StageResult(

@@ -48,6 +48,41 @@ class PendingWrites:
         self.vectors.clear()
 
 
+@dataclass(frozen=True)
+class ShrinkGuard:
+    """Publish's own check that a day keeps its published items, whatever happened to the
+    source since the plan was checked (a queued job claimed after the file was truncated,
+    a file cut while the job runs): publish never empties a day the index holds items of,
+    and removes some of a day's items only from `window_start` on (None: on no day; a job
+    of catch_up_recent passes its lookback window's first day, the legacy runner
+    `date.min`: every day it is asked to redo)."""
+
+    window_start: date | None = None
+
+    def check(self, source: str, day: date, published: int, remaining: int) -> None:
+        """Refuse (ShrinkRefused) to replace `published` items of the day by `remaining`."""
+        if remaining >= published:
+            return
+        outside = self.window_start is None or day < self.window_start
+        if remaining == 0 or outside:
+            raise ShrinkRefused(source, day, published, remaining)
+
+
+class ShrinkRefused(StageFailed):
+    """Publishing a day would remove published items its run was not allowed to remove."""
+
+    def __init__(self, source: str, day: date, published: int, remaining: int) -> None:
+        self.published = published
+        self.remaining = remaining
+        super().__init__(
+            Stage.publish,
+            source,
+            day,
+            f"would remove {published - remaining} of {published} published items "
+            f"({published} → {remaining}); refused unless removing published items is allowed",
+        )
+
+
 @dataclass
 class StageContext:
     """Everything a stage needs; one context may serve many (source, day) runs.
@@ -76,10 +111,14 @@ class StageContext:
     )
     # set by a job's step: ledger and cache writes wait for the step's group commit
     pending: PendingWrites | None = None
+    # publish refuses to remove published items beyond what it allows; None: no check
+    shrink_guard: ShrinkGuard | None = None
     # (source, stage) → the upstream ledger rows of the days ahead, read once per step
     _upstream: dict[tuple[str, Stage], dict[tuple[date, Stage], Any]] = field(
         default_factory=dict, repr=False
     )
+    # source → the publish ledger rows of its days ahead (what they hold now), read once
+    _published: dict[str, dict[tuple[date, Stage], Any]] = field(default_factory=dict, repr=False)
 
     def source(self, name: str) -> Source:
         """The opened source, its scan index refreshed once for this context."""
@@ -109,6 +148,20 @@ class StageContext:
                     entries[(result.day, result.stage)] = entry
         else:
             self.pending.ledger.append(ledger.row(result, done_by=self.done_by, now=self.clock()))
+
+    def published(self, source: str, day: date) -> int:
+        """Items the day's last good publish put in the index (0: none). For the days
+        ahead (a job's step, the runner's days) the publish entries are read once."""
+        ahead = self.days_ahead.get(source, ())
+        if day in ahead:
+            if source not in self._published:
+                self._published[source] = ledger.entries_for(
+                    self.session, source, list(ahead), [Stage.publish]
+                )
+            entry = self._published[source].get((day, Stage.publish))
+        else:
+            entry = ledger.get(self.session, source=source, day=day, stage=Stage.publish)
+        return entry.items if entry is not None and entry.output_digest is not None else 0
 
     def upstream(self, source: str, day: date, stage: Stage, wanted_by: Stage) -> Any:
         """The ledger entry of an upstream stage, which must describe a good run. For the

@@ -277,8 +277,10 @@ class ResumeHandler(IngestionHandler):
     @authorized
     async def post(self, job_id: str) -> None:
         (jid,) = self.ids(job_id=job_id)
-        self.body(set())
-        view = await self.call(lambda ctx: service.resume(ctx, job_id=jid, detach=True))
+        allow_shrink = self.body({"allow_shrink"}).flag("allow_shrink")
+        view = await self.call(
+            lambda ctx: service.resume(ctx, job_id=jid, detach=True, allow_shrink=allow_shrink)
+        )
         self.send(view, 202)
 
 

@@ -129,6 +129,16 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "PlanRequest": PLAN_REQUEST,
     "RunRequest": RUN_REQUEST,
     "CancelRequest": _object({"force": {"type": "boolean", "description": "Stop the worker now."}}),
+    "ResumeRequest": _object(
+        {
+            "allow_shrink": {
+                "type": "boolean",
+                "description": "Let the job's remaining cells remove published items (its "
+                "source was cut or re-pointed since it was planned); refused with 409 "
+                "otherwise.",
+            }
+        }
+    ),
     "ReconcileRequest": _object(
         {"sources": NAMES, **RANGE, "repair": {"type": "boolean"}},
     ),
@@ -284,8 +294,9 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "Continue a failed, cancelled or interrupted job from its checkpoints (detached).",
             {"202": _json(_ref("JobView"), "The job, queued again; a worker runs it.")},
-            errors="403 404 409",
+            errors="400 403 404 409",
             params=[_id("job_id")],
+            body="ResumeRequest",
         )
     },
     "/jobs/{job_id}/cancel": {

@@ -38,6 +38,7 @@ from softcopy.cli.ingestion_options import (
     Mode,
     Parallel,
     ReconciliationId,
+    ResumeAllowShrink,
     ShowSteps,
     Stages,
     chosen_executor,
@@ -130,6 +131,7 @@ def resume(
     job_id: JobId,
     detach: Detach = False,
     skip_bad_records: SkipBad = False,
+    allow_shrink: ResumeAllowShrink = False,
     parallel: Parallel = None,
     steps: ShowSteps = False,
     home: Home = None,
@@ -143,6 +145,7 @@ def resume(
             job_id=job_id,
             detach=detach,
             skip_bad_records=skip_bad_records,
+            allow_shrink=allow_shrink,
             progress=progress,
             parallel=parallel,
         )

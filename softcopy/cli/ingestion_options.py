@@ -61,6 +61,14 @@ AllowShrink = Annotated[
         "items of days outside the lookback window); refused otherwise.",
     ),
 ]
+ResumeAllowShrink = Annotated[
+    bool,
+    typer.Option(
+        "--allow-shrink",
+        help="Let the job's remaining cells remove published items (its source was cut or "
+        "re-pointed since it was planned); refused otherwise.",
+    ),
+]
 ReconciliationId = Annotated[
     int | None,
     typer.Option(

@@ -22,7 +22,9 @@ def next_command(view: JobView, resume: ResumeCheck | None = None) -> str | None
         return None
     if status is JobStatus.failed:
         skip = " --skip-bad-records" if resume and resume.fails_on_bad_records else ""
-        return f"softcopy ingestion resume {job.id}{skip}"
+        # said with the `blocked` line: what it would remove
+        shrink = " --allow-shrink" if resume and resume.removes_published else ""
+        return f"softcopy ingestion resume {job.id}{skip}{shrink}"
     if status in (JobStatus.cancelled, JobStatus.interrupted):
         return f"softcopy ingestion resume {job.id}"
     if status is JobStatus.queued and view.unclaimed_seconds:
@@ -80,6 +82,8 @@ def print_summary(
             markup=False,
             highlight=False,
         )
+    if resume and resume.blocker:
+        console.print(f"  blocked  {resume.blocker}", markup=False, highlight=False, soft_wrap=True)
     advice = next_command(view, resume)
     if advice:
         console.print(f"  next     {advice}", markup=False, highlight=False, soft_wrap=True)

@@ -11,6 +11,8 @@ import pytest
 
 from softcopy.cli.main import main
 from softcopy.demo import build_demo
+from softcopy.ingestion import service
+from softcopy.ingestion.states import PlanMode
 
 INLINE = ["--executor", "inline"]
 # the CLI reads the real clock: these demos end today, and the catch-up window spans them
@@ -119,3 +121,37 @@ def test_coverage_warns_of_future_dated_items(live_home: Path, capsys) -> None:
     assert future["source"] == "chat" and future["days"] == ["9999-12-31"] and future["items"] == 1
     code, out, _ = run(capsys, "ingestion", "reconcile")
     assert code == 1 and "future_dated: chat 9999-12-31" in out
+
+
+def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Path, capsys) -> None:
+    """A job queued before its source was cut fails the day it would empty; `show` says
+    what resuming would remove and how; `resume` is refused unless --allow-shrink."""
+    code, _, err = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
+    assert code == 0, err
+    ctx = service.open_context(live_home)
+    options = service.PlanOptions(
+        PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=TODAY - timedelta(days=29),
+        range_end_day=TODAY,
+        force=True,
+    )
+    queued = service.enqueue(ctx, options=options)
+    assert queued.job is not None
+    job = str(queued.job.job.id)
+    (live_home / "sources" / "chat.jsonl").write_text("")
+    code, out, err = run(capsys, "ingestion", "worker", job)
+    assert code == 0, err
+    code, out, err = run(capsys, "ingestion", "show", job)
+    assert "status   failed" in out
+    assert "would remove" in out and "published items (" in out
+    blocked = [line for line in out.splitlines() if line.startswith("  blocked  ")]
+    assert len(blocked) == 1 and "source 'chat'" in blocked[0], out
+    assert out.rstrip().endswith(f"next     softcopy ingestion resume {job} --allow-shrink")
+    code, out, err = run(capsys, "ingestion", "resume", job)
+    line = one_line(err)
+    assert code == 2 and line.startswith("error: the plan would remove ")
+    assert line.endswith("pass --allow-shrink to do it anyway")
+    code, out, err = run(capsys, "ingestion", "resume", job, "--allow-shrink")
+    assert code == 0, err
+    assert "status   succeeded" in out

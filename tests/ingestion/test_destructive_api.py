@@ -9,7 +9,7 @@ from typing import Any
 from softcopy.ingestion import service
 from softcopy.ingestion.states import PlanMode
 from tests.conftest import DEMO_TODAY
-from tests.ingestion.test_api import fetch, jp_server_config  # noqa: F401
+from tests.ingestion.test_api import fetch, jp_server_config, wait_for_job  # noqa: F401
 
 START = DEMO_TODAY - timedelta(days=6)  # a week: the chat has weekday messages
 WEEK = service.PlanOptions(
@@ -38,3 +38,40 @@ async def test_destructive_plan_is_409_unless_allow_shrink(
     assert code == 201 and made["plan"]["params"]["allow_shrink"] is True
     code, error = await fetch("plans", body={**body, "allow_shrink": "yes please"})
     assert code == 400 and "allow_shrink" in error["message"]
+
+
+async def test_resume_that_would_shrink_is_409_unless_allow_shrink(
+    fetch: Any,  # noqa: F811
+    ctx: service.Context,
+) -> None:
+    service.run(ctx, options=WEEK)
+    waiting = service.enqueue(ctx, options=service.PlanOptions(**{**WEEK.__dict__, "force": True}))
+    assert waiting.job is not None and waiting.job.job.id is not None
+    job_id = waiting.job.job.id
+    service.cancel(ctx, job_id=job_id)  # a queued job is cancelled at once
+    ctx.settings.source("chat").path.write_text("")  # cut before it is resumed
+    code, error = await fetch("jobs", job_id, "resume", method="POST")
+    assert code == 409 and error["error"] == "DestructivePlan", error
+    assert "source 'chat'" in error["message"] and '"allow_shrink": true' in error["message"]
+    code, error = await fetch("jobs", job_id, "resume", body={"allow_shrink": "yes"})
+    assert code == 400 and "allow_shrink" in error["message"]
+    code, view = await fetch("jobs", job_id, "resume", body={"allow_shrink": True})
+    assert code == 202, view
+    assert service.get_plan(ctx, plan_id=view["job"]["plan_id"]).plan.params["allow_shrink"]
+    ended = await wait_for_job(fetch, job_id)
+    assert ended["job"]["status"] == "succeeded", ended["job"]
+
+
+async def test_openapi_documents_allow_shrink(fetch: Any) -> None:  # noqa: F811
+    code, doc = await fetch("openapi.json")
+    assert code == 200
+    schemas = doc["components"]["schemas"]
+    for request in ("PlanRequest", "RunRequest", "ResumeRequest"):
+        field = schemas[request]["properties"]["allow_shrink"]
+        assert field["type"] == "boolean" and "published items" in field["description"]
+    resume = doc["paths"]["/jobs/{job_id}/resume"]["post"]
+    assert resume["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ResumeRequest"
+    }
+    assert "409" in resume["responses"]
+    assert "destructive plan" in doc["paths"]["/plans"]["post"]["responses"]["409"]["description"]

@@ -70,6 +70,12 @@ def test_queued_job_claimed_after_truncation_removes_nothing(
         service.resume(ctx, job_id=job_id)
     assert refused.value.source == "chat" and refused.value.remaining == 0
     assert rows_by_day(ctx) == published
+    check = service.check_resume(ctx, job_id=job_id)
+    assert check.removes_published and check.blocker == str(refused.value)
+    resumed = service.resume(ctx, job_id=job_id, allow_shrink=True)  # said so: done
+    assert resumed.job.status is JobStatus.succeeded
+    assert service.get_plan(ctx, plan_id=resumed.job.plan_id).plan.params["allow_shrink"]
+    assert rows_by_day(ctx) == {}
 
 
 def test_queued_job_that_allowed_shrinking_empties_the_days(

@@ -117,22 +117,31 @@ def resume(
     job_id: int,
     detach: bool = False,
     skip_bad_records: bool = False,
+    allow_shrink: bool = False,
     progress: Progress | None = None,
     parallel: int | None = None,
 ) -> JobView:
     """Continue a failed, cancelled or interrupted job from its checkpoints;
-    `skip_bad_records` turns that option of its plan on from now on."""
+    `skip_bad_records` and `allow_shrink` turn those options of its plan on from now on
+    (without `allow_shrink`, a job whose remaining cells would now remove published items
+    is refused: DestructivePlan)."""
     check_index(ctx)
     artifacts.check(ctx.settings)  # a bucket missing or unreachable: refused, nothing written
     with Session(ctx.engine) as session:
         check_executor(jobs.get_job(session, job_id).executor, ctx.settings)
     expire_leases(ctx)
     with session_scope(ctx.engine) as session:
-        _check_resume_shrink(ctx, session, job_id)  # before any write: a refusal leaves none
-        if skip_bad_records:
+        if not allow_shrink:  # before any write: a refusal leaves none
+            _check_resume_shrink(ctx, session, job_id)
+        turned_on = {
+            name: True
+            for name, on in (("skip_bad_records", skip_bad_records), ("allow_shrink", allow_shrink))
+            if on
+        }
+        if turned_on:
             saved = session.get(IngestionPlan, jobs.get_job(session, job_id).plan_id)
             assert saved is not None
-            saved.params = {**saved.params, "skip_bad_records": True}  # a new dict: persisted
+            saved.params = {**saved.params, **turned_on}  # a new dict: persisted
             session.add(saved)
         jobs.prepare_resume(
             session, job_id=job_id, now=ctx.clock(), lease_timeout=ctx.settings.lease_timeout
@@ -158,7 +167,7 @@ def check_resume(ctx: Context, *, job_id: int) -> ResumeCheck:
         try:
             _check_resume_shrink(ctx, session, job_id)
         except DestructivePlan as refused:
-            return ResumeCheck(blocker=str(refused))
+            return ResumeCheck(blocker=str(refused), removes_published=True)
         done = jobs.checkpointed_cells(session, job_id)
         todo = {
             (step.source, date.fromisoformat(d), step.stage)

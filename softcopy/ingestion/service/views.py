@@ -65,6 +65,9 @@ class ResumeCheck:
     """Whether resuming a job can succeed (`service.check_resume`)."""
 
     blocker: str | None = None  # why resume would be refused; None: it can start
+    # the blocker is that its remaining cells would remove published items (DestructivePlan):
+    # resuming with allow_shrink does it anyway
+    removes_published: bool = False
     bad_record_days: int = 0  # its remaining export days that hold unreadable records
     skips_bad_records: bool = False  # its plan skips (and counts) such records
 

@@ -88,9 +88,15 @@ def latest_coverage(
     range_end_day: date | None = None,
 ) -> CoverageReport | None:
     """The newest persisted snapshot that spans these sources and days, its cells cut to
-    them; nothing is scanned. None when no snapshot spans them (take one with `coverage`)."""
+    them; nothing is scanned. None when no snapshot spans them (take one with `coverage`).
+
+    A dead worker's job is ended first, as on every read of job state: the snapshot's
+    cells name the jobs that held them, and a face reading it (GET /coverage, the
+    dashboard's first paint) must not find them still live. Cheap when no job is leased:
+    one indexed read, and psutil is loaded only for a leased job of this host."""
     ReversedRange.check(range_start_day, range_end_day)
     names = source_names(ctx, sources)
+    expire_leases(ctx)
     lo, hi = CoverageSnapshot.range_start, CoverageSnapshot.range_end
     spans = [  # an open end of a snapshot spans every day on that side
         lo.is_(None) if range_start_day is None else or_(lo.is_(None), lo <= range_start_day),  # type: ignore[union-attr,operator]

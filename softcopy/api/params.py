@@ -73,13 +73,14 @@ class Params:
 
     @classmethod
     def of_json(cls, raw: bytes, allowed: set[str] | frozenset[str]) -> Params:
-        """A JSON object body (an empty body is `{}`) with only `allowed` fields."""
+        """A JSON object body (no body at all is `{}`; blank text is not JSON) with only
+        `allowed` fields."""
         if len(raw) > limits.BODY_BYTES:
             raise UserError(
                 f"the request body has {len(raw)} bytes; at most {limits.BODY_BYTES} are read"
             )
         try:
-            values = json.loads(raw) if raw.strip() else {}
+            values = json.loads(raw) if raw else {}
         except RecursionError:
             values = _TOO_DEEP  # nested deeper than the parser goes: refused below
         except (ValueError, UnicodeDecodeError) as error:

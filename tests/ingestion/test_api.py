@@ -435,6 +435,10 @@ async def test_deep_large_and_null_bodies_are_400(fetch: Any) -> None:
     assert code == 400 and f"at most {limits.BODY_BYTES}" in error["message"]
     code, error = await fetch("plans", body={"mode": "catch_up_recent", "sources": None})
     assert code == 400 and "'sources': null" in error["message"]
+    for blank in ("\n", " ", "\r\n\t"):  # text, but not JSON: no body at all is {}
+        code, error = await fetch("coverage", body=blank)
+        assert code == 400 and "not JSON" in error["message"], (blank, error)
+    assert (await fetch("jobs", 1, "verify", method="POST"))[0] == 404  # no body: {}
 
 
 async def test_invalid_values_are_echoed_cut_short(fetch: Any) -> None:

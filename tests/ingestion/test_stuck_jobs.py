@@ -105,8 +105,14 @@ READS: dict[str, Callable[[service.Context, int], object]] = {
     "show": lambda ctx, job_id: service.show_job(ctx, job_id=job_id),
     "jobs": lambda ctx, job_id: service.list_jobs(ctx),
     "logs": lambda ctx, job_id: service.job_logs(ctx, job_id=job_id),
+    "log tail": lambda ctx, job_id: service.log_tail(ctx, job_id=job_id),
     "coverage": lambda ctx, job_id: service.coverage(ctx),
+    "coverage snapshot": lambda ctx, job_id: service.latest_coverage(ctx),
     "plan": lambda ctx, job_id: service.plan(ctx, options=BACKFILL),
+    "preview": lambda ctx, job_id: service.preview_plan(ctx, options=BACKFILL),
+    "can resume": lambda ctx, job_id: service.check_resume(ctx, job_id=job_id),
+    # what the dashboard's poller calls (its jobs panel polls list_jobs and show_job)
+    "live cells": lambda ctx, job_id: service.live_cells(ctx),
     # what the stage primitives (`softcopy ingest`, `memory export`) ask before a cell
     "held_cells": lambda ctx, job_id: service.held_cells(ctx, sources=["notes"]),
 }

@@ -18,7 +18,7 @@ from softcopy.dashboard.base import Panel, button, guarded, html_table
 from softcopy.dashboard.heatmap import HeatmapWidget, Pick
 from softcopy.dashboard.poller import Poller
 from softcopy.ingestion import service
-from softcopy.ingestion.coverage import Cell, RecordProblem
+from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
 from softcopy.ingestion.states import CellState, PlanMode
 from softcopy.report import fmt
 from softcopy.views.calendar import (
@@ -85,7 +85,8 @@ class CoveragePanel(Panel):
         self.show_button = button("Show", self.refresh, style="primary")
         self.header = widgets.HTML()
         self.header.add_class("sc-coverage-summary")
-        self.problems = widgets.HTML()  # what the sources could not read, a line each
+        # items dated after today (never caught up), then what the sources could not read
+        self.problems = widgets.HTML()
         self.problems.add_class("sc-coverage-problems")
         self.legend = widgets.HTML()
         self.heatmap = HeatmapWidget(
@@ -197,7 +198,9 @@ class CoveragePanel(Panel):
             self._reconcile_line = _reconcile_line(reconciled)
             self.snapshot_id = report.snapshot.id
             self.totals = dict(report.snapshot.totals)
-            self.problems.value = problems_html(report.problems, report.problems_total)
+            self.problems.value = future_html(report.future_days) + problems_html(
+                report.problems, report.problems_total
+            )
             self._forget_drawings()
             self._redraw()
             self.say("")
@@ -211,8 +214,11 @@ class CoveragePanel(Panel):
             return
         began = time.perf_counter()
         if self._span is None:
-            days = [c.day for c in report.cells] + [key[1] for key in self._live]
             today = self.ctx.today()
+            # up to today: days after it (a record dated 9999-12-31) are warned of above the
+            # map, not drawn (a span to the year 9999 is no map, and overflows `date`)
+            days = [c.day for c in report.cells] + [key[1] for key in self._live]
+            days = [d for d in days if d <= today]
             self._span = (min(days) if days else today, max(days) if days else today)
         start = self.range_start or self._span[0]
         end = self.range_end or self._span[1]
@@ -464,6 +470,19 @@ def legend_html(data: dict[str, Any]) -> str:
         '<span class="sc-chip"><i style="border:2px dashed #cf222e"></i>unreadable records</span>'
     )
     return f'<div class="sc-legend">{"".join(chips)}</div>'
+
+
+def future_html(future: list[FutureDays]) -> str:
+    """A warning line per source with items dated after today (a wrong clock or a typo in
+    a record): catch_up_recent never reaches them; empty when there are none."""
+    if not future:
+        return ""
+    lines = "".join(f"<li>{html.escape(f.describe())}</li>" for f in future)
+    return (
+        '<div class="sc-future-dated"><b>warning: items dated after today</b> '
+        "(catch_up_recent never reaches them; check the record's date or the clock that "
+        f"wrote it)<ul>{lines}</ul></div>"
+    )
 
 
 def problems_html(problems: list[RecordProblem], total: int) -> str:

@@ -41,3 +41,20 @@ def test_destructive_preview_names_the_checkbox_and_passes_once_ticked(
     panel.save()  # Save plan keeps exactly the previewed cells
     assert panel.message_kind == "ok" and panel.plan_id is not None, panel.message
     assert service.get_plan(ctx, plan_id=panel.plan_id).plan.params["allow_shrink"] is True
+
+
+def test_run_of_a_destructive_form_is_refused_and_starts_no_job(ctx: service.Context) -> None:
+    week = service.PlanOptions(mode=PlanMode.catch_up_recent, sources=["chat"], lookback_days=6)
+    service.run(ctx, options=week)
+    jobs_before = len(service.list_jobs(ctx))
+    ctx.settings.source("chat").path.write_text("")
+    panel = PlanPanel(ctx)
+    panel.mode = PlanMode.catch_up_recent.value
+    panel.lookback_days = 6
+    panel.sources = ["chat"]
+    panel.run()  # Run without a preview: plans and runs the form as it is
+    assert panel.message_kind == "error" and panel.started_job_id is None
+    assert panel.message.startswith("run refused: the plan would remove ")
+    assert "source 'chat'" in panel.message and " → 0)" in panel.message
+    assert panel.message.endswith(f"tick “{ALLOW_SHRINK}” to do it anyway")
+    assert len(service.list_jobs(ctx)) == jobs_before

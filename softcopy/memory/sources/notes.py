@@ -11,10 +11,12 @@ an offset is wall-clock time in the configured timezone. The header is parsed by
 is a handful of `key: value` lines, and a YAML dependency would buy nothing but failure
 modes.
 
-A date that is written but does not exist (`2024-02-30.md`, `date: 2024-13-45`) is never
+A date that is written but does not exist (`2024-02-30.md`, `date: 2024-13-45`), or a
+header date that is no date at all (`date: yesterday`, `date: 99999-01-01`), is never
 silently replaced by the modification time: unless the other place holds a valid date, the
 note is a bad record naming the file and the value (a problem of the source, since its day
-cannot be told). Bytes that are not UTF-8 are read as U+FFFD, with a warning (items.py).
+cannot be told). Only a template placeholder never filled in (`{{date}}`, `<% ... %>`)
+counts as no date written. Bytes that are not UTF-8 are read as U+FFFD, with a warning (items.py).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ _MONTH_NAME_DATE = re.compile(
 # Header keys that date a note, in order: `date` (Obsidian's and Logseq's own property),
 # `created` (Obsidian templates, Templater), `date created` (Obsidian Linter's default).
 _DATE_KEYS = ("date", "created", "date created")
+# A template's placeholder never filled in: core Templates' {{date}}, Templater's <% ... %>.
+_TEMPLATE = re.compile(r"\{\{.*\}\}|<%.*%>")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _H1 = re.compile(r"^#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _INLINE_TAG = re.compile(r"(?<!\S)#(?:\[\[([^\]\n]+)\]\]|(\w[\w/\-]*))")
@@ -321,21 +325,25 @@ def _invalid_name_date(stem: str) -> str | None:
 
 
 def _invalid_field_date(fields: dict[str, Field]) -> str | None:
-    """The header's `date` when it is written as a date but is none (2024-13-45), or None.
+    """The header's `date` when it holds something that is no date (2024-13-45, 99999-01-01,
+    `yesterday`), or None.
 
-    Text that is no attempt at a date (a template's `{{date}}`) leaves the note to its mtime.
+    Only a template's placeholder that was never filled in (`{{date}}`, Templater's
+    `<% tp.date.now() %>`) is no date written: that note keeps to its mtime.
     """
     value = _date_value(fields)
-    if value and (_LOOSE_DATE.match(value) or _MONTH_NAME_DATE.match(value)):
-        return value
-    return None
+    if not value or _TEMPLATE.search(_raw_date_value(fields)):
+        return None
+    return value
+
+
+def _raw_date_value(fields: dict[str, Field]) -> str:
+    value = next((v for k in _DATE_KEYS if isinstance(v := fields.get(k), str) and v.strip()), "")
+    return value if isinstance(value, str) else ""
 
 
 def _date_value(fields: dict[str, Field]) -> str:
-    value = next((v for k in _DATE_KEYS if isinstance(v := fields.get(k), str) and v.strip()), "")
-    if not isinstance(value, str):
-        return ""
-    return _WIKILINK.sub(r"\1", value).strip().strip("<>[]\"'").strip()
+    return _WIKILINK.sub(r"\1", _raw_date_value(fields)).strip().strip("<>[]\"'").strip()
 
 
 def _date_field(fields: dict[str, Field], tz: tzinfo) -> _Dated | None:

@@ -291,6 +291,12 @@ def test_vanished_file_is_a_problem(tmp_path: Path) -> None:
         ("meeting.md", "---\ndate: 2024-13-45\n---\nbody", "2024-13-45"),
         ("org.org", "#+date: <2024-02-30 Fri>\nbody", "2024-02-30 Fri"),
         ("old.md", "---\ndate: 0024-03-01\n---\nbody", "0024-03-01"),
+        # a header date that is no date at all is reported too, not put on the mtime
+        ("far.md", "---\ndate: 99999-01-01\n---\nbody", "99999-01-01"),
+        ("word.md", "---\ndate: not a date\n---\nbody", "not a date"),
+        ("epoch.md", "---\ncreated: 1709287200\n---\nbody", "1709287200"),
+        ("logseq.md", "date:: [[someday]]\n- body", "someday"),
+        ("hour.md", "---\ndate: 2024-03-03T25:00:00\n---\nbody", "2024-03-03T25:00:00"),
     ],
 )
 def test_an_invalid_date_is_a_bad_record_naming_file_and_value_not_the_mtime(
@@ -310,6 +316,8 @@ def test_what_is_no_attempt_at_a_date_still_falls_back_to_the_mtime(tmp_path: Pa
     mtime = datetime(2024, 2, 29, 12, tzinfo=UTC)
     for name, text in [
         ("template.md", "---\ndate: {{date}}\n---\nbody"),
+        ("templater.md", "---\ncreated: <% tp.file.creation_date() %>\n---\nbody"),
+        ("empty.md", "---\ndate: \n---\nbody"),
         ("12345678.md", "an id, not a date"),
         ("20241399.md", "month 13: digits, not a date"),
     ]:
@@ -317,7 +325,7 @@ def test_what_is_no_attempt_at_a_date_still_falls_back_to_the_mtime(tmp_path: Pa
         os.utime(path, (mtime.timestamp(), mtime.timestamp()))
     got = items(source(tmp_path))
     assert {unit: item.day for unit, item in got.items()} == dict.fromkeys(got, date(2024, 2, 29))
-    assert len(got) == 3
+    assert len(got) == 5
 
 
 def test_an_invalid_name_date_yields_to_a_valid_date_field(tmp_path: Path) -> None:

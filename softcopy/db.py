@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import math
 import os
 import re
 import threading
@@ -258,7 +259,59 @@ def parse_url(url: str) -> URL:
             f"database {display_url(parsed)}: unsupported backend "
             f"{parsed.get_backend_name()!r}; use sqlite or postgresql"
         )
+    _check_options(parsed)
     return parsed
+
+
+URL_TIMEOUT_MAX_S = 3600  # the longest `?timeout=` / `?connect_timeout=` a URL may ask for
+# what SQLAlchemy's pysqlite dialect reads from a URL; anything else it would ignore
+_SQLITE_OPTIONS = {"timeout", "uri", "check_same_thread", "cached_statements", "detect_types"}
+
+
+def _check_options(parsed: URL) -> None:
+    """The URL's options are ones the driver takes, with values it can use: a bad one is
+    a ConfigError here, not a driver's traceback at the first connection."""
+    shown = display_url(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        if "timeout" in parsed.query:
+            _url_seconds(shown, "timeout", parsed.query["timeout"], minimum=0)
+        unknown = set(parsed.query) - _SQLITE_OPTIONS
+        if unknown and parsed.query.get("uri") != "true":  # with uri=true, SQLite's own
+            raise ConfigError(
+                f"database {shown}: {sorted(unknown)[0]!r} is not a SQLite URL option "
+                "(timeout; SQLite's URI options need uri=true)"
+            )
+        return
+    for key, value in parsed.query.items():
+        if key == "connect_timeout":
+            seconds = _url_seconds(shown, key, value, minimum=1)
+            if seconds != int(seconds):
+                raise ConfigError(f"database {shown}: connect_timeout must be whole seconds")
+            continue
+        try:
+            from psycopg import ProgrammingError
+            from psycopg.conninfo import make_conninfo
+        except ImportError:
+            return  # _create names the missing driver
+        try:
+            make_conninfo(**{key: value if isinstance(value, str) else ",".join(value)})
+        except ProgrammingError:  # libpq knows no such option
+            raise ConfigError(
+                f"database {shown}: {key!r} is not a PostgreSQL connection option"
+            ) from None
+
+
+def _url_seconds(shown: str, key: str, value: Any, *, minimum: int) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and minimum <= seconds <= URL_TIMEOUT_MAX_S):
+        raise ConfigError(
+            f"database {shown}: {key} must be a number of seconds "
+            f"from {minimum} to {URL_TIMEOUT_MAX_S}"
+        )
+    return seconds
 
 
 def display_url(url: URL) -> str:
@@ -279,13 +332,8 @@ def hide_password(database_url: str) -> str:
 
 def _create_sqlite(parsed: URL) -> Engine:
     timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
-    if "timeout" in parsed.query:
-        try:
-            timeout = float(parsed.query["timeout"])  # type: ignore[arg-type]
-        except ValueError:
-            raise ConfigError(
-                f"database {display_url(parsed)}: timeout must be a number of seconds"
-            ) from None
+    if "timeout" in parsed.query:  # a finite number of seconds: parse_url checked it
+        timeout = float(parsed.query["timeout"])  # type: ignore[arg-type]
         parsed = parsed.difference_update_query(["timeout"])
     database = parsed.database
     read_only = False

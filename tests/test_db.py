@@ -161,6 +161,14 @@ def test_database_urls_softcopy_cannot_use_are_config_errors() -> None:
         ("garbage", "not a database URL"),
         ("mysql://h/db", "database mysql://h/db: unsupported backend 'mysql'"),
         ("sqlite:///x.db?timeout=soon", "timeout must be a number of seconds"),
+        ("sqlite:///x.db?timeout=nan", "timeout must be a number of seconds from 0 to 3600"),
+        ("sqlite:///x.db?timeout=-1", "timeout must be a number of seconds from 0 to 3600"),
+        ("sqlite:///x.db?nolock=1", "'nolock' is not a SQLite URL option"),
+        ("postgresql://h/db?connect_timeout=0", "connect_timeout must be a number of seconds"),
+        ("postgresql://h/db?connect_timeout=1.5", "connect_timeout must be whole seconds"),
+        ("postgresql://h/db?sslmod=require", "'sslmod' is not a PostgreSQL connection option"),
     ]:
         with pytest.raises(ConfigError, match=message):
-            get_engine(url) if "timeout" in url else parse_url(url)
+            parse_url(url)
+    assert parse_url("sqlite:///x.db?timeout=0.5&uri=true&nolock=1").query["nolock"] == "1"
+    assert parse_url("postgresql://h/db?connect_timeout=5&sslmode=require").database == "db"

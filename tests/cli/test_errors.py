@@ -79,6 +79,27 @@ def test_a_garbage_database_url_is_one_line(home: Path, capsys, monkeypatch) -> 
     assert "SOFTCOPY_DATABASE_URL: not a database URL" in line
 
 
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("sqlite:///{home}/x.db?timeout=nan", "timeout must be a number of seconds from 0 to"),
+        ("sqlite:///{home}/x.db?timeout=1e999", "timeout must be a number of seconds from 0 to"),
+        ("sqlite:///{home}/x.db?mode=ro", "'mode' is not a SQLite URL option"),
+        ("postgresql://ops@127.0.0.1:1/db?connect_timeout=abc", "connect_timeout must be a"),
+        ("postgresql://ops@127.0.0.1:1/db?connect_timeout=-5", "connect_timeout must be a"),
+        ("postgresql://ops@127.0.0.1:1/db?foo=bar", "'foo' is not a PostgreSQL connection"),
+    ],
+)
+def test_a_database_url_with_bad_options_is_one_line_and_exit_2(
+    home: Path, capsys, monkeypatch, query: str, names: str
+) -> None:
+    """The driver would raise on these at the first connection (a traceback) or ignore them."""
+    monkeypatch.setenv("SOFTCOPY_DATABASE_URL", query.format(home=home))
+    code, line = one_line(capsys, "ingestion", "jobs")
+    assert code == 2
+    assert line.startswith("error: SOFTCOPY_DATABASE_URL: database ") and names in line
+
+
 def test_an_unreachable_database_is_one_line_and_exit_3(home: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("SOFTCOPY_DATABASE_URL", "postgresql://ops:s3cret@127.0.0.1:1/softcopy")
     code, line = one_line(capsys, "ingestion", "jobs")

@@ -192,6 +192,16 @@ def add_source(
         raise ConfigError(f"unknown source kind {kind!r}; kinds: {', '.join(SOURCES.names())}")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"bad source name {name!r}: use letters, digits, '-' and '_'")
+    for what, value in (
+        ("path", str(path)),
+        *(("option", k) for k in options or {}),
+        *((f"option {k!r}", v) for k, v in (options or {}).items()),
+    ):
+        if isinstance(value, str) and not _utf8(value):
+            raise ConfigError(
+                f"source {name!r}: {what} {value!r} is not valid UTF-8, which "
+                f"{CONFIG_FILE} cannot hold; rename it"
+            )
     resolved = (home / path).resolve() if not Path(path).is_absolute() else Path(path)
     if not resolved.exists():
         raise ConfigError(f"{resolved}: no such file or folder for source {name!r}")
@@ -212,6 +222,16 @@ def add_source(
     tmp.write_text(tomlkit.dumps(doc))
     tmp.replace(config_path)
     return SourceConfig(name=name, kind=kind, path=resolved, options=dict(options or {}))
+
+
+def _utf8(text: str) -> bool:
+    """Can `text` be written as UTF-8 (a name from the file system or argv may hold the
+    lone surrogates that stand for bytes that were not)?"""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_same(home: Path, name: str, old: Any, kind: str, resolved: Path) -> None:

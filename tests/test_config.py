@@ -113,3 +113,16 @@ def test_a_home_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "file", env={})
     with pytest.raises(ConfigError, match=f"cannot be made: {re.escape(str(tmp_path))}/file is"):
         load_settings(tmp_path / "file" / "home", env={})
+
+
+def test_a_source_path_or_option_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """A folder name that is not UTF-8 (argv gives it as lone surrogates) cannot be written
+    to softcopy.toml: one ConfigError naming it, and the file is left as it was."""
+    (tmp_path / "caf\udce9").mkdir()
+    with pytest.raises(ConfigError, match=r"path 'caf\\udce9' is not valid UTF-8"):
+        add_source(tmp_path, name="n", kind="notes", path="caf\udce9")
+    (tmp_path / "ok").mkdir()
+    with pytest.raises(ConfigError, match=r"option 'x' '\\udcff' is not valid UTF-8"):
+        add_source(tmp_path, name="n", kind="notes", path="ok", options={"x": "\udcff"})
+    assert not (tmp_path / "softcopy.toml").exists()
+    assert not (tmp_path / "softcopy.toml.tmp").exists()

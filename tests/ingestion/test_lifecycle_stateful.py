@@ -6,9 +6,11 @@ worker, reconcile and clock advances, all through the service with an injected c
 
 After every step: every claimed cell's holder is live and every live job holds each cell
 it has yet to do (so no two live jobs work on one cell), every ended job has released its
-claims, no job stays live with an expired lease after a service read, checkpoints are
-only written under the current epoch, and no job redoes a checkpointed day. A run refused
-for held cells must name a holder that really holds them.
+claims, no job stays live with an expired lease after a service read (each step makes
+the next of the reads the faces make: list, show, logs, log tail, live cells, the
+coverage snapshot, preview, can-resume, held cells), checkpoints are only written under
+the current epoch (checked as each is inserted, in its transaction), and no job redoes a
+checkpointed day. A run refused for held cells must name a holder that really holds them.
 
 SQLite only: every example starts from a fresh copy of a small demo home, which a
 PostgreSQL schema per example would make several times slower; each behaviour's
@@ -21,8 +23,10 @@ import errno
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
@@ -35,6 +39,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -109,12 +114,41 @@ class Lifecycle(RuleBasedStateMachine):
         self.redone: list[str] = []
         self.dead: dict[int, int] = {}  # job -> the lease epoch of its killed worker
         self.old_epochs: dict[tuple[int, int], int] = {}  # (job, superseded epoch) -> checkpoints
+        self.reads = 0  # which read the next step makes (READS, in turn)
+        self.last_checkpoint = 0  # the newest checkpoint id the epoch check has seen
+        self.stale_writes: list[str] = []
+        sa_event.listen(self.ctx.engine, "after_cursor_execute", self._check_epochs)
         Lifecycle.current = self
 
     def teardown(self) -> None:
+        sa_event.remove(self.ctx.engine, "after_cursor_execute", self._check_epochs)
         index.close_all()
         dispose_engines()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _check_epochs(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        """Each checkpoint as it is inserted, in the inserting transaction: its lease epoch
+        must be its job's current one (a check after the step could miss a fenced
+        worker's first checkpoints, written under an epoch that had none before)."""
+        if not statement.lstrip().upper().startswith("INSERT INTO CHECKPOINT"):
+            return
+        raw = conn.connection.dbapi_connection.cursor()
+        try:
+            raw.execute(
+                "SELECT c.id, c.job_id, c.lease_epoch, j.lease_epoch FROM checkpoint c "
+                "JOIN ingestion_job j ON j.id = c.job_id WHERE c.id > ? ORDER BY c.id",
+                (self.last_checkpoint,),
+            )
+            rows = raw.fetchall()
+        finally:
+            raw.close()
+        for checkpoint_id, job_id, written, current in rows:
+            if written != current:
+                self.stale_writes.append(
+                    f"checkpoint {checkpoint_id} of job {job_id} under epoch {written}, "
+                    f"the job's is {current}"
+                )
+        self.last_checkpoint = max([self.last_checkpoint, *(r[0] for r in rows)])
 
     # -- the stage every job runs: real stages, a fault on demand, and a redo detector --
 
@@ -376,15 +410,26 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def no_live_job_with_an_expired_lease_after_a_read(self) -> None:
-        rows = service.list_jobs(self.ctx, limit=1000)
+        """Each step makes the next read of READS, then the raw rows must hold no leased
+        job whose lease expired or whose worker is gone."""
+        name, read = READS[self.reads % len(READS)]
+        self.reads += 1
+        job_id = self._pick(self.reads)
+        if job_id is None and name in NEEDS_A_JOB:
+            name, read = READS[0]
+        read(self.ctx, job_id or 0)
         before = leases.deadline(self.clock(), self.ctx.settings.lease_timeout)
-        for job in rows:
-            if job.status in JOB_LEASED:
-                assert not leases.lease_expired(job, before), job
-                assert not leases.worker_is_gone(job), job
+        with Session(self.ctx.engine) as session:
+            leased = session.scalars(
+                select(IngestionJob).where(IngestionJob.status.in_(JOB_LEASED))  # type: ignore[attr-defined]
+            ).all()
+        for job in leased:
+            assert not leases.lease_expired(job, before), (name, job)
+            assert not leases.worker_is_gone(job), (name, job)
 
     @invariant()
     def checkpoints_only_under_the_current_epoch(self) -> None:
+        assert self.stale_writes == []
         with Session(self.ctx.engine) as session:
             epochs = dict(session.execute(select(IngestionJob.id, IngestionJob.lease_epoch)).all())
             counts = session.execute(
@@ -401,6 +446,24 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def checkpointed_days_are_never_redone(self) -> None:
         assert self.redone == []
+
+
+WHOLE = service.PlanOptions(
+    mode=PlanMode.backfill_range, range_start_day=DAYS[0], range_end_day=DAYS[-1]
+)
+# what the faces read (CLI, API, the dashboard's pollers), one after each step in turn
+READS: list[tuple[str, Callable[[service.Context, int], object]]] = [
+    ("jobs", lambda ctx, job_id: service.list_jobs(ctx, limit=1000)),
+    ("show", lambda ctx, job_id: service.show_job(ctx, job_id=job_id)),
+    ("logs", lambda ctx, job_id: service.job_logs(ctx, job_id=job_id)),
+    ("log tail", lambda ctx, job_id: service.log_tail(ctx, job_id=job_id)),
+    ("live cells", lambda ctx, job_id: service.live_cells(ctx)),
+    ("snapshot", lambda ctx, job_id: service.latest_coverage(ctx)),
+    ("preview", lambda ctx, job_id: service.preview_plan(ctx, options=WHOLE)),
+    ("can resume", lambda ctx, job_id: service.check_resume(ctx, job_id=job_id)),
+    ("held cells", lambda ctx, job_id: service.held_cells(ctx, sources=["notes", "chat"])),
+]
+NEEDS_A_JOB = {"show", "logs", "log tail", "can resume"}
 
 
 def test_job_lifecycle_keeps_its_invariants(

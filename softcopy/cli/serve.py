@@ -11,8 +11,9 @@ The web face is not a way in:
 - its cookies (login, XSRF) are SameSite=Strict, so a cross-site page cannot ride them;
 - rendering a dashboard writes nothing (its cells only construct widgets), and the kernel
   of a render nobody is connected to (a fetch, a closed tab) is culled after
-  `--cull-idle-seconds`, checked every CULL_INTERVAL_SECONDS. A connected, idle tab keeps
-  its kernel (`cull_connected` off).
+  `--cull-idle-seconds`, checked every CULL_INTERVAL_SECONDS, even while its pollers redraw
+  a running job (KERNEL_MANAGER: Jupyter's culler counts each redraw as activity). A
+  connected, idle tab keeps its kernel (`cull_connected` off).
 
 Once listening it prints a short banner whose last line is the dashboard URL (Jupyter's own
 startup log is quiet unless `--log-level INFO`), and the server root `/` redirects to the
@@ -50,6 +51,7 @@ EXTENSIONS = {"voila.server_extension": True, "softcopy.api": True}
 CULL_IDLE_SECONDS = 60
 CULL_INTERVAL_SECONDS = 30
 SAME_SITE = {"samesite": "Strict"}
+KERNEL_MANAGER = "softcopy.cli.serve_kernels.DashboardKernelManager"
 
 
 class JupyterLog(StrEnum):
@@ -109,6 +111,7 @@ def server_argv(
         "IdentityProvider.token": token,
         "IdentityProvider.cookie_options": SAME_SITE,  # the login cookie
         "ServerApp.tornado_settings": {"xsrf_cookie_kwargs": {"path": "/", **SAME_SITE}},
+        "ServerApp.kernel_manager_class": KERNEL_MANAGER,  # also culls kernels left alone
         "MappingKernelManager.cull_idle_timeout": cull_seconds,
         "MappingKernelManager.cull_interval": cull_interval(cull_seconds),
         "MappingKernelManager.cull_connected": False,  # an open tab keeps its kernel

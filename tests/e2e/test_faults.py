@@ -5,7 +5,8 @@ and a worker SIGKILLed with its lease left to go stale. After each: one clear li
 lost, and once the fault is gone the job resumes and `verify` passes, with the index an
 uninterrupted run makes.
 
-Mounting needs root (CI runs as root); anywhere else these tests skip and say so.
+Mounting needs root (CI runs as root); anywhere else the tests that mount skip and say so.
+The SIGKILL fault and the SQLite leg of the database fault need no mount: they run anywhere.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from softcopy.ingestion.states import JobStatus, PlanMode
 from softcopy.memory import index
 from tests.conftest import DEMO_TODAY
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: the faults are made with mount (tmpfs, bind mounts)"
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: the fault is made with mount (tmpfs, bind mounts)"
 )
 
 DAYS = 14  # enough days for several steps per source, few enough to stay quick
@@ -174,6 +175,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Rows:
     return index_rows(home)
 
 
+@needs_root
 def test_a_full_disk_fails_the_job_then_it_resumes_once_there_is_room(
     tmp_path: Path, database_url: str, reference: Rows
 ) -> None:
@@ -201,6 +203,7 @@ def test_a_full_disk_fails_the_job_then_it_resumes_once_there_is_room(
         resume_and_verify(job["id"], env, home, reference)
 
 
+@needs_root
 def test_a_full_disk_under_the_home_database_too_is_one_line_then_resumable(
     tmp_path: Path, reference: Rows
 ) -> None:
@@ -233,6 +236,7 @@ def test_a_full_disk_under_the_home_database_too_is_one_line_then_resumable(
         dispose_engines()
 
 
+@needs_root
 def test_a_read_only_home_searches_and_refuses_writes_in_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     build_demo(home, days=DAYS, today=DEMO_TODAY)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from softcopy.errors import BadRecord
-from softcopy.memory.items import MemoryItem, canonical_json
+from softcopy.memory.items import MemoryItem, canonical_json, repair_text
 from softcopy.memory.sources.base import day_of
 from softcopy.memory.sources.html_text import html_to_text
 
@@ -107,7 +107,8 @@ def _item(
         meta["attachments"] = attachments
     message_id = _header(msg, "message-id").strip("<> \t")
     if not message_id:
-        key = canonical_json([date_raw, meta["from"], title, text]).encode()
+        # repaired as the item will be: a lone surrogate must not make the message a bad record
+        key = canonical_json(repair_text([date_raw, meta["from"], title, text])).encode()
         message_id = hashlib.sha256(key).hexdigest()[:24]
     return MemoryItem(
         item_id=f"{prefix}:{message_id}",

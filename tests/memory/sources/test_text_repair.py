@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -129,3 +129,165 @@ def test_a_file_name_that_is_not_utf8_is_a_problem_of_the_source_not_a_crash(
         assert "caf\ufffd.md" in problem.location and "not valid UTF-8" in problem.reason
         assert scan.refresh(session, src).units_read == 0  # stable: not re-read every scan
         assert len(scan.days_refs(session, "notes", [date(2024, 3, 1)])) == 1
+
+
+# --- every source kind: the same lone surrogate, the same repair ---------------------------
+
+T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+HALF = "\\ud83d"  # as JSON writes it: the first half of an emoji, cut
+
+
+def _jsonl(root: Path) -> Path:
+    path = root / "chat.jsonl"
+    path.write_text(f'{{"id": "c", "ts": "{T0.isoformat()}", "text": "a {HALF}"}}\n')
+    return path
+
+
+def _mbox(root: Path) -> Path:
+    path = root / "mail.mbox"
+    path.write_bytes(
+        b"From a@example.com Fri Mar  1 12:00:00 2024\nFrom: a@example.com\n"
+        b"Subject: =?utf-8?q?x?= \\ud800 cut\nDate: Fri, 1 Mar 2024 12:00:00 +0000\n\nbody\n\n"
+    )
+    return path
+
+
+def _maildir(root: Path) -> Path:
+    for sub in ("cur", "new", "tmp"):
+        (root / "md" / sub).mkdir(parents=True)
+    (root / "md" / "cur" / "1709294400.M1P1.host:2,S").write_bytes(
+        b"From: a@example.com\nSubject: =?utf-8?q?x?= \\ud800 cut\n"
+        b"Date: Fri, 1 Mar 2024 12:00:00 +0000\n\nbody\n"
+    )
+    return root / "md"
+
+
+def _notes(root: Path) -> Path:
+    (root / "notes").mkdir()
+    # a surrogate written out as UTF-8 bytes (CESU-8, what some tools write): not UTF-8
+    (root / "notes" / "2024-03-01.md").write_bytes("a \ud83d cut".encode("utf-8", "surrogatepass"))
+    return root / "notes"
+
+
+def _git(root: Path) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    run_git(repo, "init", "-q")
+    tree = run_git(repo, "write-tree")
+    raw = (
+        f"tree {tree}\nauthor A <a@example.com> 1709294400 +0000\n"
+        "committer A <a@example.com> 1709294400 +0000\n\n"
+    ).encode() + "a \ud83d cut\n".encode("utf-8", "surrogatepass")
+    commit = run_git(repo, "hash-object", "-t", "commit", "-w", "--stdin", input=raw)
+    run_git(repo, "update-ref", "refs/heads/main", commit)
+    return repo
+
+
+def _slack(root: Path) -> Path:
+    folder = root / "slack"
+    (folder / "general").mkdir(parents=True)
+    (folder / "users.json").write_text(f'[{{"id": "U1", "name": "al{HALF}"}}]')
+    (folder / "channels.json").write_text('[{"id": "C1", "name": "general"}]')
+    (folder / "general" / "2024-03-01.json").write_text(
+        f'[{{"type": "message", "user": "U1", "text": "a {HALF}", "ts": "{T0.timestamp():.0f}.0"}}]'
+    )
+    return folder
+
+
+def _telegram(root: Path) -> Path:
+    path = root / "result.json"
+    path.write_text(
+        f'{{"chats": {{"list": [{{"name": "B{HALF}", "type": "personal_chat", "id": 1, '
+        f'"messages": [{{"id": 1, "type": "message", "date": "2024-03-01T12:00:00", '
+        f'"date_unixtime": "{T0.timestamp():.0f}", "from": "A", "text": "a {HALF}"}}]}}]}}}}'
+    )
+    return path
+
+
+def _chatgpt(root: Path) -> Path:
+    path = root / "conversations.json"
+    at = T0.timestamp()
+    message = {
+        "id": "q",
+        "author": {"role": "user"},
+        "create_time": at,
+        "content": {"content_type": "text", "parts": ["PART"]},
+    }
+    mapping = {
+        "r": {"id": "r", "message": None, "parent": None, "children": ["q"]},
+        "q": {"id": "q", "message": message, "parent": "r", "children": []},
+    }
+    body = [{"title": "T", "create_time": at, "conversation_id": "c1", "mapping": mapping}]
+    path.write_text(json.dumps(body).replace('"PART"', f'"a {HALF}"'))
+    return path
+
+
+def _browser(root: Path) -> Path:
+    import sqlite3
+
+    path = root / "places.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT, title TEXT)")
+    db.execute(
+        "CREATE TABLE moz_historyvisits (id INTEGER PRIMARY KEY, from_visit INTEGER,"
+        " place_id INTEGER, visit_date INTEGER, visit_type INTEGER)"
+    )
+    cut = "a \ud83d cut".encode("utf-8", "surrogatepass")  # SQLite stores the bytes as given
+    db.execute("INSERT INTO moz_places VALUES (1, 'https://x.org/', CAST(? AS TEXT))", (cut,))
+    db.execute("INSERT INTO moz_historyvisits VALUES (1, 0, 1, ?, 1)", (int(T0.timestamp() * 1e6),))
+    db.commit()
+    db.close()
+    return path
+
+
+BUILDERS = {
+    "jsonl": _jsonl,
+    "mbox": _mbox,
+    "maildir": _maildir,
+    "notes": _notes,
+    "git": _git,
+    "slack": _slack,
+    "telegram": _telegram,
+    "chatgpt": _chatgpt,
+    "browser": _browser,
+}
+
+
+def test_every_built_in_kind_is_checked_here() -> None:
+    """A new source kind must show here that it repairs text the same way."""
+    from importlib.metadata import entry_points
+
+    built_in = {
+        p.name for p in entry_points(group="softcopy.sources") if p.value.startswith("softcopy.")
+    }
+    assert built_in == set(BUILDERS)
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_every_kind_repairs_a_lone_surrogate_with_a_warning_naming_the_file(
+    home: Path, kind: str
+) -> None:
+    """Through the scan index into the database, as coverage and a run read it: the item
+    indexes with U+FFFD, a `repaired` problem names the file, nothing raises."""
+    from softcopy.config import SourceConfig
+    from softcopy.memory.sources import load_many, open_source
+
+    path = BUILDERS[kind](home)
+    src = open_source(SourceConfig(name="s", kind=kind, path=path, options={}), UTC)
+    settings = load_settings(home)
+    with Session(get_engine(settings.database_url)) as session:
+        scan.refresh(session, src)
+        session.commit()
+        problems = session.exec(select(SourceProblem)).all()
+        refs = scan.days_refs(session, "s", [date(2024, 3, 1)])
+    assert [(p.repaired, p.day) for p in problems] == [(True, date(2024, 3, 1))], problems
+    assert str(path) in problems[0].location
+    assert refs, "the repaired item is not indexed"
+    by_unit: dict[str, list[str]] = {}
+    for ref in refs:
+        by_unit.setdefault(ref.unit, []).append(ref.locator)
+    loaded = [x for _, x in load_many(src, list(by_unit.items()))]
+    assert loaded and all(isinstance(x, MemoryItem) for x in loaded)
+    assert any(x.repaired and "\ufffd" in x.title + x.text for x in loaded)  # type: ignore[union-attr]
+    for item in loaded:
+        json.dumps(item.to_record(), ensure_ascii=False).encode()  # storable as UTF-8

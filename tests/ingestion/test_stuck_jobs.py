@@ -661,3 +661,23 @@ def test_reconcile_reports_a_dead_lease_as_a_fact_and_the_cli_names_its_command(
     out = capsys.readouterr().out
     assert f"dead_lease: job {other}: job {other}'s worker is gone" in out
     assert f"continues it (softcopy ingestion resume {other})" in out
+
+
+def test_an_unclaimed_queued_job_does_not_block_resume_nor_its_button(
+    ctx: service.Context, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check_resume` (what disables the dashboard's Resume) agrees with `resume`: a queued
+    job no worker claimed within the lease timeout gives its cells up to a resume."""
+    runner, _ = enospc_on(8)
+    failed = service.run(ctx, options=BACKFILL, executor=use_executor(monkeypatch, runner))
+    assert failed.job is not None and failed.job.job.id is not None
+    job_id = failed.job.job.id
+    assert failed.job.job.status is JobStatus.failed
+    waiting = service.enqueue(ctx, options=FORCED)  # its worker never comes
+    assert waiting.job is not None and waiting.job.job.id is not None
+    assert service.check_resume(ctx, job_id=job_id).blocker  # within the lease: it waits
+
+    clock.advance(ctx.settings.lease_timeout + 1)
+    assert service.check_resume(ctx, job_id=job_id).blocker is None
+    assert service.resume(ctx, job_id=job_id).job.status is JobStatus.succeeded
+    assert status(ctx, waiting.job.job.id) is JobStatus.interrupted

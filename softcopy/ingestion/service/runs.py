@@ -22,7 +22,7 @@ from softcopy.errors import (
     NotFound,
     SoftcopyError,
 )
-from softcopy.ingestion import jobs, planner, runtime
+from softcopy.ingestion import jobs, leases, planner, runtime
 from softcopy.ingestion import verify as verify_
 from softcopy.ingestion.executors import check_executor, get_executor
 from softcopy.ingestion.models import (
@@ -175,10 +175,17 @@ def check_resume(ctx: Context, *, job_id: int) -> ResumeCheck:
             for d in step.days
         } - done
         sources = sorted({source for source, _, _ in todo})
-        holders = {
+        holding = {
             holder
             for cell, holder in jobs.held_cells(session, sources).items()
             if cell in todo and holder != job_id
+        }
+        # as in resume: a queued job no worker claimed within the lease gives its cells up
+        now, timeout = ctx.clock(), ctx.settings.lease_timeout
+        holders = {
+            holder
+            for holder in holding
+            if leases.unclaimed_for(jobs.get_job(session, holder), now=now, timeout=timeout) is None
         }
         saved = session.get(IngestionPlan, job.plan_id)
         assert saved is not None

@@ -123,3 +123,24 @@ async def test_the_api_answers_with_the_problems_never_a_500(
     assert code in (200, 201)
     kinds = [f["kind"] for f in report["findings"]]
     assert kinds.count("source_problem") == 3
+
+
+def test_the_dashboard_shows_them_on_coverage_and_reconcile(ctx: service.Context) -> None:
+    """The real board, not only its HTML helper: Show and the first paint list the undated
+    records and the repair warning, and the reconcile tab lists them as findings."""
+    from softcopy.dashboard import Dashboard
+
+    break_sources(ctx)
+    board = Dashboard(ctx, poll_interval=0)
+    try:
+        board.coverage.refresh()  # Show: a new snapshot
+        shown = board.coverage.problems.value
+        assert "chat.jsonl:line" in shown and "2026-02-30" in shown and "repaired" in shown
+        board.coverage.problems.value = ""
+        board.coverage.load()  # the first paint: the newest snapshot
+        assert board.coverage.problems.value == shown
+        board.reconcile.reconcile()
+        findings = board.reconcile.findings.value
+        assert "source problem" in findings.replace("_", " ") and "2026-02-30" in findings
+    finally:
+        board.close()

@@ -89,6 +89,14 @@ SkipBad = Annotated[
     bool,
     typer.Option("--skip-bad-records", help="Count and log unreadable records instead of failing."),
 ]
+EmptyDays = Annotated[
+    bool,
+    typer.Option(
+        "--allow-shrink",
+        help="Let publish empty a day that has published items (its source lost them all); "
+        "such a day fails otherwise.",
+    ),
+]
 
 
 def day_range(

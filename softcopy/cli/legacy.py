@@ -12,6 +12,7 @@ from rich.table import Table
 from softcopy import limits
 from softcopy.cli.common import (
     AsJson,
+    EmptyDays,
     Home,
     RangeEnd,
     RangeStart,
@@ -42,6 +43,7 @@ def ingest(
     range_start_day: RangeStart = None,
     range_end_day: RangeEnd = None,
     skip_bad_records: SkipBad = False,
+    allow_shrink: EmptyDays = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -58,6 +60,7 @@ def ingest(
             start=start,
             end=end,
             skip_bad_records=skip_bad_records,
+            allow_shrink=allow_shrink,
             done_by="cli:ingest",
             progress=progress,
             held=service.held_cells(service.Context(settings, engine), sources=names),

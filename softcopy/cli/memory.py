@@ -13,6 +13,7 @@ from softcopy import limits
 from softcopy.cli.common import (
     AsJson,
     Day,
+    EmptyDays,
     Home,
     RangeEnd,
     RangeStart,
@@ -45,6 +46,7 @@ def _stage_command(stage: Stage) -> None:
         range_start_day: RangeStart = None,
         range_end_day: RangeEnd = None,
         skip_bad_records: SkipBad = False,
+        allow_shrink: EmptyDays = False,
         home: Home = None,
         as_json: AsJson = False,
     ) -> None:
@@ -63,6 +65,7 @@ def _stage_command(stage: Stage) -> None:
                 end=end,
                 exact_days=day is not None,
                 skip_bad_records=skip_bad_records,
+                allow_shrink=allow_shrink,
                 done_by=f"cli:memory {stage}",
                 progress=progress,
                 held=service.held_cells(service.Context(settings, engine), sources=[source]),

@@ -47,6 +47,8 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
     _lines("failed", [failure.error for failure in summary.failures])
     if any(failure.unreadable for failure in summary.failures):
         err_console.print("--skip-bad-records skips (and counts) unreadable records")
+    if any(failure.shrink for failure in summary.failures):
+        err_console.print("--allow-shrink publishes them anyway (the days' items are removed)")
 
 
 def _lines(label: str, lines: list[str], most: int = 10) -> None:

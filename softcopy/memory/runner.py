@@ -15,7 +15,7 @@ from softcopy.config import Settings
 from softcopy.errors import OperationFailed, UnreadableRecords
 from softcopy.memory import artifacts, ledger, scan
 from softcopy.memory.pipeline import run_stage
-from softcopy.memory.stage import StageContext, StageResult
+from softcopy.memory.stage import ShrinkGuard, ShrinkRefused, StageContext, StageResult
 from softcopy.memory.stages import Stage
 from softcopy.memory.tables import LedgerEntry, SourceDay
 
@@ -39,6 +39,7 @@ class Failure:
     day: date
     error: str
     unreadable: bool = False  # unreadable source records: skipping bad records would do it
+    shrink: bool = False  # publish would empty a published day: allow_shrink would do it
 
 
 @dataclass
@@ -72,18 +73,26 @@ def run_stages(
     end: date | None = None,
     exact_days: bool = False,
     skip_bad_records: bool = False,
+    allow_shrink: bool = False,
     done_by: str = "cli",
     progress: Progress | None = None,
     held: Held = nothing_held,
 ) -> RunSummary:
     """Run `stages` in order for each (source, day). With `exact_days`, every day of
     [start, end] runs; otherwise the days the source has data for (or once had). A cell
-    `held` names a job for fails with "held by job N" and is not run."""
+    `held` names a job for fails with "held by job N" and is not run. Publish never
+    empties a day that has published items (the day fails: ShrinkRefused) unless
+    `allow_shrink`; fewer items than before are published, as every day asked for is
+    one to re-check (a plan's rule, planner.shrinks, with the whole run as its window)."""
     artifacts.check(settings)  # a missing or unreachable bucket: refused before any write
     summary = RunSummary(skip_bad_records=skip_bad_records)
     with Session(engine, expire_on_commit=False) as session:
         ctx = StageContext(
-            settings=settings, session=session, done_by=done_by, skip_bad_records=skip_bad_records
+            settings=settings,
+            session=session,
+            done_by=done_by,
+            skip_bad_records=skip_bad_records,
+            shrink_guard=None if allow_shrink else ShrinkGuard(date.min),
         )
         work = []
         for source in sources:
@@ -142,7 +151,8 @@ def _run_one(ctx: StageContext, stage: Stage, source: str, day: date) -> StageRe
             now=ctx.clock(),
         )
         unreadable = isinstance(exc, UnreadableRecords)
-        return Failure(stage, source, day, str(exc), unreadable=unreadable)
+        shrink = isinstance(exc, ShrinkRefused)
+        return Failure(stage, source, day, str(exc), unreadable=unreadable, shrink=shrink)
 
 
 def _days(session: Session, source: str, start: date | None, end: date | None) -> list[date]:

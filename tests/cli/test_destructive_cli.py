@@ -155,3 +155,30 @@ def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Pat
     code, out, err = run(capsys, "ingestion", "resume", job, "--allow-shrink")
     assert code == 0, err
     assert "status   succeeded" in out
+
+
+def test_ingest_of_a_cut_source_keeps_its_published_days(live_home: Path, capsys) -> None:
+    """The legacy in-process flow follows the same rule: publish empties no published day
+    unless --allow-shrink (`ingest` and `memory publish`)."""
+    code, _, err = run(capsys, "ingest")
+    assert code == 0, err
+    code, before, _ = run(capsys, "memory", "search", "the", "--source", "chat", "--json")
+    assert json.loads(before)
+    (live_home / "sources" / "chat.jsonl").write_text("")
+    code, out, _ = run(capsys, "ingest", "--json")
+    failures = json.loads(out)["failures"]
+    assert code == 1 and failures and all(f["shrink"] for f in failures)
+    assert {(f["stage"], f["source"]) for f in failures} == {("publish", "chat")}
+    code, out, err = run(capsys, "ingest", "--source", "chat")
+    assert code == 1 and "Traceback" not in err
+    failed = [line for line in err.splitlines() if line.startswith("failed: publish chat ")]
+    assert failed and all("published items (" in line and " → 0)" in line for line in failed)
+    assert "--allow-shrink publishes them anyway" in err
+    code, after, _ = run(capsys, "memory", "search", "the", "--source", "chat", "--json")
+    assert after == before  # the index kept every chat item
+    code, out, err = run(capsys, "memory", "publish", "--source", "chat", *RANGE)
+    assert code == 1 and "--allow-shrink" in err
+    code, _, err = run(capsys, "ingest", "--source", "chat", "--allow-shrink")
+    assert code == 0, err
+    code, after, _ = run(capsys, "memory", "search", "the", "--source", "chat", "--json")
+    assert json.loads(after) == []

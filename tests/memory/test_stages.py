@@ -182,7 +182,11 @@ def test_publish_refuses_vectors_older_than_the_export(demo: tuple[Settings, Eng
             publish.run(ctx, "notes", day)
 
 
-def test_day_that_lost_all_items_is_emptied_in_the_index(demo: tuple[Settings, Engine]) -> None:
+def test_day_that_lost_all_items_is_emptied_in_the_index_only_when_allowed(
+    demo: tuple[Settings, Engine],
+) -> None:
+    """Publish never empties a published day by surprise (issue 8): the day fails, naming
+    its counts, and the index keeps it, unless shrinking is allowed."""
     settings, engine = demo
     ingest_all(settings, engine)
     with Session(engine) as session:
@@ -194,7 +198,18 @@ def test_day_that_lost_all_items_is_emptied_in_the_index(demo: tuple[Settings, E
     )
     day = date.fromisoformat(note.stem)
     note.unlink()
-    summary = ingest_all(settings, engine)
+    published = index.day_digests(settings.index_path, "notes")
+    refused = ingest_all(settings, engine)
+    assert not refused.ok
+    assert [(f.stage, f.source, f.day, f.shrink) for f in refused.failures] == [
+        (Stage.publish, "notes", day, True)
+    ]
+    assert refused.failures[0].error == (
+        f"publish notes {day}: would remove 1 of 1 published items (1 → 0); refused unless "
+        "removing published items is allowed"
+    )
+    assert index.day_digests(settings.index_path, "notes") == published  # nothing removed
+    summary = ingest_all(settings, engine, allow_shrink=True)
     assert summary.ok
     digests = index.day_digests(settings.index_path, "notes")
     assert ("notes", day) not in digests

@@ -376,6 +376,17 @@ OUT_OF_RANGE = [  # (path parts, query, body, field, bound)
     (("plans",), {"offset": str(HUGE)}, None, "offset", limits.OFFSET),
     (("jobs", 1, "logs"), {"since": str(HUGE)}, None, "since", limits.SINCE),
     (("jobs", 1, "logs"), {"limit": "5001"}, None, "limit", limits.LOG_LIMIT),
+    (("jobs", 1, "logs"), {"page": str(HUGE)}, None, "page", limits.LOG_PAGE),
+    (("jobs", 1, "logs"), {"before": "0"}, None, "before", limits.BEFORE),
+    (("jobs", 1, "logs"), {"step": "-1"}, None, "step", limits.STEP),
+    (("search",), {"q": "plan", "k": str(HUGE)}, None, "k", limits.SEARCH_HITS),
+    (
+        ("jobs",),
+        None,
+        {"mode": "catch_up_recent", "parallel": HUGE},
+        "parallel",
+        limits.PARALLEL,
+    ),
     (
         ("plans",),
         None,

@@ -4,16 +4,18 @@ small demo home and sends, for every operation, the document's examples, request
 generates from the document (positive) and requests that violate it (negative).
 
 Every response must be no 5xx, a status code the document lists for the operation, of the
-documented content type and body schema; a request that violates the document must be
-refused (4xx). Routes that start work (POST /jobs, resume) run for real: a job cancelled
-beforehand is there to resume, and every worker (and kernel) the server spawned is killed
-and reaped at the end. Bounded: EXAMPLES generated requests per operation and mode.
+documented content type and body schema, and an error body short and free of CLI flags; a
+request that violates the document must be refused (4xx). Routes that start work (POST
+/jobs, resume) run for real: a job cancelled beforehand is there to resume, and every
+worker (and kernel) the server spawned is killed and reaped at the end. Bounded: EXAMPLES
+generated requests per operation and mode.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import hypothesis.strategies as st
 import psutil
 import pytest
 import schemathesis
+import typer.main
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -38,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from softcopy.api import app as api
+from softcopy.cli.main import app as cli_app
 from softcopy.ingestion import service
 from softcopy.ingestion.states import JobStatus, PlanMode
 from tests.conftest import DEMO_TODAY
@@ -45,11 +49,40 @@ from tests.conftest import DEMO_TODAY
 TOKEN = "schemathesis-token-0123456789"
 AUTH = {"Authorization": f"token {TOKEN}"}
 EXAMPLES = 15  # generated requests per operation and mode (16 operations, 2 modes)
+ERROR_BYTES = 4096  # an error body's size at most: messages and echoed values are cut
+
+
+def cli_flags() -> set[str]:
+    """Every --option of every softcopy command (--allow-shrink, --replan, …)."""
+    flags: set[str] = set()
+    commands = [typer.main.get_command(cli_app)]
+    while commands:
+        command = commands.pop()
+        flags |= {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        commands += getattr(command, "commands", {}).values()
+    return {flag for flag in flags if flag.startswith("--")}
+
+
+CLI_FLAG = re.compile("|".join(rf"{re.escape(f)}(?![\w-])" for f in sorted(cli_flags())))
+
+
+@schemathesis.check
+def errors_are_short_and_worded_for_the_api(ctx: Any, response: Any, case: Any) -> bool | None:
+    """An error body is short whatever was sent, and names JSON fields, never CLI flags."""
+    if response.status_code < 400:
+        return None
+    assert len(response.content) <= ERROR_BYTES, f"{len(response.content)} bytes of error body"
+    flags = CLI_FLAG.findall(response.content.decode(errors="replace"))
+    assert not flags, f"the error names CLI flags: {flags}"
+    return True
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    errors_are_short_and_worded_for_the_api,
 ]
 
 

@@ -2,7 +2,8 @@
 
 Text policy, the same for every source kind: whatever a source read, an item's id, title,
 text and meta are always valid Unicode that encodes as UTF-8. A lone surrogate (what
-JavaScript writes when it cuts an emoji in half, `"\\ud800"` in JSON) becomes U+FFFD here,
+JavaScript writes when it cuts an emoji in half, `"\\ud800"` in JSON) or a NUL (`"\\u0000"`,
+which PostgreSQL cannot store) becomes U+FFFD here,
 in `canonical`, the one place every item passes through, and the item is marked `repaired`;
 undecodable bytes are decoded with U+FFFD by each source, which marks the item the same
 way. A repaired item still indexes: its content hash is computed on the repaired text, so
@@ -24,7 +25,10 @@ EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# What no database can store as text: lone surrogates (not encodable as UTF-8) and NUL
+# (PostgreSQL refuses U+0000 in text and in JSON).
+_SURROGATE = re.compile("[\x00\ud800-\udfff]")
+_NUL_IN_JSON = "\\u0000"  # how canonical_json writes a NUL
 REPLACEMENT = "\ufffd"
 
 
@@ -44,16 +48,24 @@ class Canonical(NamedTuple):
 
 
 def canonical(title: str, text: str, meta: dict[str, Any]) -> Canonical:
-    """Title, text and meta with lone surrogates replaced by U+FFFD, and their content hash.
+    """Title, text and meta with lone surrogates and NULs replaced by U+FFFD, and their
+    content hash.
 
-    The common case costs one encode: the repair runs only when encoding fails.
+    The common case costs one encode and one search: the repair runs only when encoding
+    fails or the JSON holds an escaped NUL.
     """
+    written = canonical_json([title, text, meta])
     try:
-        encoded = canonical_json([title, text, meta]).encode()
+        encoded = written.encode()
     except UnicodeEncodeError:
-        title, text, meta = repair_text(title), repair_text(text), repair_text(meta)
-        encoded = canonical_json([title, text, meta]).encode()
-        return Canonical(title, text, meta, hashlib.sha256(encoded).hexdigest(), True)
+        encoded = None
+    if encoded is None or _NUL_IN_JSON in written:
+        fixed = repair_text(title), repair_text(text), repair_text(meta)
+        if encoded is None or fixed != (title, text, meta):  # not a literal backslash-u0000
+            title, text, meta = fixed
+            encoded = canonical_json([title, text, meta]).encode()
+            return Canonical(title, text, meta, hashlib.sha256(encoded).hexdigest(), True)
+    assert encoded is not None
     return Canonical(title, text, meta, hashlib.sha256(encoded).hexdigest(), False)
 
 
@@ -62,7 +74,8 @@ def content_hash(title: str, text: str, meta: dict[str, Any]) -> str:
 
 
 def repair_text(value: Any) -> Any:
-    """A string, or JSON value, with every lone surrogate (in keys too) replaced by U+FFFD."""
+    """A string, or JSON value, with every lone surrogate and NUL (in keys too) replaced by
+    U+FFFD."""
     if isinstance(value, str):
         return _SURROGATE.sub(REPLACEMENT, value)
     if isinstance(value, dict):

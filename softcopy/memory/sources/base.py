@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, ClassVar, Protocol
 from softcopy.errors import BadRecord
 from softcopy.memory.items import MemoryItem
 
-REPAIRED_REASON = "text repaired: lone surrogates or undecodable bytes are now U+FFFD"
+REPAIRED_REASON = "text repaired: lone surrogates, NULs or undecodable bytes are now U+FFFD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,5 +141,11 @@ def load_many(
 
 
 def day_of(ts: datetime, tz: tzinfo) -> date:
-    """The calendar day of an aware timestamp in the configured timezone."""
-    return ts.astimezone(tz).date()
+    """The calendar day of an aware timestamp in the configured timezone. A timestamp
+    within hours of the end of time (9999-12-31T12:00Z seen from UTC+13) has no day there
+    that a date can hold: it is dated the last (or first) day there is, a future-dated
+    item as any other, never an error that stops the scan."""
+    try:
+        return ts.astimezone(tz).date()
+    except OverflowError:
+        return date.max if ts.year == date.max.year else date.min

@@ -291,3 +291,38 @@ def test_every_kind_repairs_a_lone_surrogate_with_a_warning_naming_the_file(
     assert any(x.repaired and "\ufffd" in x.title + x.text for x in loaded)  # type: ignore[union-attr]
     for item in loaded:
         json.dumps(item.to_record(), ensure_ascii=False).encode()  # storable as UTF-8
+
+
+def test_canonical_repairs_nul_which_postgresql_cannot_store() -> None:
+    fixed = canonical("t\x00", "a\x00b", {"k\x00": "v\x00"})
+    assert fixed.repaired and (fixed.title, fixed.text, fixed.meta) == (
+        "t\ufffd",
+        "a\ufffdb",
+        {"k\ufffd": "v\ufffd"},
+    )
+    literal = canonical("", "a backslash-u0000 written out: \\u0000", {})
+    assert not literal.repaired and literal.text.endswith("\\u0000")
+
+
+def test_a_nul_in_a_jsonl_record_is_repaired_and_the_scan_stores_it(home: Path) -> None:
+    """On PostgreSQL a NUL in an item id made every scan a DataError traceback."""
+    path = home / "chat.jsonl"
+    path.write_text(
+        '{"id": "a\\u0000b", "ts": "2024-03-01T10:00:00Z", "text": "x\\u0000y", "t\\u0000": 1}\n'
+        '{"id": "c", "ts": "2024-03-01T1\\u00001:00Z", "text": "a NUL in its time"}\n'
+    )
+    src = JsonlSource(name="chat", path=path, tz=UTC, options={})
+    settings = load_settings(home)
+    with Session(get_engine(settings.database_url)) as session:
+        scan.refresh(session, src)
+        session.commit()
+        problems = session.exec(select(SourceProblem)).all()
+        [ref] = scan.days_refs(session, "chat", [date(2024, 3, 1)])
+    assert sorted((p.repaired, p.day) for p in problems) == [
+        (False, None),  # the time cannot be told: a bad record, its reason storable
+        (True, date(2024, 3, 1)),
+    ]
+    assert ref.item_id == "jsonl:chat.jsonl:a\ufffdb"
+    [item] = src.load("chat.jsonl", [ref.locator])
+    assert isinstance(item, MemoryItem) and item.text == "x\ufffdy" and item.repaired
+    assert item.content_hash == ref.content_hash

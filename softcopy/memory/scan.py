@@ -49,9 +49,10 @@ def refresh(session: Session, source: Source) -> ScanSummary:
     """Bring the scan index of `source` up to date; returns what changed."""
     summary = ScanSummary(source=source.name)
     recorded = session.scalar(select(SourceScan.listing).where(SourceScan.source == source.name))
+    setup = _setup(source)
     stamp_of = getattr(source, "listing_stamp", None)
     cheap = stamp_of() if stamp_of is not None else None
-    if cheap is not None and cheap == recorded:
+    if cheap is not None and f"{setup}:{cheap}" == recorded:
         return summary  # no unit can have changed (a repository's refs did not move)
     now: dict[str, str] = {}
     unnamed: set[str] = set()  # units whose name the database cannot store (not UTF-8)
@@ -61,7 +62,7 @@ def refresh(session: Session, source: Source) -> ScanSummary:
             unnamed.add(key)
         now[key] = stamp
     # taken before the units were read: a change made while they are read shows next time
-    listing = cheap or _listing_digest(now)
+    listing = f"{setup}:{cheap or _listing_digest(now)}"
     if listing == recorded:
         return summary  # the same units with the same stamps as the last scan found
     session.merge(SourceScan(source=source.name, listing=listing))
@@ -77,6 +78,11 @@ def refresh(session: Session, source: Source) -> ScanSummary:
             ).where(SourceUnit.source == source.name)
         )
     }
+    if known and not (recorded or "").startswith(f"{setup}:"):
+        # scanned as another setup (another path, kind or timezone: the days of its items
+        # may all differ now): every unit is read again, whatever its stamp
+        summary.days_changed |= _forget_units(session, source.name, list(known))
+        known = {}
     changed = [
         unit for unit, stamp in now.items() if unit not in known or known[unit].stamp != stamp
     ]
@@ -100,6 +106,14 @@ def refresh(session: Session, source: Source) -> ScanSummary:
     summary.units_removed = len(removed)
     _recount_days(session, source.name, summary.days_changed)
     return summary
+
+
+def _setup(source: Source) -> str:
+    """What a scan's days depend on besides the units: the kind, the path, and the timezone
+    that tells a record's day (a day is a calendar day there)."""
+    kind = getattr(type(source), "kind", type(source).__name__)
+    parts = (kind, str(source.path), str(getattr(source, "tz", "")))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def _listing_digest(units: dict[str, str]) -> str:

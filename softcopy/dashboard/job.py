@@ -17,6 +17,7 @@ import traitlets
 from softcopy.dashboard.base import Panel, badge, button, fmt, guarded, html_table
 from softcopy.dashboard.job_logs import LogView
 from softcopy.dashboard.job_steps import StepsView, step_seconds
+from softcopy.dashboard.plan import ALLOW_SHRINK
 from softcopy.ingestion import service
 from softcopy.ingestion.leases import describe_wait
 from softcopy.ingestion.models import IngestionJob, Verification
@@ -130,6 +131,11 @@ class JobDetail(Panel):
             value=False, description=SKIP_LABEL, indent=False, layout={"display": "none"}
         )
         self.skip_box.add_class("sc-skip-bad-records")
+        # shown where resume is refused because its rest would remove published items
+        self.shrink_box = widgets.Checkbox(
+            value=False, description=ALLOW_SHRINK, indent=False, layout={"display": "none"}
+        )
+        self.shrink_box.add_class("sc-resume-allow-shrink")
         self.cancel_button = button("Cancel", self.cancel, style="warning")
         self.verify_button = button("Verify", self.verify)
         self.reason = widgets.HTML()
@@ -159,7 +165,13 @@ class JobDetail(Panel):
             ),
             self.running_line,
             widgets.HBox(
-                [self.resume_button, self.skip_box, self.cancel_button, self.verify_button],
+                [
+                    self.resume_button,
+                    self.skip_box,
+                    self.shrink_box,
+                    self.cancel_button,
+                    self.verify_button,
+                ],
                 layout={"flex_flow": "row wrap", "align_items": "center"},
             ),
             self.reason,
@@ -175,6 +187,7 @@ class JobDetail(Panel):
         ]
         self.add_class("sc-job")
         self.skip_box.observe(lambda _: self._resume_buttons(), names="value")
+        self.shrink_box.observe(lambda _: self._resume_buttons(), names="value")
         self.observe(self._job_changed, names="job_id")
         self._job_changed()
 
@@ -192,8 +205,16 @@ class JobDetail(Panel):
     def resume(self) -> None:
         assert self.job_id is not None
         skip = self.skip_box.value
-        view = service.resume(self.ctx, job_id=self.job_id, detach=True, skip_bad_records=skip)
+        shrink = self._shrink_allowed()
+        view = service.resume(
+            self.ctx,
+            job_id=self.job_id,
+            detach=True,
+            skip_bad_records=skip,
+            allow_shrink=shrink,
+        )
         skipping = ", skipping bad records" if skip else ""
+        skipping += ", removing published items" if shrink else ""
         self.say(f"job {self.job_id} resumed from its checkpoints in a new worker{skipping}", "ok")
         self._show(view)
         self.started += 1
@@ -253,6 +274,8 @@ class JobDetail(Panel):
         self.confirm.layout.display = "none"
         self.skip_box.value = False
         self.skip_box.layout.display = "none"
+        self.shrink_box.value = False
+        self.shrink_box.layout.display = "none"
         self.steps.clear()
         self.status = ""
         if self.job_id is None:
@@ -308,15 +331,25 @@ class JobDetail(Panel):
         check = self._resume_check
         advised = check is not None and check.fails_on_bad_records
         self.skip_box.layout.display = "" if advised else "none"
+        shrinks = check is not None and check.removes_published
+        self.shrink_box.layout.display = "" if shrinks else "none"
+        if not shrinks:
+            self.shrink_box.value = False
         self._resume_buttons()
+
+    def _shrink_allowed(self) -> bool:
+        """The box is ticked where it is offered: resume may remove published items."""
+        check = self._resume_check
+        return bool(check and check.removes_published and self.shrink_box.value)
 
     def _resume_buttons(self) -> None:
         job, check = (self._view.job if self._view else None), self._resume_check
         reason = ""
         if job is None or job.status not in JOB_RESUMABLE:
             pass
-        elif check is not None and check.blocker:
-            reason = check.blocker
+        elif check is not None and check.blocker and not self._shrink_allowed():
+            hint = f"; tick “{ALLOW_SHRINK}” to do it anyway" if check.removes_published else ""
+            reason = check.blocker + hint
         elif check is not None and check.fails_on_bad_records and not self.skip_box.value:
             reason = (
                 f"its export would fail again on unreadable records "

@@ -492,7 +492,8 @@ class _Group:
                 "step_id": step.id,
                 "source": step.source,
                 "day": result.day,
-                "message": f"{step.stage} {step.source} {result.day}: {result.items} items",
+                "message": f"{step.stage} {step.source} {result.day}: {result.items} items"
+                + (f", {result.skipped} bad records skipped" if result.skipped else ""),
                 "fields": {
                     "items": result.items,
                     "skipped": result.skipped,

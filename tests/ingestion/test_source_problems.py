@@ -144,3 +144,22 @@ def test_the_dashboard_shows_them_on_coverage_and_reconcile(ctx: service.Context
         assert "source problem" in findings.replace("_", " ") and "2026-02-30" in findings
     finally:
         board.close()
+
+
+def test_a_job_that_skips_bad_records_says_how_many_in_its_log(ctx: service.Context) -> None:
+    """--skip-bad-records counts and logs: the day's checkpoint row names its skips."""
+    with ctx.settings.source("chat").path.open("a") as handle:
+        handle.write(f'{{"id": "no-text", "ts": "{CUT_DAY}T10:00:00Z"}}\n')
+    outcome = service.run(
+        ctx,
+        options=service.PlanOptions(
+            mode=PlanMode.backfill_range,
+            range_start_day=CUT_DAY,
+            range_end_day=CUT_DAY,
+            skip_bad_records=True,
+        ),
+    )
+    assert outcome.job is not None and outcome.job.job.status is JobStatus.succeeded
+    rows = service.job_logs(ctx, job_id=outcome.job.job.id or 0, source="chat")
+    [row] = [r for r in rows if r.event == "checkpoint" and r.message.startswith("export")]
+    assert row.message.endswith(", 1 bad records skipped") and row.fields["skipped"] == 1

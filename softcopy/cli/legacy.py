@@ -26,10 +26,9 @@ from softcopy.cli.common import (
     print_json,
     progress_bar,
 )
-from softcopy.cli.render import run_summary
+from softcopy.cli.render import held_cells, run_summary
 from softcopy.db import utcnow
 from softcopy.errors import NotFound
-from softcopy.ingestion import service
 from softcopy.ingestion.states import Stage
 from softcopy.memory import facade
 from softcopy.memory.runner import run_stages
@@ -51,6 +50,15 @@ def ingest(
     start, end = day_range(range_start_day, range_end_day)  # type: ignore[arg-type]
     settings, engine = open_home(home)
     names = [s.name for s in settings.selected_sources(sources)]
+    held, taken = held_cells(
+        settings,
+        engine,
+        sources=names,
+        stages=list(Stage),
+        start=start,
+        end=end,
+        done_by="cli:ingest",
+    )
     with progress_bar(not as_json) as progress:
         summary = run_stages(
             settings=settings,
@@ -63,9 +71,9 @@ def ingest(
             allow_shrink=allow_shrink,
             done_by="cli:ingest",
             progress=progress,
-            held=service.held_cells(service.Context(settings, engine), sources=names),
+            held=held,
         )
-    run_summary(summary, as_json=as_json)
+    run_summary(summary, as_json=as_json, taken=taken)
     if not summary.ok:
         raise typer.Exit(1)
 

@@ -27,10 +27,9 @@ from softcopy.cli.common import (
     print_json,
     progress_bar,
 )
-from softcopy.cli.render import run_summary
+from softcopy.cli.render import held_cells, run_summary
 from softcopy.config import load_settings
 from softcopy.errors import BadDate, UserError
-from softcopy.ingestion import service
 from softcopy.ingestion.states import Stage
 from softcopy.memory.query import parse as parse_query
 from softcopy.memory.runner import run_stages
@@ -55,6 +54,15 @@ def _stage_command(stage: Stage) -> None:
             raise BadDate("give --day, or both --range-start-day and --range-end-day")
         settings, engine = open_home(home)
         settings.source(source)
+        held, taken = held_cells(
+            settings,
+            engine,
+            sources=[source],
+            stages=[stage],
+            start=start,
+            end=end,
+            done_by=f"cli:memory {stage}",
+        )
         with progress_bar(not as_json) as progress:
             summary = run_stages(
                 settings=settings,
@@ -68,9 +76,9 @@ def _stage_command(stage: Stage) -> None:
                 allow_shrink=allow_shrink,
                 done_by=f"cli:memory {stage}",
                 progress=progress,
-                held=service.held_cells(service.Context(settings, engine), sources=[source]),
+                held=held,
             )
-        run_summary(summary, as_json=as_json)
+        run_summary(summary, as_json=as_json, taken=taken)
         if not summary.ok:
             raise typer.Exit(1)
 

@@ -1,16 +1,56 @@
-"""Human output of stage runs, shared by `memory export|embed|publish` and `ingest`."""
+"""Stage runs outside the jobs, shared by `memory export|embed|publish` and `ingest`: the
+cells jobs hold, and the human output."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from datetime import date
 
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from softcopy.cli.common import console, err_console, print_json
-from softcopy.memory.runner import RunSummary
+from softcopy.config import Settings
+from softcopy.ingestion import service
+from softcopy.ingestion.leases import describe_wait
+from softcopy.ingestion.states import Stage
+from softcopy.memory.runner import Held, RunSummary
 
 
-def run_summary(summary: RunSummary, *, as_json: bool) -> None:
+def held_cells(
+    settings: Settings,
+    engine: Engine,
+    *,
+    sources: list[str],
+    stages: list[Stage],
+    start: date | None,
+    end: date | None,
+    done_by: str,
+) -> tuple[Held, list[service.TakenOver]]:
+    """What the stage run must leave to live jobs, after taking the cells of queued jobs no
+    worker claimed within the lease timeout (as `ingestion run` does); those are told on
+    stderr, one line each, with how to continue them."""
+    ctx = service.Context(settings, engine)
+    taken = service.take_unclaimed_cells(
+        ctx, sources=sources, stages=stages, start=start, end=end, taker=f"a {done_by} run"
+    )
+    for job in taken:
+        err_console.print(
+            f"job {job.job_id} was queued since {job.queued_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{describe_wait(job.unclaimed_seconds)} (no worker claimed it): this run took its "
+            f"cells and job {job.job_id} is now interrupted; `softcopy ingestion resume "
+            f"{job.job_id}` continues it",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return service.held_cells(ctx, sources=sources), taken
+
+
+def run_summary(
+    summary: RunSummary, *, as_json: bool, taken: Sequence[service.TakenOver] = ()
+) -> None:
     if as_json:
         print_json(
             {
@@ -18,6 +58,7 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
                 "results": summary.results,
                 "failures": summary.failures,
                 "undated": summary.undated,
+                "took_cells_of": list(taken),
             }
         )
         return

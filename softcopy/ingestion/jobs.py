@@ -286,7 +286,7 @@ def _claim_cells(
                 raise _held(claim, holder.status)
             holders[claim.job_id] = holder
     for holder in holders.values():
-        _give_up_cells(session, holder, taker=job_id, now=now, lease_timeout=lease_timeout)
+        _give_up_cells(session, holder, taker=f"job {job_id}", now=now, lease_timeout=lease_timeout)
     rows = [{"source": s, "day": d, "stage": st, "job_id": job_id} for s, d, st in cells]
     # No savepoint: on SQLite, pysqlite's SAVEPOINT as a transaction's first write commits
     # on RELEASE, so a use case that failed later would leave its claims behind. A claim a
@@ -323,10 +323,11 @@ def _held(claim: CellClaim, status: JobStatus) -> Conflict:
 
 
 def _give_up_cells(
-    session: Session, holder: IngestionJob, *, taker: int, now: datetime, lease_timeout: float
-) -> None:
-    """An unclaimed queued job hands its cells to `taker`: it becomes interrupted (nothing
-    of it ran, nothing is lost) and `resume` continues it later."""
+    session: Session, holder: IngestionJob, *, taker: str, now: datetime, lease_timeout: float
+) -> float:
+    """An unclaimed queued job hands its cells to `taker` ("job 7"): it becomes interrupted
+    (nothing of it ran, nothing is lost; no worker claims an interrupted job) and `resume`
+    continues it later. Returns how long it had waited."""
     assert holder.id is not None
     waited = leases.unclaimed_for(holder, now=now, timeout=lease_timeout) or 0.0
     try:  # guarded by status: a worker that claims it this instant wins, and we refuse
@@ -335,15 +336,63 @@ def _give_up_cells(
             holder,
             JobStatus.interrupted,
             now=now,
-            error=f"no worker claimed it ({leases.describe_wait(waited)}); job {taker} took "
+            error=f"no worker claimed it ({leases.describe_wait(waited)}); {taker} took "
             f"its cells; resuming job {holder.id} continues it",
         )
     except IllegalTransition:
         raise Conflict(
-            f"job {holder.id} ({holder.status}) holds cells job {taker} needs; wait for it, or "
+            f"job {holder.id} ({holder.status}) holds cells {taker} needs; wait for it, or "
             f"cancel job {holder.id}"
         ) from None
     release_claims(session, holder.id)
+    return waited
+
+
+def give_up_unclaimed(
+    session: Session,
+    *,
+    sources: list[str],
+    stages: list[Stage],
+    start: date | None,
+    end: date | None,
+    taker: str,
+    now: datetime,
+    lease_timeout: float,
+) -> list[tuple[IngestionJob, float]]:
+    """Queued jobs no worker claimed within the lease timeout that hold cells of `sources`
+    x `stages` in [start, end] (None: unbounded) give them up to `taker`, a stage run
+    outside the jobs, as they do to a job that needs them (`_claim_cells`): each becomes
+    interrupted and resumable. A job a worker claims this instant keeps its cells (it is
+    live: they stay held). Returns the jobs that gave theirs up, with how long they waited."""
+    if not sources or not stages:
+        return []
+    query = (
+        select(CellClaim.job_id)
+        .join(IngestionJob, IngestionJob.id == CellClaim.job_id)  # type: ignore[arg-type]
+        .where(
+            CellClaim.source.in_(sources),  # type: ignore[attr-defined]
+            CellClaim.stage.in_(stages),  # type: ignore[attr-defined]
+            IngestionJob.status == JobStatus.queued,
+        )
+        .distinct()
+    )
+    if start is not None:
+        query = query.where(CellClaim.day >= start)
+    if end is not None:
+        query = query.where(CellClaim.day <= end)
+    given: list[tuple[IngestionJob, float]] = []
+    for job_id in sorted(session.scalars(query)):
+        holder = get_job(session, job_id)
+        if leases.unclaimed_for(holder, now=now, timeout=lease_timeout) is None:
+            continue
+        try:
+            waited = _give_up_cells(
+                session, holder, taker=taker, now=now, lease_timeout=lease_timeout
+            )
+        except Conflict:
+            continue  # a worker claimed it: the run reports its cells as held
+        given.append((holder, waited))
+    return given
 
 
 def split_steps(

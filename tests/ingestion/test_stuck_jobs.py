@@ -280,6 +280,73 @@ def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
     assert "waiting for a worker: unclaimed for 12 min" in panel.detail.running_line.value
 
 
+def test_ingest_takes_the_cells_of_an_unclaimed_queued_job_and_says_so(
+    ctx: service.Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`softcopy ingest` (no jobs, claims nothing) is not blocked forever by a queued job
+    no worker claimed: as a run does, it takes the job's cells and the job becomes
+    interrupted (no worker claims it any more, so nothing races), resumable; one line
+    names the job, since when it waited and how to continue it. Within the lease the job's
+    cells stay its own."""
+    import json
+
+    from softcopy.cli.main import main
+
+    queued = service.enqueue(ctx, options=BACKFILL)  # detached, its worker never came
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    set_job(ctx, job_id, queued_at=datetime.now(UTC))  # the CLI reads the real clock
+    days = ["--range-start-day", START.isoformat(), "--range-end-day", END.isoformat()]
+    assert main(["ingest", *days]) == 1  # within the lease: a worker may still come
+    assert f"held by job {job_id}" in capsys.readouterr().err
+    assert status(ctx, job_id) is JobStatus.queued and claims(ctx, job_id) > 0
+
+    since = datetime.now(UTC) - timedelta(minutes=12)
+    set_job(ctx, job_id, queued_at=since)
+    assert main(["ingest", *days, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "held by job" not in out + err
+    (line,) = [line for line in err.splitlines() if f"job {job_id}" in line]
+    assert line.startswith(
+        f"job {job_id} was queued since {since:%Y-%m-%d %H:%M:%S} UTC, unclaimed for 12 min"
+    )
+    assert line.endswith(
+        f"job {job_id} is now interrupted; `softcopy ingestion resume {job_id}` continues it"
+    )
+    (taken,) = json.loads(out)["took_cells_of"]
+    assert taken["job_id"] == job_id and taken["unclaimed_seconds"] >= 12 * 60
+    left = service.show_job(ctx, job_id=job_id)
+    assert left.job.status is JobStatus.interrupted and claims(ctx, job_id) == 0
+    assert "a cli:ingest run took its cells" in (left.job.error or "")
+    assert service.work(ctx, once=True) == []  # no worker claims it now: nothing races
+    resumed = service.resume(ctx, job_id=job_id)  # nothing of it is lost
+    assert resumed.job.status is JobStatus.succeeded
+    assert resumed.job.cells_done == resumed.job.cells_total
+
+
+def test_a_stage_primitive_takes_only_the_unclaimed_jobs_that_hold_its_cells(
+    ctx: service.Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`memory export|embed|publish` take an unclaimed queued job's cells only when it holds
+    one of theirs (that source, stage and days): another job waits on for its worker."""
+    from softcopy.cli.main import main
+
+    queued = service.enqueue(ctx, options=BACKFILL)
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    set_job(ctx, job_id, queued_at=datetime.now(UTC) - timedelta(hours=3))
+    outside = (START - timedelta(days=1)).isoformat()
+    assert main(["memory", "export", "--source", "notes", "--day", outside]) == 0
+    assert f"job {job_id}" not in capsys.readouterr().err
+    assert status(ctx, job_id) is JobStatus.queued  # none of its cells: left waiting
+
+    assert main(["memory", "publish", "--source", "notes", "--day", START.isoformat()]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "held by job" not in err
+    assert f"job {job_id} was queued since " in err and ", unclaimed for 3.0 h" in err
+    assert status(ctx, job_id) is JobStatus.interrupted and claims(ctx, job_id) == 0
+
+
 def test_the_dashboards_poll_ends_when_a_dead_workers_job_is_interrupted(
     ctx: service.Context, clock: Clock
 ) -> None:

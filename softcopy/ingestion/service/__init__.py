@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the names of _WHERE, re-exported (`X as X`) for type checke
     from softcopy.ingestion.service.runs import resume as resume
     from softcopy.ingestion.service.runs import run as run
     from softcopy.ingestion.service.runs import spawn_worker as spawn_worker
+    from softcopy.ingestion.service.runs import take_unclaimed_cells as take_unclaimed_cells
     from softcopy.ingestion.service.runs import verify as verify
     from softcopy.ingestion.service.runs import work as work
     from softcopy.ingestion.service.views import CoverageReport as CoverageReport
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # the names of _WHERE, re-exported (`X as X`) for type checke
     from softcopy.ingestion.service.views import ResumeCheck as ResumeCheck
     from softcopy.ingestion.service.views import RunOutcome as RunOutcome
     from softcopy.ingestion.service.views import StepView as StepView
+    from softcopy.ingestion.service.views import TakenOver as TakenOver
 
 _WHERE = {
     "softcopy.ingestion.runtime": ["Progress"],
@@ -94,6 +96,7 @@ _WHERE = {
         "resume",
         "run",
         "spawn_worker",
+        "take_unclaimed_cells",
         "verify",
         "work",
     ],
@@ -108,6 +111,7 @@ _WHERE = {
         "ResumeCheck",
         "RunOutcome",
         "StepView",
+        "TakenOver",
     ],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}

@@ -40,7 +40,13 @@ from softcopy.ingestion.service.context import (
 )
 from softcopy.ingestion.service.plans import make_plan, options_of, plan_facts
 from softcopy.ingestion.service.reads import show_job
-from softcopy.ingestion.service.views import JobView, PlanOptions, ResumeCheck, RunOutcome
+from softcopy.ingestion.service.views import (
+    JobView,
+    PlanOptions,
+    ResumeCheck,
+    RunOutcome,
+    TakenOver,
+)
 from softcopy.ingestion.states import (
     JOB_RESUMABLE,
     PlanStatus,
@@ -247,6 +253,41 @@ def held_cells(ctx: Context, *, sources: list[str]) -> Callable[[str, date, Stag
         return held.get((source, day, stage))
 
     return holder
+
+
+def take_unclaimed_cells(
+    ctx: Context,
+    *,
+    sources: list[str],
+    stages: list[Stage],
+    start: date | None,
+    end: date | None,
+    taker: str,
+) -> list[TakenOver]:
+    """A stage run outside the jobs (the legacy in-process runner, whose cells `held_cells`
+    tells) is not blocked by a queued job no worker claimed within the lease timeout, as a
+    run or resume is not: that job gives up its cells of `sources` x `stages` in [start,
+    end] and becomes interrupted (no worker claims it any more, so nothing races the stage
+    run; resuming it later redoes its cells). `taker` says what took them, for the job's
+    error. Call before `held_cells`; the jobs given up, oldest first."""
+    expire_leases(ctx)
+    with session_scope(ctx.engine) as session:
+        given = jobs.give_up_unclaimed(
+            session,
+            sources=sources,
+            stages=stages,
+            start=start,
+            end=end,
+            taker=taker,
+            now=ctx.clock(),
+            lease_timeout=ctx.settings.lease_timeout,
+        )
+        taken = []
+        for job, waited in given:
+            assert job.id is not None
+            since = job.queued_at or job.created_at
+            taken.append(TakenOver(job_id=job.id, queued_at=since, unclaimed_seconds=waited))
+    return taken
 
 
 def work(

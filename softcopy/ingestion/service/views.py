@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from softcopy.ingestion import planner
 from softcopy.ingestion.coverage import Cell, FutureDays, RecordProblem
@@ -58,6 +58,16 @@ class JobView:
     # queued, and no worker claimed it within the lease timeout: for this many seconds
     unclaimed_seconds: float | None = None
     summary: JobSummary | None = None  # title, cells done, rate, ETA, failed steps
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    """A queued job no worker claimed within the lease timeout, whose cells a stage run
+    outside the jobs took (`service.take_unclaimed_cells`): it is interrupted, resumable."""
+
+    job_id: int
+    queued_at: datetime  # waiting for a worker since
+    unclaimed_seconds: float
 
 
 @dataclass(frozen=True)

@@ -213,12 +213,13 @@ class DestructivePlan(Conflict):
         self.sources = sorted({r[0] for r in self.removals})
         shown = ", ".join(f"{day} ({p} → {r})" for _, day, p, r in mine[:3])
         more = f", … {len(mine) - 3} more days" if len(mine) > 3 else ""
+        span = f" from {self.days[0]} to {self.days[-1]}" if len(mine) > 3 else ""
         others = len(self.sources) - 1
         also = f"; and {others} more source(s): {', '.join(self.sources[1:])}" if others else ""
         super().__init__(
             f"the plan would remove {self.removed} of {self.published} published items of "
-            f"source {self.source!r} on {len(mine)} day(s): {shown}{more}{also}; refused "
-            "unless removing published items is allowed"
+            f"source {self.source!r} on {len(mine)} day(s){span}: {shown}{more}{also}; "
+            "refused unless removing published items is allowed"
         )
 
 

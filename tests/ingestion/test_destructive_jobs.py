@@ -141,3 +141,12 @@ def test_shrink_guard_rule(
             ShrinkGuard(window).check("chat", day, published, remaining)
     else:
         ShrinkGuard(window).check("chat", day, published, remaining)
+
+
+def test_a_refusal_of_many_days_names_their_span() -> None:
+    days = [date(2026, 3, d) for d in (2, 3, 5, 9, 10)]
+    error = DestructivePlan([("chat", d, 2, 0) for d in days])
+    assert "on 5 day(s) from 2026-03-02 to 2026-03-10: 2026-03-02 (2 → 0)" in str(error)
+    assert ", … 2 more days;" in str(error)
+    few = DestructivePlan([("chat", d, 2, 1) for d in days[:3]])
+    assert "on 3 day(s): 2026-03-02 (2 → 1), 2026-03-03 (2 → 1), 2026-03-05 (2 → 1);" in str(few)

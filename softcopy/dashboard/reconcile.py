@@ -10,8 +10,9 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from softcopy.dashboard.base import Panel, button, guarded, html_table
-from softcopy.dashboard.plan import preview_html
+from softcopy.dashboard.base import MODE_LABELS, Panel, button, guarded, html_table
+from softcopy.dashboard.plan import ALLOW_SHRINK, preview_html
+from softcopy.errors import DestructivePlan
 from softcopy.ingestion import service
 from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.states import PlanMode
@@ -110,12 +111,21 @@ class ReconcilePanel(Panel):
 
     @guarded("make repair plan")
     def make_repair_plan(self) -> None:
-        view = service.plan(
-            self.ctx,
-            options=service.PlanOptions(
-                mode=PlanMode.repair, reconciliation_id=self.reconciliation_id
-            ),
-        )
+        try:
+            view = service.plan(
+                self.ctx,
+                options=service.PlanOptions(
+                    mode=PlanMode.repair, reconciliation_id=self.reconciliation_id
+                ),
+            )
+        except DestructivePlan as error:  # where the choice to remove them can be made
+            self.say(
+                f"make repair plan refused: {error}; in Plan, “{MODE_LABELS['repair']}” with "
+                f"reconciliation {self.reconciliation_id} and “{ALLOW_SHRINK}” ticked does it "
+                "anyway",
+                "error",
+            )
+            return
         self.repair_preview.value = preview_html(view)
         self.repair_plan_id = view.plan.id if view.plan.cells else None
         self.say(

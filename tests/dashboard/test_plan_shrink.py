@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from softcopy.dashboard import Dashboard
 from softcopy.dashboard.plan import ALLOW_SHRINK, PlanPanel
 from softcopy.ingestion import service
 from softcopy.ingestion.states import PlanMode
@@ -58,3 +59,33 @@ def test_run_of_a_destructive_form_is_refused_and_starts_no_job(ctx: service.Con
     assert "source 'chat'" in panel.message and " → 0)" in panel.message
     assert panel.message.endswith(f"tick “{ALLOW_SHRINK}” to do it anyway")
     assert len(service.list_jobs(ctx)) == jobs_before
+
+
+def test_a_destructive_repair_plan_says_where_it_can_be_allowed(ctx: service.Context) -> None:
+    week = service.PlanOptions(
+        mode=PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=DEMO_TODAY - timedelta(days=6),
+        range_end_day=DEMO_TODAY,
+    )
+    service.run(ctx, options=week)
+    ctx.settings.source("chat").path.write_text("")
+    board = Dashboard(ctx, poll_interval=0)
+    try:
+        tab = board.reconcile
+        tab.reconcile()
+        assert tab.reconciliation_id is not None
+        tab.make_repair_plan()
+        assert tab.message_kind == "error" and tab.repair_plan_id is None
+        assert tab.message.startswith("make repair plan refused: the plan would remove ")
+        assert "source 'chat'" in tab.message and "--allow-shrink" not in tab.message
+        assert f"reconciliation {tab.reconciliation_id} and “{ALLOW_SHRINK}” ticked" in tab.message
+        panel = board.plan  # as the message says: it goes through there
+        panel.mode = PlanMode.repair.value
+        panel.reconciliation_id = tab.reconciliation_id
+        panel.shrink_box.value = True
+        panel.preview()
+        assert panel.message_kind == "ok", panel.message
+        assert panel.previewed is not None and panel.previewed.plan.cells > 0
+    finally:
+        board.close()

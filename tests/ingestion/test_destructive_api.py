@@ -75,3 +75,22 @@ async def test_openapi_documents_allow_shrink(fetch: Any) -> None:  # noqa: F811
     }
     assert "409" in resume["responses"]
     assert "destructive plan" in doc["paths"]["/plans"]["post"]["responses"]["409"]["description"]
+
+
+async def test_future_dated_items_are_a_coverage_warning_and_a_finding(
+    fetch: Any,  # noqa: F811
+    ctx: service.Context,
+) -> None:
+    with ctx.settings.source("chat").path.open("a") as handle:
+        handle.write('{"id": "z", "ts": "9999-12-31T12:00:00Z", "text": "from the future"}\n')
+    code, report = await fetch("coverage", body={"sources": ["chat"]})
+    assert code == 201, report
+    assert report["future_days"] == [
+        {"source": "chat", "days": ["9999-12-31"], "items": 1, "today": str(DEMO_TODAY)}
+    ]
+    code, latest = await fetch("coverage", params={"source": "chat"})
+    assert code == 200 and latest["future_days"] == report["future_days"]
+    code, reconciled = await fetch("reconcile", body={"sources": ["chat"]})
+    assert code == 201, reconciled
+    future = [f for f in reconciled["findings"] if f["kind"] == "future_dated"]
+    assert [(f["source"], f["day"]) for f in future] == [("chat", "9999-12-31")]

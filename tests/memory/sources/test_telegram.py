@@ -4,7 +4,6 @@ chats.list[].messages[], text as a string or a list of entities, date and date_u
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -186,7 +185,7 @@ def test_an_edit_changes_the_stamp_and_the_hash_not_the_id(tmp_path: Path) -> No
     assert after["telegram:42:2"] == before["telegram:42:2"]
 
 
-def test_a_few_mb_export_reads_in_well_under_a_few_seconds(tmp_path: Path) -> None:
+def test_a_few_mb_export_reads_every_message(tmp_path: Path) -> None:
     messages = [
         message(
             n,
@@ -197,10 +196,8 @@ def test_a_few_mb_export_reads_in_well_under_a_few_seconds(tmp_path: Path) -> No
     ]
     path = write(tmp_path / "result.json", export({"name": "Big", "id": 9, "messages": messages}))
     assert path.stat().st_size > 2_000_000
-    started = time.perf_counter()
-    scan = source(path).scan_unit("result.json")
+    scan = source(path).scan_unit("result.json")  # how fast: wall-clock limits live in bench/
     assert len(scan.refs) == 12_000 and not scan.problems
-    assert time.perf_counter() - started < 10
 
 
 def test_missing_path_and_options(tmp_path: Path) -> None:

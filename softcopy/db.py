@@ -265,7 +265,9 @@ def parse_url(url: str) -> URL:
 
 URL_TIMEOUT_MAX_S = 3600  # the longest `?timeout=` / `?connect_timeout=` a URL may ask for
 # what SQLAlchemy's pysqlite dialect reads from a URL; anything else it would ignore
-_SQLITE_OPTIONS = {"timeout", "uri", "check_same_thread", "cached_statements", "detect_types"}
+_SQLITE_OPTIONS = frozenset(
+    ("timeout", "uri", "isolation_level", "check_same_thread", "cached_statements", "detect_types")
+)
 
 
 def _check_options(parsed: URL) -> None:

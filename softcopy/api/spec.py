@@ -451,7 +451,23 @@ def _schemas() -> dict[str, Any]:
             ),
         ),
         "Plans": _object({"plans": _array(_ref("IngestionPlan")), **paged}),
-        "Jobs": _object({"jobs": _array(_ref("IngestionJob")), **paged}),
+        "Jobs": _object({"jobs": _array(_ref("ListedJob")), **paged}),
+        "ListedJob": {
+            "allOf": [
+                _ref("IngestionJob"),
+                _object(
+                    {
+                        "unclaimed_seconds": {
+                            "anyOf": [{"type": "number"}, {"type": "null"}],
+                            "description": "Queued, and no worker claimed it within the lease "
+                            "timeout: for this many seconds (as in GET /jobs/{job_id}); null "
+                            "otherwise.",
+                        }
+                    },
+                    required=("unclaimed_seconds",),
+                ),
+            ]
+        },
         "SearchResult": _object(
             {"query": {"type": "string"}, "hits": _array(_ref("Hit"))}, required=("query", "hits")
         ),

@@ -531,3 +531,45 @@ def test_every_operation_documents_its_errors_and_every_integer_its_range() -> N
         for field, schema in doc["components"]["schemas"][name]["properties"].items():
             if schema.get("type") == "integer":
                 assert {"minimum", "maximum"} <= set(schema), (name, field)
+
+
+async def test_the_jobs_list_marks_an_unclaimed_queued_job(
+    fetch: Any, ctx: service.Context
+) -> None:
+    """GET /jobs marks a queued job no worker claimed within the lease timeout as GET
+    /jobs/{id} does (`unclaimed_seconds`), and the document describes every listed field."""
+    from sqlalchemy import update
+
+    from softcopy.db import session_scope
+    from softcopy.ingestion.models import IngestionJob
+
+    waiting = service.enqueue(ctx, options=BACKFILL).job  # detached; its worker never came
+    assert waiting is not None and waiting.job.id is not None
+    job_id = waiting.job.id
+    code, listed = await fetch("jobs")
+    assert code == 200 and listed["jobs"][0]["id"] == job_id
+    assert listed["jobs"][0]["unclaimed_seconds"] is None  # within the lease: it waits
+
+    gone = ctx.clock() - timedelta(seconds=ctx.settings.lease_timeout + 600)
+    with session_scope(ctx.engine) as session:
+        session.execute(
+            update(IngestionJob).where(IngestionJob.id == job_id).values(queued_at=gone)  # type: ignore[arg-type]
+        )
+    code, listed = await fetch("jobs", params={"status": "queued"})
+    assert code == 200
+    (row,) = listed["jobs"]
+    waited = ctx.settings.lease_timeout + 600  # the demo's clock runs on: a little more
+    assert waited <= row["unclaimed_seconds"] < waited + 60
+    code, view = await fetch("jobs", job_id)
+    assert code == 200 and row["unclaimed_seconds"] <= view["unclaimed_seconds"] < waited + 60
+
+    code, doc = await fetch("openapi.json")
+    schemas = doc["components"]["schemas"]
+
+    def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+        return schemas[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+
+    item = resolved(resolved(schemas["Jobs"]["properties"]["jobs"])["items"])
+    parts = [resolved(part) for part in item.get("allOf", [item])]
+    described = {name for part in parts for name in part["properties"]}
+    assert set(row) <= described, set(row) - described

@@ -16,6 +16,7 @@ from softcopy.dashboard.base import Panel, badge, button, guarded
 from softcopy.dashboard.job import BAR_STYLES, JobDetail
 from softcopy.dashboard.poller import Poller
 from softcopy.ingestion import service
+from softcopy.ingestion.leases import describe_wait, unclaimed_for
 from softcopy.ingestion.models import IngestionJob
 from softcopy.ingestion.states import JOB_LIVE, JobStatus
 from softcopy.ingestion.summary import JobSummary
@@ -40,7 +41,13 @@ class JobRow(widgets.HBox):
 
     job_id = traitlets.Int()
 
-    def __init__(self, job: IngestionJob, choose: Any, summary: JobSummary | None = None):
+    def __init__(
+        self,
+        job: IngestionJob,
+        choose: Any,
+        summary: JobSummary | None = None,
+        unclaimed_seconds: float | None = None,
+    ):
         super().__init__(layout={"flex_flow": "row wrap", "align_items": "center"})
         self.job_id = job.id or 0
         self.choose = widgets.Button(description=f"#{self.job_id}", layout={"width": "64px"})
@@ -65,14 +72,26 @@ class JobRow(widgets.HBox):
         ]
         self.add_class("sc-job-row")
         self.add_class(f"sc-job-row-{self.job_id}")
-        self.update(job, summary)
+        self.update(job, summary, unclaimed_seconds)
 
-    def update(self, job: IngestionJob, summary: JobSummary | None = None) -> None:
+    def update(
+        self,
+        job: IngestionJob,
+        summary: JobSummary | None = None,
+        unclaimed_seconds: float | None = None,
+    ) -> None:
+        """`unclaimed_seconds`: queued, and no worker claimed it within the lease timeout (for
+        so long, `leases.unclaimed_for`): marked under its status, as the job view does."""
         if summary is not None:
             self.title.value = (
                 f'<span title="{html.escape(summary.title)}">{html.escape(summary.title)}</span>'
             )
-        self.status.value = badge(job.status)
+        self.status.value = badge(job.status) + (
+            '<div class="sc-unclaimed" title="no worker claimed it within the lease timeout">'
+            f"{html.escape(describe_wait(unclaimed_seconds))}</div>"
+            if unclaimed_seconds
+            else ""
+        )
         self.progress.max = max(job.cells_total, 1)
         self.progress.value = min(job.cells_done, self.progress.max)
         self.progress.bar_style = BAR_STYLES.get(job.status, "info")
@@ -147,13 +166,16 @@ class JobsPanel(Panel):
         return keep
 
     def _show(self, jobs: list[IngestionJob], summaries: dict[int, JobSummary]) -> None:
+        now, timeout = self.ctx.clock(), self.ctx.settings.lease_timeout
         for job in jobs:
             assert job.id is not None
+            waited = unclaimed_for(job, now=now, timeout=timeout)
             row = self._rows.get(job.id)
             if row is None:
-                row = self._rows[job.id] = JobRow(job, self._choose, summaries.get(job.id))
+                row = JobRow(job, self._choose, summaries.get(job.id), waited)
+                self._rows[job.id] = row
             else:
-                row.update(job, summaries.get(job.id))
+                row.update(job, summaries.get(job.id), waited)
             before = self._last_status.get(job.id)
             if before in JOB_LIVE and job.status not in JOB_LIVE:
                 self.finished += 1

@@ -276,8 +276,12 @@ def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
     assert "unclaimed for 12 min" in capsys.readouterr().out
     panel = JobsPanel(service.open_context(ctx.settings.home), poll_interval=0)
     panel.refresh()
-    # the job view's "now running" line marks it
+    # the job view's "now running" line marks it, and so does its row in the jobs list
     assert "waiting for a worker: unclaimed for 12 min" in panel.detail.running_line.value
+    assert "unclaimed for 12 min" in panel._rows[job_id].status.value
+    set_job(ctx, job_id, queued_at=datetime.now(UTC))  # a worker may still come: no mark
+    panel.refresh()
+    assert "unclaimed" not in panel._rows[job_id].status.value
 
 
 def test_ingest_takes_the_cells_of_an_unclaimed_queued_job_and_says_so(

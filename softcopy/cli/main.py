@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     Click's own usage errors keep click's standard message (and exit 2).
     """
     command = typer.main.get_command(app)
+    # SQLAlchemy logs, and swallows, a connection it could not reset: after a Ctrl-C that
+    # interrupted a query, Python's last-resort handler printed that traceback above the one
+    # line the CLI prints (a handler configured by the user still gets the record)
+    logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
     try:
         command.main(args=argv, prog_name="softcopy", standalone_mode=True)
     except Interrupted as stopped:  # Ctrl-C in a foreground run or resume

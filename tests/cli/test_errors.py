@@ -147,3 +147,23 @@ def test_the_installed_command_prints_no_traceback_for_an_unreachable_database(
     assert done.returncode == 3
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: database postgresql://ops@127.0.0.1:1/softcopy: ")
+
+
+def test_a_connection_the_pool_could_not_reset_prints_nothing(tmp_path: Path) -> None:
+    """After a Ctrl-C that interrupted a query, SQLAlchemy logs (and swallows) the failed
+    reset of the connection; Python's last-resort handler printed its traceback above the
+    CLI's one line (test_interrupt, PostgreSQL leg, under load)."""
+    script = (
+        "import logging, sys\n"
+        "from softcopy.cli.main import main\n"
+        "main(['--version'])\n"
+        "try:\n"
+        "    raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt:\n"
+        "    logging.getLogger('sqlalchemy.pool.impl.QueuePool').error(\n"
+        "        'Exception during reset or similar', exc_info=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -55,11 +55,11 @@ def test_sigint_cancels_the_job_in_one_line_and_it_resumes(home: Path, executor:
         assert run.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=90)
+    out, err = run.communicate(timeout=90)
     with Session(engine) as session:
         job = session.scalars(select(IngestionJob)).one()
         done = session.scalar(select(func.count()).select_from(Checkpoint))
-    assert run.returncode == 130, err
+    assert run.returncode == 130, out + err
     assert "Traceback" not in err and "Error" not in err
     assert err.strip() == (
         f"job {job.id} cancelled at {done}/{job.cells_total} cells — "

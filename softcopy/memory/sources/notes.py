@@ -357,6 +357,8 @@ def _date_field(fields: dict[str, Field], tz: tzinfo) -> _Dated | None:
         return _loose_date(value, tz)
     if parsed.tzinfo is None:
         return _local(tz, *parsed.timetuple()[:6])
+    if not 1900 <= parsed.year < 2200:  # as `_local`; 0001-01-01T00:00+01:00 has no UTC day
+        return None
     ts = parsed.astimezone(UTC)
     return _Dated(day_of(ts, tz), ts)
 

@@ -297,6 +297,13 @@ def test_vanished_file_is_a_problem(tmp_path: Path) -> None:
         ("epoch.md", "---\ncreated: 1709287200\n---\nbody", "1709287200"),
         ("logseq.md", "date:: [[someday]]\n- body", "someday"),
         ("hour.md", "---\ndate: 2024-03-03T25:00:00\n---\nbody", "2024-03-03T25:00:00"),
+        # with an offset, at the ends of time: no UTC instant (OverflowError, a traceback)
+        (
+            "first.md",
+            "---\ndate: 0001-01-01T00:00:00+01:00\n---\nbody",
+            "0001-01-01T00:00:00+01:00",
+        ),
+        ("last.md", "---\ndate: 9999-12-31T23:00:00-05:00\n---\nbody", "9999-12-31T23:00:00-05:00"),
     ],
 )
 def test_an_invalid_date_is_a_bad_record_naming_file_and_value_not_the_mtime(

@@ -8,6 +8,9 @@ The web face is not a way in:
 - the server's root folder is the folder of dashboards itself, so Voilà renders (and the
   contents API reads) the dashboards and nothing else: not the tour notebook, not the
   checkout around it;
+- that folder is read-only through the server (CONTENTS_MANAGER): the contents API's PUT,
+  POST, PATCH, DELETE, checkpoints and trust answer 403, so nothing written through the
+  server becomes a page the next render runs;
 - its cookies (login, XSRF) are SameSite=Strict, so a cross-site page cannot ride them;
 - rendering a dashboard writes nothing (its cells only construct widgets), and the kernel
   of a render nobody is connected to (a fetch, a closed tab) is culled after
@@ -52,6 +55,7 @@ CULL_IDLE_SECONDS = 60
 CULL_INTERVAL_SECONDS = 30
 SAME_SITE = {"samesite": "Strict"}
 KERNEL_MANAGER = "softcopy.cli.serve_kernels.DashboardKernelManager"
+CONTENTS_MANAGER = "softcopy.cli.serve_contents.ReadOnlyContentsManager"
 
 
 class JupyterLog(StrEnum):
@@ -112,6 +116,7 @@ def server_argv(
         "IdentityProvider.cookie_options": SAME_SITE,  # the login cookie
         "ServerApp.tornado_settings": {"xsrf_cookie_kwargs": {"path": "/", **SAME_SITE}},
         "ServerApp.kernel_manager_class": KERNEL_MANAGER,  # also culls kernels left alone
+        "ServerApp.contents_manager_class": CONTENTS_MANAGER,  # refuses every write
         "MappingKernelManager.cull_idle_timeout": cull_seconds,
         "MappingKernelManager.cull_interval": cull_interval(cull_seconds),
         "MappingKernelManager.cull_connected": False,  # an open tab keeps its kernel

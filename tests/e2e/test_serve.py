@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_server.services.contents.manager import AsyncContentsManager
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import import_item
 from sqlalchemy import func, inspect, select, table
@@ -28,6 +29,7 @@ from tornado.websocket import websocket_connect
 
 import softcopy
 from softcopy.cli.serve import (
+    CONTENTS_MANAGER,
     CULL_IDLE_SECONDS,
     CULL_INTERVAL_SECONDS,
     DASHBOARD,
@@ -102,6 +104,39 @@ def server(demo_home: Path, tmp_path: Path, request: pytest.FixtureRequest):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def send(method: str, url: str, body: Any = None) -> int:
+    """The status of a request with the token (in its header: no XSRF cookie needed) and a
+    JSON body."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"token {TOKEN}", "Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (hidden ones too: checkpoints) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def restore(folder: Path, files: dict[str, bytes]) -> None:
+    """Put `folder` back as `files` (after a failing test wrote into the checkout)."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        name = str(path.relative_to(folder))
+        if path.is_file() and files.get(name) != path.read_bytes():
+            path.unlink()
+        elif path.is_dir() and not any(f.startswith(f"{name}/") for f in files):
+            path.rmdir()
+    for name, data in files.items():
+        target = folder / name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
 
 def redirect_of(url: str) -> tuple[int, str | None]:
@@ -191,11 +226,11 @@ async def run_in_kernel(channels: Any, code: str) -> None:
 
 @pytest.mark.parametrize("server", [["--cull-idle-seconds", "2"]], indirect=True)
 def test_the_web_face_is_not_a_way_in(server, demo_home: Path) -> None:
-    """Only the dashboards are served; cookies are SameSite=Strict; rendering writes nothing;
-    a render nobody connects to loses its kernel after the idle timeout, even one whose
-    kernel keeps sending widget updates (a poller redrawing a running job), while a render
-    whose page holds its kernel's channels open (an open tab) keeps it (`cull_connected`
-    off)."""
+    """Only the dashboards are served, read-only; cookies are SameSite=Strict; rendering
+    writes nothing; a render nobody connects to loses its kernel after the idle timeout,
+    even one whose kernel keeps sending widget updates (a poller redrawing a running job),
+    while a render whose page holds its kernel's channels open (an open tab) keeps it
+    (`cull_connected` off)."""
     process, base = server
     wait_until_up(process, f"{base}/api/ingestion/jobs")
     before = control_rows(demo_home)
@@ -222,6 +257,34 @@ def test_the_web_face_is_not_a_way_in(server, demo_home: Path) -> None:
     for path in ("voila/files/notebooks/tour.ipynb", "voila/files/%2E%2E/pyproject.toml"):
         code, _, _ = fetch(f"{base}/{path}?token={TOKEN}")
         assert code == 403, path  # Voilà's own refusal: not on its list of files to serve
+
+    # The served folder is read-only, even with the token: nothing written through the
+    # contents API becomes a page (or replaces the dashboard) that the next render runs.
+    served = dashboard_root(None)
+    assert served is not None
+    files = snapshot(served)
+    notebook = {"type": "notebook", "format": "json"}
+    notebook["content"] = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    contents = f"{base}/api/contents"
+    try:
+        for method, path, body in (
+            ("PUT", "evil.ipynb", notebook),  # a new notebook
+            ("PUT", DASHBOARD, notebook),  # the dashboard replaced
+            ("PUT", "evil.txt", {"type": "file", "format": "text", "content": "x"}),
+            ("PUT", "evil", {"type": "directory"}),
+            ("POST", "", {"type": "notebook"}),  # a new untitled notebook
+            ("POST", "", {"type": "directory"}),
+            ("POST", "", {"copy_from": DASHBOARD}),
+            ("PATCH", DASHBOARD, {"path": "renamed.ipynb"}),
+            ("DELETE", DASHBOARD, None),
+            ("POST", f"{DASHBOARD}/checkpoints", None),
+            ("POST", f"{DASHBOARD}/trust", None),
+        ):
+            assert send(method, f"{contents}/{path}", body) == 403, (method, path)
+        assert snapshot(served) == files
+    finally:
+        restore(served, files)
+    assert get(f"{contents}/{DASHBOARD}", TOKEN)[0] == 200  # reading is Jupyter's own
 
     def kernels() -> set[str]:
         code, body = get(f"{base}/api/kernels", TOKEN)
@@ -292,6 +355,8 @@ def test_culling_settings() -> None:
     assert "--MappingKernelManager.cull_connected=False" in argv
     assert f"--ServerApp.kernel_manager_class={KERNEL_MANAGER}" in argv
     assert issubclass(import_item(KERNEL_MANAGER), AsyncMappingKernelManager)
+    assert f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}" in argv
+    assert issubclass(import_item(CONTENTS_MANAGER), AsyncContentsManager)
     assert CULL_IDLE_SECONDS <= 60 and CULL_INTERVAL_SECONDS <= 30
     assert cull_interval(2) == 1 and cull_interval(0) == 1
 

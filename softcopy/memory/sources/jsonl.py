@@ -331,7 +331,10 @@ def _timestamp(value: Any, field: str, tz: tzinfo) -> datetime:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise _Invalid(f"timestamp {value!r} is not ISO 8601") from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+        try:  # 0001-01-01T00:00+01:00 is before the first instant a datetime holds in UTC
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+        except OverflowError:
+            raise _Invalid(f"timestamp {value!r} is out of range") from None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_epoch(value)
     if value is None:

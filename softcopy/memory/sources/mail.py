@@ -141,11 +141,10 @@ def _timestamp(value: str) -> datetime | None:
     """The Date header as an aware UTC datetime; a zone-less date is taken as UTC."""
     try:
         ts = parsedate_to_datetime(value)
+        # 9999-12-31 23:00 -0500 is past the last instant a datetime holds in UTC
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
 
 
 # --- headers ----------------------------------------------------------------------------

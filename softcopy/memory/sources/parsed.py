@@ -19,7 +19,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import REPLACEMENT, MemoryItem
-from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan
+from softcopy.memory.sources.base import ItemRef, Repaired, UnitScan, day_of
 
 GONE = "no such item any more; the file changed since its scan"
 
@@ -131,7 +131,7 @@ class WholeUnitSource:
             item_id=item_id,
             source=self.name,
             ts=ts,
-            day=ts.astimezone(self.tz).date(),
+            day=day_of(ts, self.tz),
             title=title,
             text=text,
             meta=meta,

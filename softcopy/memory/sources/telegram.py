@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from softcopy.errors import BadRecord, ConfigError
 from softcopy.memory.items import MemoryItem
+from softcopy.memory.sources.base import day_of
 from softcopy.memory.sources.parsed import (
     Entry,
     WholeUnitSource,
@@ -98,7 +99,7 @@ class TelegramSource(WholeUnitSource):
         if ts is None:
             said = f"unreadable date {message['date']!r}" if "date" in message else "no date"
             return BadRecord(path, where, said)
-        day = ts.astimezone(self.tz).date()
+        day = day_of(ts, self.tz)
         ident = message.get("id")
         if isinstance(ident, bool) or not isinstance(ident, int | str):
             return BadRecord(path, where, "no message id", day)
@@ -140,7 +141,10 @@ class TelegramSource(WholeUnitSource):
             parsed = datetime.fromisoformat(value)
         except ValueError:
             return None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=self.tz)).astimezone(UTC)
+        try:  # 0001-01-01T00:00 east of UTC is before the first instant a datetime holds
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=self.tz)).astimezone(UTC)
+        except OverflowError:
+            return None
 
 
 def _chats(export: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

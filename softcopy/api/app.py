@@ -290,9 +290,12 @@ class ResumeHandler(IngestionHandler):
     @authorized
     async def post(self, job_id: str) -> None:
         (jid,) = self.ids(job_id=job_id)
-        allow_shrink = self.body({"allow_shrink"}).flag("allow_shrink")
+        body = self.body({"allow_shrink", "skip_bad_records"})
+        allow_shrink, skip_bad = body.flag("allow_shrink"), body.flag("skip_bad_records")
         view = await self.call(
-            lambda ctx: service.resume(ctx, job_id=jid, detach=True, allow_shrink=allow_shrink)
+            lambda ctx: service.resume(
+                ctx, job_id=jid, detach=True, allow_shrink=allow_shrink, skip_bad_records=skip_bad
+            )
         )
         self.send(view, 202)
 

@@ -136,7 +136,12 @@ REQUESTS: dict[str, dict[str, Any]] = {
                 "description": "Let the job's remaining cells remove published items (its "
                 "source was cut or re-pointed since it was planned); refused with 409 "
                 "otherwise.",
-            }
+            },
+            "skip_bad_records": {
+                "type": "boolean",
+                "description": "From now on the job skips (and counts) unreadable source "
+                "records instead of failing their day (a job that failed on them goes on).",
+            },
         }
     ),
     "ReconcileRequest": _object(

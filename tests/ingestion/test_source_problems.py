@@ -15,7 +15,11 @@ from softcopy.ingestion import service
 from softcopy.ingestion.states import FindingKind, JobStatus, PlanMode
 from softcopy.memory.search import search
 from tests.conftest import DEMO_TODAY
-from tests.ingestion.test_api import fetch, jp_server_config  # noqa: F401 (fixtures)
+from tests.ingestion.test_api import (  # noqa: F401 (fixtures)
+    fetch,
+    jp_server_config,
+    wait_for_job,
+)
 
 CUT_DAY = DEMO_TODAY - timedelta(days=3)
 CUT = f'{{"id": "cut", "ts": "{CUT_DAY}T10:00:00Z", "text": "half an emoji: \\ud83d"}}\n'
@@ -163,3 +167,36 @@ def test_a_job_that_skips_bad_records_says_how_many_in_its_log(ctx: service.Cont
     rows = service.job_logs(ctx, job_id=outcome.job.job.id or 0, source="chat")
     [row] = [r for r in rows if r.event == "checkpoint" and r.message.startswith("export")]
     assert row.message.endswith(", 1 bad records skipped") and row.fields["skipped"] == 1
+
+
+async def test_the_api_resumes_a_job_that_failed_on_bad_records_skipping_them(
+    ctx: service.Context,
+    fetch: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """POST /jobs/{id}/resume takes skip_bad_records (a strict boolean, documented), as the
+    CLI's `resume --skip-bad-records` and the dashboard do: the job goes on and succeeds."""
+    with ctx.settings.source("chat").path.open("a") as handle:
+        handle.write(f'{{"id": "no-text", "ts": "{CUT_DAY}T10:00:00Z"}}\n')
+    day = service.PlanOptions(
+        mode=PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=CUT_DAY,
+        range_end_day=CUT_DAY,
+    )
+    outcome = service.run(ctx, options=day)
+    assert outcome.job is not None and outcome.job.job.status is JobStatus.failed
+    job_id = outcome.job.job.id
+    for wrong in ("yes", 1, "true", None, [True]):
+        code, error = await fetch("jobs", job_id, "resume", body={"skip_bad_records": wrong})
+        assert code == 400 and "skip_bad_records" in error["message"], (wrong, error)
+    assert service.show_job(ctx, job_id=job_id or 0).job.status is JobStatus.failed
+    code, view = await fetch("jobs", job_id, "resume", body={"skip_bad_records": True})
+    assert code == 202, view
+    assert service.get_plan(ctx, plan_id=view["job"]["plan_id"]).plan.params["skip_bad_records"]
+    ended = await wait_for_job(fetch, job_id or 0)
+    assert ended["job"]["status"] == "succeeded", ended["job"]
+    rows = service.job_logs(ctx, job_id=job_id or 0, source="chat")
+    assert any(r.event == "checkpoint" and r.fields.get("skipped") == 1 for r in rows)
+    code, doc = await fetch("openapi.json")
+    field = doc["components"]["schemas"]["ResumeRequest"]["properties"]["skip_bad_records"]
+    assert code == 200 and field["type"] == "boolean" and "unreadable" in field["description"]

@@ -197,7 +197,7 @@ def add_source(
         *(("option", k) for k in options or {}),
         *((f"option {k!r}", v) for k, v in (options or {}).items()),
     ):
-        if isinstance(value, str) and not _utf8(value):
+        if not _utf8(value):
             raise ConfigError(
                 f"source {name!r}: {what} {value!r} is not valid UTF-8, which "
                 f"{CONFIG_FILE} cannot hold; rename it"
@@ -224,11 +224,18 @@ def add_source(
     return SourceConfig(name=name, kind=kind, path=resolved, options=dict(options or {}))
 
 
-def _utf8(text: str) -> bool:
-    """Can `text` be written as UTF-8 (a name from the file system or argv may hold the
-    lone surrogates that stand for bytes that were not)?"""
+def _utf8(value: Any) -> bool:
+    """Can `value`, text or an option's JSON value (lists and tables of text), be written
+    as UTF-8 (a name from the file system or argv may hold the lone surrogates that stand
+    for bytes that were not, and a JSON value the escape "\\udcff")?"""
+    if isinstance(value, dict):
+        return all(_utf8(k) and _utf8(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_utf8(v) for v in value)
+    if not isinstance(value, str):
+        return True
     try:
-        text.encode()
+        value.encode()
     except UnicodeEncodeError:
         return False
     return True

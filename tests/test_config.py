@@ -124,5 +124,12 @@ def test_a_source_path_or_option_that_is_not_utf8_is_a_config_error(tmp_path: Pa
     (tmp_path / "ok").mkdir()
     with pytest.raises(ConfigError, match=r"option 'x' '\\udcff' is not valid UTF-8"):
         add_source(tmp_path, name="n", kind="notes", path="ok", options={"x": "\udcff"})
+    # a JSON value from --option (extensions=[".m\\udcff"]): in a list or a table too
+    with pytest.raises(ConfigError, match=r"option 'extensions' \[.*\] is not valid UTF-8"):
+        add_source(
+            tmp_path, name="n", kind="notes", path="ok", options={"extensions": [".m\udcff"]}
+        )
+    with pytest.raises(ConfigError, match=r"option 'x' \{.*\} is not valid UTF-8"):
+        add_source(tmp_path, name="n", kind="notes", path="ok", options={"x": {"\udcff": 1}})
     assert not (tmp_path / "softcopy.toml").exists()
     assert not (tmp_path / "softcopy.toml.tmp").exists()

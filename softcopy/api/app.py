@@ -41,11 +41,10 @@ from softcopy.errors import (
     echo,
 )
 from softcopy.faults import environment_fault
-from softcopy.ingestion import leases, service
+from softcopy.ingestion import service
 from softcopy.ingestion.coverage import totals
 from softcopy.ingestion.executors import DEFAULT_EXECUTOR, executor_names
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
-from softcopy.ingestion.models import IngestionJob
 from softcopy.ingestion.planner import StalePlan
 from softcopy.ingestion.states import JobStatus, LogLevel, PlanStatus
 from softcopy.memory.search import search as search_memory
@@ -223,16 +222,6 @@ class PlanHandler(IngestionHandler):
         self.send(await self.call(lambda ctx: service.get_plan(ctx, plan_id=pid)))
 
 
-def _marked(ctx: service.Context, rows: list[IngestionJob]) -> list[dict[str, Any]]:
-    """Listed jobs with `unclaimed_seconds`, as a job's own view has it: queued, and no
-    worker claimed it within the lease timeout (for so long); None otherwise."""
-    now, timeout = ctx.clock(), ctx.settings.lease_timeout
-    return [
-        {**jsonable(job), "unclaimed_seconds": leases.unclaimed_for(job, now=now, timeout=timeout)}
-        for job in rows
-    ]
-
-
 class JobsHandler(IngestionHandler):
     @web.authenticated
     @authorized
@@ -240,9 +229,7 @@ class JobsHandler(IngestionHandler):
         q = self.query()
         status, limit, offset = q.enum("status", JobStatus), _limit(q), _offset(q)
         rows = await self.call(
-            lambda ctx: _marked(
-                ctx, service.list_jobs(ctx, status=status, limit=limit, offset=offset)
-            )
+            lambda ctx: service.listed_jobs(ctx, status=status, limit=limit, offset=offset)
         )
         self.send({"jobs": rows, "limit": limit, "offset": offset})
 

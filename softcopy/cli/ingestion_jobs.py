@@ -177,10 +177,10 @@ def list_jobs(
 ) -> None:
     """Recent jobs, newest first."""
     ctx = service.open_context(home)
-    rows = service.list_jobs(ctx, status=status, limit=limit)
-    if as_json:
-        print_json(rows)
+    if as_json:  # what the API's GET /jobs lists: each job with its unclaimed_seconds
+        print_json(service.listed_jobs(ctx, status=status, limit=limit))
         return
+    rows = service.list_jobs(ctx, status=status, limit=limit)
     if not rows:
         console.print(
             f"no {status} jobs" if status else "no jobs yet: softcopy ingestion run --mode …",

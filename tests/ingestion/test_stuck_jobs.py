@@ -5,6 +5,7 @@ worker itself, and a fault of the machine ends a job `failed` and resumable (iss
 from __future__ import annotations
 
 import errno
+import json
 import signal
 import socket
 import sqlite3
@@ -272,6 +273,11 @@ def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
     monkeypatch.setenv("COLUMNS", "200")  # one table row per line
     assert main(["ingestion", "jobs"]) == 0
     assert "queued, unclaimed for 12 min" in capsys.readouterr().out
+    # --json carries what the table shows, the field the API's GET /jobs lists
+    assert main(["ingestion", "jobs", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["id"] == job_id and listed["status"] == "queued"
+    assert 12 * 60 <= listed["unclaimed_seconds"] < 3600  # the real clock: a bit more
     assert main(["ingestion", "show", str(job_id)]) == 0
     assert "unclaimed for 12 min" in capsys.readouterr().out
     panel = JobsPanel(service.open_context(ctx.settings.home), poll_interval=0)
@@ -282,6 +288,9 @@ def test_the_cli_and_the_dashboard_mark_an_unclaimed_job(
     set_job(ctx, job_id, queued_at=datetime.now(UTC))  # a worker may still come: no mark
     panel.refresh()
     assert "unclaimed" not in panel._rows[job_id].status.value
+    assert main(["ingestion", "jobs", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["id"] == job_id and listed["unclaimed_seconds"] is None
 
 
 def test_ingest_takes_the_cells_of_an_unclaimed_queued_job_and_says_so(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the names of _WHERE, re-exported (`X as X`) for type checke
     from softcopy.ingestion.service.reads import job_summaries as job_summaries
     from softcopy.ingestion.service.reads import latest_reconciliation as latest_reconciliation
     from softcopy.ingestion.service.reads import list_jobs as list_jobs
+    from softcopy.ingestion.service.reads import listed_jobs as listed_jobs
     from softcopy.ingestion.service.reads import live_cells as live_cells
     from softcopy.ingestion.service.reads import log_tail as log_tail
     from softcopy.ingestion.service.reads import show_job as show_job
@@ -81,6 +82,7 @@ _WHERE = {
         "job_summaries",
         "latest_reconciliation",
         "list_jobs",
+        "listed_jobs",
         "live_cells",
         "log_tail",
         "show_job",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -33,6 +34,7 @@ from softcopy.ingestion.states import (
 )
 from softcopy.ingestion.summary import JobSummary, summarize
 from softcopy.ingestion.summary import title as job_title
+from softcopy.serialize import jsonable
 
 
 def list_jobs(
@@ -41,6 +43,21 @@ def list_jobs(
     """Jobs, newest first (`leases.unclaimed_for` tells which queued ones wait in vain)."""
     expire_leases(ctx)
     return newest(ctx, IngestionJob, status, limit, offset)
+
+
+def listed_jobs(
+    ctx: Context, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
+) -> list[dict[str, Any]]:
+    """`list_jobs` as the faces list them (the API's GET /jobs, `ingestion jobs --json`):
+    each job's fields plus `unclaimed_seconds`, as a job's own view has it: how long a
+    queued job has waited for a worker past the lease timeout (`leases.unclaimed_for`);
+    None otherwise."""
+    rows = list_jobs(ctx, status=status, limit=limit, offset=offset)
+    now, timeout = ctx.clock(), ctx.settings.lease_timeout
+    return [
+        {**jsonable(job), "unclaimed_seconds": leases.unclaimed_for(job, now=now, timeout=timeout)}
+        for job in rows
+    ]
 
 
 def show_job(ctx: Context, *, job_id: int) -> JobView:

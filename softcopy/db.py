@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, Table, event, types
+from sqlalchemy import util as sa_util
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, create_engine
@@ -268,6 +269,13 @@ URL_TIMEOUT_MAX_S = 3600  # the longest `?timeout=` / `?connect_timeout=` a URL 
 _SQLITE_OPTIONS = frozenset(
     ("timeout", "uri", "isolation_level", "check_same_thread", "cached_statements", "detect_types")
 )
+# those it converts (a bad value is its ValueError at the first connection): to what
+_SQLITE_TYPED = {
+    "uri": bool,
+    "check_same_thread": bool,
+    "cached_statements": int,
+    "detect_types": int,
+}
 
 
 def _check_options(parsed: URL) -> None:
@@ -277,8 +285,12 @@ def _check_options(parsed: URL) -> None:
     if parsed.get_backend_name() == "sqlite":
         if "timeout" in parsed.query:
             _url_seconds(shown, "timeout", parsed.query["timeout"], minimum=0)
+        for key, kind in _SQLITE_TYPED.items():
+            if key in parsed.query and not _converts(parsed.query[key], kind):
+                what = "true or false" if kind is bool else "a whole number"
+                raise ConfigError(f"database {shown}: {key} must be {what}")
         unknown = set(parsed.query) - _SQLITE_OPTIONS
-        if unknown and parsed.query.get("uri") != "true":  # with uri=true, SQLite's own
+        if unknown and not _sqlite_uri(parsed):  # with uri=true, SQLite's own
             raise ConfigError(
                 f"database {shown}: {sorted(unknown)[0]!r} is not a SQLite URL option "
                 "(timeout; SQLite's URI options need uri=true)"
@@ -301,6 +313,23 @@ def _check_options(parsed: URL) -> None:
             raise ConfigError(
                 f"database {shown}: {key!r} is not a PostgreSQL connection option"
             ) from None
+
+
+def _converts(value: Any, kind: type) -> bool:
+    """Does SQLAlchemy's pysqlite dialect take `value` (one URL value) as a `kind`?"""
+    try:
+        if not isinstance(value, str):
+            return False  # given twice
+        (sa_util.asbool if kind is bool else int)(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _sqlite_uri(parsed: URL) -> bool:
+    """Is the SQLite database named as a URI (`?uri=true`, or 1, yes, on: as the dialect
+    reads it)? Its other options are then SQLite's own."""
+    return bool(sa_util.asbool(parsed.query.get("uri", False)))
 
 
 def _url_seconds(shown: str, key: str, value: Any, *, minimum: int) -> float:
@@ -339,7 +368,7 @@ def _create_sqlite(parsed: URL) -> Engine:
         parsed = parsed.difference_update_query(["timeout"])
     database = parsed.database
     read_only = False
-    if database and database != ":memory:" and not parsed.query.get("uri"):
+    if database and database != ":memory:" and not _sqlite_uri(parsed):
         path = Path(database)
         _make_folder(path.parent, f"the database {path}")
         if not writable(path):

@@ -164,6 +164,11 @@ def test_database_urls_softcopy_cannot_use_are_config_errors() -> None:
         ("sqlite:///x.db?timeout=nan", "timeout must be a number of seconds from 0 to 3600"),
         ("sqlite:///x.db?timeout=-1", "timeout must be a number of seconds from 0 to 3600"),
         ("sqlite:///x.db?nolock=1", "'nolock' is not a SQLite URL option"),
+        # options the pysqlite dialect converts: its ValueError was a traceback
+        ("sqlite:///x.db?detect_types=abc", "detect_types must be a whole number"),
+        ("sqlite:///x.db?cached_statements=x", "cached_statements must be a whole number"),
+        ("sqlite:///x.db?check_same_thread=maybe", "check_same_thread must be true or false"),
+        ("sqlite:///x.db?uri=perhaps", "uri must be true or false"),
         ("postgresql://h/db?connect_timeout=0", "connect_timeout must be a number of seconds"),
         ("postgresql://h/db?connect_timeout=1.5", "connect_timeout must be whole seconds"),
         ("postgresql://h/db?sslmod=require", "'sslmod' is not a PostgreSQL connection option"),
@@ -171,4 +176,6 @@ def test_database_urls_softcopy_cannot_use_are_config_errors() -> None:
         with pytest.raises(ConfigError, match=message):
             parse_url(url)
     assert parse_url("sqlite:///x.db?timeout=0.5&uri=true&nolock=1").query["nolock"] == "1"
+    assert parse_url("sqlite:///x.db?uri=1&mode=ro").query["mode"] == "ro"  # 1 is true there
+    assert parse_url("sqlite:///x.db?detect_types=1&check_same_thread=false").database == "x.db"
     assert parse_url("postgresql://h/db?connect_timeout=5&sslmode=require").database == "db"

@@ -20,6 +20,7 @@ problem of the source instead of a unit.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -109,10 +110,12 @@ def refresh(session: Session, source: Source) -> ScanSummary:
 
 
 def _setup(source: Source) -> str:
-    """What a scan's days depend on besides the units: the kind, the path, and the timezone
-    that tells a record's day (a day is a calendar day there)."""
+    """What a scan's days depend on besides the units: the kind, the path, the timezone
+    that tells a record's day (a day is a calendar day there) and the kind's options (which
+    field holds the time)."""
     kind = getattr(type(source), "kind", type(source).__name__)
-    parts = (kind, str(source.path), str(getattr(source, "tz", "")))
+    options = json.dumps(getattr(source, "options_seen", {}), sort_keys=True, default=str)
+    parts = (kind, str(source.path), str(getattr(source, "tz", "")), options)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 

@@ -84,3 +84,26 @@ def test_a_record_at_the_end_of_time_east_of_utc_is_future_dated_not_a_crash(
     monkeypatch.setenv("SOFTCOPY_TIMEZONE", "America/Los_Angeles")  # 0001-01-01 is gone there
     west = reopened(ctx)
     assert date.min in {c.day for c in service.coverage(west, sources=["chat"]).cells}
+
+
+def test_changing_a_sources_options_redates_it(ctx: service.Context) -> None:
+    """A kind's options are part of its setup too: `source add` with the same name and path
+    updates them (another ts_field), and the records move to the days that field says,
+    though the file did not change."""
+    yesterday = DEMO_TODAY - timedelta(days=1)
+    line = {"id": "x", "ts": EVENING, "when": f"{yesterday}T09:00:00+00:00", "text": "x"}
+    path = ctx.settings.source("chat").path
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+    before = service.coverage(ctx, sources=["chat"]).cells
+    today_items = next(c.items for c in before if c.day == DEMO_TODAY and c.items)
+    add_source(
+        ctx.settings.home, name="chat", kind="jsonl", path=path, options={"ts_field": "when"}
+    )
+    again = service.open_context(ctx.settings.home)
+    again.clock = ctx.clock
+    after = service.coverage(again, sources=["chat"]).cells
+    # only the one record has a `when`: every other one is now a bad record, and it is
+    # dated yesterday (it was today's)
+    assert {c.day for c in after if c.items} == {yesterday}
+    assert today_items > 0

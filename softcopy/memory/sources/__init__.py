@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import tzinfo
 
 from softcopy.config import SourceConfig
@@ -25,7 +26,11 @@ def open_source(config: SourceConfig, tz: tzinfo) -> Source:
             f"source {config.name!r}: unknown kind {config.kind!r}; "
             f"kinds: {', '.join(SOURCES.names())}"
         )
-    return cls(name=config.name, path=config.path, tz=tz, options=config.options)
+    source = cls(name=config.name, path=config.path, tz=tz, options=config.options)
+    # part of what a scan's days depend on (memory.scan): another ts_field re-reads every unit
+    with contextlib.suppress(AttributeError):  # a plugin's class with __slots__: not compared
+        source.options_seen = dict(config.options)  # type: ignore[attr-defined]
+    return source
 
 
 __all__ = [

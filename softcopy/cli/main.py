@@ -89,6 +89,9 @@ def exit_code(error: SoftcopyError) -> int:
     return 1 if isinstance(error, OperationFailed) else 2
 
 
+_QUIET_POOL = logging.NullHandler()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every SoftcopyError becomes one line on stderr and an exit code.
 
@@ -97,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     # SQLAlchemy logs, and swallows, a connection it could not reset: after a Ctrl-C that
     # interrupted a query, Python's last-resort handler printed that traceback above the one
-    # line the CLI prints (a handler configured by the user still gets the record)
-    logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
+    # line the CLI prints (a handler configured by the user still gets the record); one
+    # handler however often main runs in a process (the tests run it hundreds of times)
+    logging.getLogger("sqlalchemy.pool").addHandler(_QUIET_POOL)
     try:
         command.main(args=argv, prog_name="softcopy", standalone_mode=True)
     except Interrupted as stopped:  # Ctrl-C in a foreground run or resume

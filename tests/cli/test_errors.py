@@ -4,6 +4,7 @@ mounts and a stopped database server are in tests/e2e/test_faults.py.)"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
@@ -167,3 +168,11 @@ def test_a_connection_the_pool_could_not_reset_prints_nothing(tmp_path: Path) ->
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_main_quiets_the_pool_with_one_handler_however_often_it_runs() -> None:
+    """main() runs many times in one process (the tests): the handler is added once."""
+    for _ in range(3):
+        assert main(["--version"]) == 0
+    handlers = logging.getLogger("sqlalchemy.pool").handlers
+    assert sum(isinstance(h, logging.NullHandler) for h in handlers) == 1

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from softcopy.config import Settings
@@ -173,7 +173,8 @@ def execute(
     except KeyboardInterrupt:
         # the Ctrl-C is what the caller must see, even when the job cannot be ended here
         # (fenced meanwhile, or the database refuses: the lease expiry ends it instead)
-        with contextlib.suppress(LeaseLost, JobNotEnded):
+        _fresh_connections(settings)
+        with contextlib.suppress(LeaseLost, JobNotEnded, SQLAlchemyError):
             _stop(
                 settings,
                 job_id,
@@ -249,9 +250,10 @@ class _Coordinator:
                 self._drive(graph)
             except KeyboardInterrupt:
                 request_stop(self.stop_file)  # the running steps stop at their next day
+                _fresh_connections(self.settings)
                 with contextlib.suppress(KeyboardInterrupt):
                     self._drain()
-                with contextlib.suppress(KeyboardInterrupt, LeaseLost, OperationalError):
+                with contextlib.suppress(KeyboardInterrupt, LeaseLost, SQLAlchemyError):
                     self._record_finished()
                 raise
             return self._end()
@@ -752,6 +754,13 @@ def _advance(
             return None, False
         move_step(session, step, StepStatus.running, now=now)
         return f"{step.stage} {step.source} {step.start_day}…{step.end_day}", False
+
+
+def _fresh_connections(settings: Settings) -> None:
+    """After a Ctrl-C, end the job on new connections: one whose query the Ctrl-C cut short
+    may be left unusable in the pool (psycopg: "can't change 'autocommit' now: connection in
+    transaction status ACTIVE", which failed the job instead of cancelling it)."""
+    get_engine(settings.database_url).dispose()
 
 
 def _stop(

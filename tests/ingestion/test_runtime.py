@@ -10,8 +10,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session, select
 
 from softcopy.config import Settings, add_source, load_settings
@@ -247,6 +248,50 @@ def test_ctrl_c_ends_the_job_cancelled_not_interrupted_keeping_its_checkpoints(
     assert (job.status, job.cells_done, job.lease_epoch) == (JobStatus.cancelled, 2, 1)
     assert [c.day for c in checkpoints(engine, job_id)] == [DAY1, DAY1 + timedelta(days=1)]
     assert [s.status for s in steps_of(engine, job_id)] == [StepStatus.cancelled]
+    assert claimed_cells(engine, job_id) == set()
+
+
+def test_a_ctrl_c_that_spoils_a_pooled_connection_still_cancels_the_job(
+    settings, engine, clock, every_day_commits
+) -> None:
+    """A Ctrl-C that cuts a query short can leave its connection unusable in the pool
+    (psycopg: "can't change 'autocommit' now: connection in transaction status ACTIVE",
+    test_interrupt on PostgreSQL under load): the job was then failed with that error. Here
+    every connection opened before the Ctrl-C is spoiled; the job is still cancelled."""
+    job_id = claimed_job(settings, engine, cells("chat", 4, [Stage.export]), clock)
+    runner = CountingRunner()
+    opened: list[object] = []
+    spoiled: set[int] = set()
+
+    def on_connect(dbapi_connection: object, record: object) -> None:
+        opened.append(dbapi_connection)
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if id(conn.connection.dbapi_connection) in spoiled:
+            raise ProgrammingError(statement, parameters, Exception("connection left ACTIVE"))
+
+    def ctrl_c_on_day_three(ctx: StageContext, stage: Stage, source: str, day: date) -> StageResult:
+        if len(runner.calls) == 2:
+            spoiled.update(id(c) for c in opened)
+            raise KeyboardInterrupt
+        return runner(ctx, stage, source, day)
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # every connection from now on is seen opening
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(settings, job_id, 1, clock, ctrl_c_on_day_three)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "connect", on_connect)
+    assert spoiled
+    job = job_row(engine, job_id)
+    assert (job.status, job.cells_done, job.error) == (
+        JobStatus.cancelled,
+        2,
+        "cancelled from the terminal (Ctrl-C)",
+    )
     assert claimed_cells(engine, job_id) == set()
 
 

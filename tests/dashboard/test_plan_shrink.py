@@ -11,21 +11,22 @@ from softcopy.ingestion import service
 from softcopy.ingestion.states import PlanMode
 from tests.conftest import DEMO_TODAY
 
+WEEK = service.PlanOptions(
+    mode=PlanMode.backfill_range,
+    sources=["chat"],
+    range_start_day=DEMO_TODAY - timedelta(days=6),
+    range_end_day=DEMO_TODAY,
+)
+
 
 def test_destructive_preview_names_the_checkbox_and_passes_once_ticked(
     ctx: service.Context,
 ) -> None:
-    week = service.PlanOptions(
-        mode=PlanMode.backfill_range,
-        sources=["chat"],
-        range_start_day=DEMO_TODAY - timedelta(days=6),
-        range_end_day=DEMO_TODAY,
-    )
-    service.run(ctx, options=week)
+    service.run(ctx, options=WEEK)
     ctx.settings.source("chat").path.write_text("")
     panel = PlanPanel(ctx)
     panel.mode = PlanMode.backfill_range.value
-    panel.range_start, panel.range_end = week.range_start_day, week.range_end_day
+    panel.range_start, panel.range_end = WEEK.range_start_day, WEEK.range_end_day
     panel.sources = ["chat"]
     assert panel.shrink_box.description == ALLOW_SHRINK and not panel.shrink_box.value
     assert panel.shrink_box.layout.display is None  # shown in every mode
@@ -62,13 +63,7 @@ def test_run_of_a_destructive_form_is_refused_and_starts_no_job(ctx: service.Con
 
 
 def test_a_destructive_repair_plan_says_where_it_can_be_allowed(ctx: service.Context) -> None:
-    week = service.PlanOptions(
-        mode=PlanMode.backfill_range,
-        sources=["chat"],
-        range_start_day=DEMO_TODAY - timedelta(days=6),
-        range_end_day=DEMO_TODAY,
-    )
-    service.run(ctx, options=week)
+    service.run(ctx, options=WEEK)
     ctx.settings.source("chat").path.write_text("")
     board = Dashboard(ctx, poll_interval=0)
     try:

@@ -100,3 +100,27 @@ async def test_cancelling_a_dead_workers_job_through_the_api_ends_it_at_once(
         job = session.get(IngestionJob, job_id)
         assert job is not None and job.status == "cancelled"
         assert "worker stopped heartbeating" in (job.error or "")
+
+
+async def test_a_snapshot_taken_while_the_job_ran_shows_none_of_its_cells_once_it_ended(
+    jp_fetch: Any, jp_serverapp: Any, ctx: service.Context
+) -> None:
+    """GET /coverage serves the newest snapshot; one taken while the job held its cells
+    named that job on each. Once the dead worker's job is ended, those cells are read again
+    from the persisted rows: none is running, none names the job."""
+    jp_serverapp.web_app.settings[api.CONTEXT_SETTING] = lambda: ctx
+    clock = Clock()
+    ctx.clock = clock
+    queued = service.enqueue(ctx, options=BACKFILL)
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    assert runtime.claim(ctx.settings, owner="gone:1:dead", job_id=job_id, now=clock())
+    taken = service.coverage(ctx)  # while the job is live
+    held = {(c.source, c.day, c.stage) for c in taken.cells if c.job_id == job_id}
+    assert held and {c.state for c in taken.cells if c.job_id == job_id} == {"running"}
+    clock.advance(ctx.settings.lease_timeout + 1)
+    body = json.loads((await jp_fetch("api", "ingestion", "coverage", method="GET")).body)
+    assert body["snapshot"]["id"] == taken.snapshot.id  # the same snapshot, not a new one
+    assert not [c for c in body["cells"] if c["job_id"] == job_id or c["state"] == "running"]
+    assert "running" not in body["totals"] or body["totals"]["running"] == 0
+    assert len(body["cells"]) == len(taken.cells)  # every cell is still there, read again

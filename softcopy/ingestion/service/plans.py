@@ -15,6 +15,7 @@ from softcopy.ingestion import jobs, planner
 from softcopy.ingestion import reconcile as reconcile_
 from softcopy.ingestion.models import (
     CoverageSnapshot,
+    IngestionJob,
     IngestionPlan,
     ReconciliationRun,
 )
@@ -29,6 +30,7 @@ from softcopy.ingestion.service.context import (
 )
 from softcopy.ingestion.service.views import CoverageReport, PlanOptions, PlanView, ReconcileReport
 from softcopy.ingestion.states import (
+    JOB_LIVE,
     PlanMode,
     PlanStatus,
     Stage,
@@ -111,6 +113,7 @@ def latest_coverage(
         cells = coverage_.snapshot_cells(
             session, found, sources=names, start=range_start_day, end=range_end_day
         )
+        cells = _without_ended_jobs(ctx, session, cells)
         future = coverage_.future_days(session, sources=names, today=ctx.today())
         problems, total = coverage_.problems(
             session, sources=names, start=range_start_day, end=range_end_day
@@ -122,6 +125,42 @@ def latest_coverage(
             problems=problems,
             problems_total=total,
         )
+
+
+def _without_ended_jobs(
+    ctx: Context, session: Session, cells: list[coverage_.Cell]
+) -> list[coverage_.Cell]:
+    """A snapshot taken while a job ran shows the cells it held as running. Once that job has
+    ended (its worker died and the read above ended it, or it finished), those cells are
+    read again from the persisted rows (the ledger and the scan index; nothing is scanned),
+    so no face finds an ended job's cells still held."""
+    held = {c.job_id for c in cells if c.job_id is not None}
+    if not held:
+        return cells
+    live_jobs = select(IngestionJob.id).where(
+        IngestionJob.id.in_(held),  # type: ignore[union-attr]
+        IngestionJob.status.in_(JOB_LIVE),  # type: ignore[attr-defined]
+    )
+    ended = held - set(session.scalars(live_jobs))
+    gone = [c for c in cells if c.job_id in ended]
+    if not gone:
+        return cells
+    with coverage_.gc_paused():
+        fresh = coverage_.compute(
+            session,
+            sources=sorted({c.source for c in gone}),
+            start=min(c.day for c in gone),
+            end=max(c.day for c in gone),
+            model=embed_model(ctx),
+            present=artifact_presence(ctx),
+        )
+    now = {(c.source, c.day, c.stage): c for c in fresh}
+    redo = {(c.source, c.day, c.stage) for c in gone}
+    return [
+        now[key] if key in redo else c
+        for c in cells
+        if (key := (c.source, c.day, c.stage)) not in redo or key in now
+    ]
 
 
 def plan(ctx: Context, *, options: PlanOptions, expect_fingerprint: str | None = None) -> PlanView:

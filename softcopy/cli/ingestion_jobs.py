@@ -49,7 +49,7 @@ from softcopy.errors import UserError
 from softcopy.ingestion import leases, service
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
-from softcopy.ingestion.states import JobStatus, LogLevel
+from softcopy.ingestion.states import JOB_RESUMABLE, JobStatus, LogLevel
 
 LOG_TAIL = 200  # `logs` shows this many of the newest rows
 
@@ -359,7 +359,8 @@ def _print_job(
 ) -> None:
     if steps:
         job_render.print_steps(view)
-    # a failed job's next command: resume, with --skip-bad-records when it would fail again
-    failed = view.job.status is JobStatus.failed
-    check = service.check_resume(ctx, job_id=view.job.id or 0) if failed else None
+    # a resumable job's next command: resume, with --skip-bad-records when it would fail
+    # again and --allow-shrink when its rest would remove published items
+    resumable = view.job.status in JOB_RESUMABLE
+    check = service.check_resume(ctx, job_id=view.job.id or 0) if resumable else None
     job_render.print_summary(view, detached_pid=detached_pid, resume=check)

@@ -7,26 +7,25 @@ from rich.table import Table
 from softcopy.cli.common import console
 from softcopy.ingestion import leases
 from softcopy.ingestion.service import JobView, ResumeCheck
-from softcopy.ingestion.states import JobStatus, Stage
+from softcopy.ingestion.states import JOB_RESUMABLE, JobStatus, Stage
 from softcopy.views.timeline import duration, plural
 
 
 def next_command(view: JobView, resume: ResumeCheck | None = None) -> str | None:
-    """What to run next for a job in this state (`resume`: what `check_resume` found, for a
-    failed job: resumed as it is, would it fail again on unreadable records?)."""
+    """What to run next for a job in this state (`resume`: what `check_resume` found for a
+    resumable job: resumed as it is, would it fail again on unreadable records, or remove
+    published items?)."""
     job = view.job
     status = job.status
     if status is JobStatus.succeeded:
         if view.verification is None:
             return f"softcopy ingestion verify {job.id}"
         return None
-    if status is JobStatus.failed:
+    if status in JOB_RESUMABLE:
         skip = " --skip-bad-records" if resume and resume.fails_on_bad_records else ""
         # said with the `blocked` line: what it would remove
         shrink = " --allow-shrink" if resume and resume.removes_published else ""
         return f"softcopy ingestion resume {job.id}{skip}{shrink}"
-    if status in (JobStatus.cancelled, JobStatus.interrupted):
-        return f"softcopy ingestion resume {job.id}"
     if status is JobStatus.queued and view.unclaimed_seconds:
         return f"softcopy ingestion worker {job.id}"
     return f"softcopy ingestion logs {job.id} --follow"

@@ -157,6 +157,35 @@ def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Pat
     assert "status   succeeded" in out
 
 
+def test_a_cancelled_job_on_a_cut_source_is_shown_its_allow_shrink_too(
+    live_home: Path, capsys
+) -> None:
+    """`show` asks whether a resume would succeed for every resumable job, not only a
+    failed one: a cancelled job whose source was cut since is told what resume would
+    remove and to pass --allow-shrink (it was told a plain resume, which is refused)."""
+    code, _, err = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
+    assert code == 0, err
+    ctx = service.open_context(live_home)
+    options = service.PlanOptions(
+        PlanMode.backfill_range,
+        sources=["chat"],
+        range_start_day=TODAY - timedelta(days=29),
+        range_end_day=TODAY,
+        force=True,
+    )
+    queued = service.enqueue(ctx, options=options)
+    assert queued.job is not None
+    job = str(queued.job.job.id)
+    code, _, err = run(capsys, "ingestion", "cancel", job)
+    assert code == 0, err
+    (live_home / "sources" / "chat.jsonl").write_text("")
+    code, out, err = run(capsys, "ingestion", "show", job)
+    assert code == 0 and "status   cancelled" in out, err
+    blocked = [line for line in out.splitlines() if line.startswith("  blocked  ")]
+    assert len(blocked) == 1 and "source 'chat'" in blocked[0], out
+    assert out.rstrip().endswith(f"next     softcopy ingestion resume {job} --allow-shrink")
+
+
 def test_ingest_of_a_cut_source_keeps_its_published_days(live_home: Path, capsys) -> None:
     """The legacy in-process flow follows the same rule: publish empties no published day
     unless --allow-shrink (`ingest` and `memory publish`)."""

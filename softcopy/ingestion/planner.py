@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from operator import attrgetter
 from typing import Any
 
@@ -311,7 +311,7 @@ def check_resume(
     plan: IngestionPlan,
     done: set[tuple[str, date, Stage]],
     model: str,
-    today: date,
+    timezone: tzinfo,
     present: coverage.Presence | None = None,
 ) -> None:
     """Refuse to resume a job whose cells not yet `done` would now shrink published days
@@ -332,13 +332,20 @@ def check_resume(
         present=present,
     )
     chosen = [c for c in cells if (c.source, c.day, c.stage) in todo]
-    window = None
-    if plan.mode is PlanMode.catch_up_recent:
-        lookback = plan.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS)
-        window = today - timedelta(days=lookback)
+    window = shrink_window(plan, timezone)
     removals = shrinks(session, chosen=chosen, cells=cells, window_start=window)
     if removals:
         raise DestructivePlan(removals)
+
+
+def shrink_window(plan: IngestionPlan, timezone: tzinfo) -> date | None:
+    """The first day a saved plan may shrink (None: none may): a catch-up's lookback
+    window, counted from the day the plan was made (in the home's timezone), whenever its
+    job is resumed or publishes; every other mode re-checks no day by design."""
+    if plan.mode is not PlanMode.catch_up_recent:
+        return None
+    made = plan.created_at.astimezone(timezone).date()
+    return made - timedelta(days=plan.params.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
 
 
 @dataclass(slots=True, unsafe_hash=True)

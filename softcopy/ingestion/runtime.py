@@ -30,7 +30,7 @@ import fcntl
 import queue
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from sqlmodel import Session
 from softcopy.config import Settings
 from softcopy.db import get_engine, session_scope, utcnow
 from softcopy.errors import Conflict, OperationFailed
-from softcopy.ingestion import jobs, logs
+from softcopy.ingestion import jobs, logs, planner
 from softcopy.ingestion.leases import Heartbeat, claim, new_owner  # noqa: F401 (the worker's API)
 from softcopy.ingestion.models import (
     Checkpoint,
@@ -68,7 +68,6 @@ from softcopy.ingestion.states import (
     STEP_DONE,
     JobStatus,
     LogLevel,
-    PlanMode,
     StepStatus,
 )
 from softcopy.ingestion.steps import (
@@ -558,10 +557,7 @@ def shrink_guard(plan: IngestionPlan, settings: Settings) -> ShrinkGuard | None:
     fails the day (resume refuses it the same way) instead of emptying the index."""
     if plan.params.get("allow_shrink"):
         return None
-    if plan.mode is PlanMode.catch_up_recent:  # its lookback window, from the day it was made
-        made = plan.created_at.astimezone(settings.timezone).date()
-        return ShrinkGuard(made - timedelta(days=plan.params["lookback_days"]))
-    return ShrinkGuard(None)
+    return ShrinkGuard(planner.shrink_window(plan, settings.timezone))
 
 
 def _still_ours(session: Session, ticket: StepTicket) -> None:

@@ -149,6 +149,36 @@ def test_partial_shrink_is_allowed_inside_the_lookback_only(ctx: service.Context
     assert shrunk == {**published, old: published[old] - 1, recent: published[recent] - 1}
 
 
+def test_a_catch_up_resumed_days_later_keeps_the_window_it_was_made_with(
+    ctx: service.Context,
+) -> None:
+    """A catch-up's lookback counts from the day its plan was made, for the resume check and
+    for publish's own guard alike: resumed three days later, a day inside its window may
+    still lose an item (the check used to count from the day of the resume, and refused
+    what publish would have let through)."""
+    published = backfilled(ctx)
+    day = next(d for d in sorted(published) if d >= WINDOW and published[d] > 1)
+    assert day < WINDOW + timedelta(days=3)  # outside a window counted from the resume
+    records = [json.loads(x) for x in chat_path(ctx).read_text().splitlines()]
+    edited, cut = f"msg-{day:%Y%m%d}-1", f"msg-{day:%Y%m%d}-0"
+    for r in records:  # an edit in the window: the catch-up has that day to do
+        r["text"] = r["text"] + " (edited)" if r["id"] == edited else r["text"]
+    chat_path(ctx).write_text("".join(json.dumps(r) + "\n" for r in records))
+    made = ctx.clock()
+    queued = service.enqueue(ctx, options=with_(CATCH_UP, sources=["chat"]))
+    assert queued.job is not None and queued.job.job.id is not None
+    job_id = queued.job.job.id
+    service.cancel(ctx, job_id=job_id)
+    ctx.clock = lambda: made + timedelta(days=3)
+    kept = [r for r in records if r["id"] != cut]  # then an item of that day is deleted
+    chat_path(ctx).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    check = service.check_resume(ctx, job_id=job_id)
+    assert check.blocker is None and not check.removes_published, check
+    resumed = service.resume(ctx, job_id=job_id)
+    assert resumed.job.status is JobStatus.succeeded, resumed.job.error
+    assert rows_by_day(ctx, "chat")[day] == published[day] - 1
+
+
 def test_publish_only_plan_counts_what_embed_recorded(ctx: service.Context) -> None:
     published = backfilled(ctx)
     chat_path(ctx).write_text("")

@@ -446,6 +446,6 @@ def _check_resume_shrink(ctx: Context, session: Session, job_id: int) -> None:
         plan=saved,
         done=done,
         model=embed_model(ctx),
-        today=ctx.today(),
+        timezone=ctx.settings.timezone,
         present=artifact_presence(ctx),
     )

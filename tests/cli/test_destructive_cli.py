@@ -123,12 +123,11 @@ def test_coverage_warns_of_future_dated_items(live_home: Path, capsys) -> None:
     assert code == 1 and "future_dated: chat 9999-12-31" in out
 
 
-def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Path, capsys) -> None:
-    """A job queued before its source was cut fails the day it would empty; `show` says
-    what resuming would remove and how; `resume` is refused unless --allow-shrink."""
+def published_then_queued(home: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Every source published, then a forced backfill of chat queued (no worker yet): the
+    id of that job, as the command line takes it."""
     code, _, err = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
     assert code == 0, err
-    ctx = service.open_context(live_home)
     options = service.PlanOptions(
         PlanMode.backfill_range,
         sources=["chat"],
@@ -136,9 +135,15 @@ def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Pat
         range_end_day=TODAY,
         force=True,
     )
-    queued = service.enqueue(ctx, options=options)
+    queued = service.enqueue(service.open_context(home), options=options)
     assert queued.job is not None
-    job = str(queued.job.job.id)
+    return str(queued.job.job.id)
+
+
+def test_job_failed_on_a_cut_source_says_what_resume_would_remove(live_home: Path, capsys) -> None:
+    """A job queued before its source was cut fails the day it would empty; `show` says
+    what resuming would remove and how; `resume` is refused unless --allow-shrink."""
+    job = published_then_queued(live_home, capsys)
     (live_home / "sources" / "chat.jsonl").write_text("")
     code, out, err = run(capsys, "ingestion", "worker", job)
     assert code == 0, err
@@ -163,19 +168,7 @@ def test_a_cancelled_job_on_a_cut_source_is_shown_its_allow_shrink_too(
     """`show` asks whether a resume would succeed for every resumable job, not only a
     failed one: a cancelled job whose source was cut since is told what resume would
     remove and to pass --allow-shrink (it was told a plain resume, which is refused)."""
-    code, _, err = run(capsys, "ingestion", "run", "--mode", "backfill_range", *RANGE, *INLINE)
-    assert code == 0, err
-    ctx = service.open_context(live_home)
-    options = service.PlanOptions(
-        PlanMode.backfill_range,
-        sources=["chat"],
-        range_start_day=TODAY - timedelta(days=29),
-        range_end_day=TODAY,
-        force=True,
-    )
-    queued = service.enqueue(ctx, options=options)
-    assert queued.job is not None
-    job = str(queued.job.job.id)
+    job = published_then_queued(live_home, capsys)
     code, _, err = run(capsys, "ingestion", "cancel", job)
     assert code == 0, err
     (live_home / "sources" / "chat.jsonl").write_text("")

@@ -45,7 +45,7 @@ from softcopy.cli.ingestion_options import (
     plan_options,
     sourced,
 )
-from softcopy.errors import UserError
+from softcopy.errors import EnvironmentFault, UserError
 from softcopy.ingestion import leases, service
 from softcopy.ingestion.jobs import DEFAULT_CHUNK_DAYS
 from softcopy.ingestion.planner import DEFAULT_LOOKBACK_DAYS
@@ -361,6 +361,10 @@ def _print_job(
         job_render.print_steps(view)
     # a resumable job's next command: resume, with --skip-bad-records when it would fail
     # again and --allow-shrink when its rest would remove published items
-    resumable = view.job.status in JOB_RESUMABLE
-    check = service.check_resume(ctx, job_id=view.job.id or 0) if resumable else None
+    check = None
+    if view.job.status in JOB_RESUMABLE:
+        try:  # the check refreshes the sources' scan: a read-only home cannot, and still shows
+            check = service.check_resume(ctx, job_id=view.job.id or 0)
+        except EnvironmentFault:
+            check = None
     job_render.print_summary(view, detached_pid=detached_pid, resume=check)

@@ -11,6 +11,7 @@ import pytest
 
 from softcopy.cli.main import main
 from softcopy.demo import build_demo
+from softcopy.errors import EnvironmentFault
 from softcopy.ingestion import service
 from softcopy.ingestion.states import PlanMode
 
@@ -204,3 +205,21 @@ def test_ingest_of_a_cut_source_keeps_its_published_days(live_home: Path, capsys
     assert code == 0, err
     code, after, _ = run(capsys, "memory", "search", "the", "--source", "chat", "--json")
     assert json.loads(after) == []
+
+
+def test_show_of_a_resumable_job_on_a_home_it_cannot_write_still_shows_it(
+    live_home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`show` asks check_resume, which refreshes the sources' scan; on a read-only home
+    that write fails, and `show`, a read, still shows the job with a plain resume."""
+    job = published_then_queued(live_home, capsys)
+    code, _, err = run(capsys, "ingestion", "cancel", job)
+    assert code == 0, err
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise EnvironmentFault(str(live_home), "the file system is read-only")
+
+    monkeypatch.setattr(service, "check_resume", read_only)
+    code, out, err = run(capsys, "ingestion", "show", job)
+    assert code == 0 and "status   cancelled" in out and err == "", err
+    assert out.rstrip().endswith(f"next     softcopy ingestion resume {job}")
